@@ -1,0 +1,145 @@
+"""Configuration: one schema per process kind, read once from ``EAS_*`` variables and flags.
+
+This is the only module that reads the environment. Defaults make ``eascmd server`` work with
+nothing set: everything lives under one data directory (``~/.eas-server`` unless
+``EAS_DATA_DIR`` or ``--data-dir`` says otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path.home() / ".eas-server"
+DEFAULT_CONTROLLER_PORT = 8000
+DEFAULT_GATEWAY_PORT = 8080
+MiB = 1024 * 1024
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EAS_", extra="ignore")
+
+
+class InstallationSettings(_Settings):
+    """Shared by every process of one installation."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    host: str = "127.0.0.1"
+    controller_port: int = DEFAULT_CONTROLLER_PORT
+    gateway_port: int = DEFAULT_GATEWAY_PORT
+    # What `create` prints as the endpoint; defaults to http://host:gateway_port.
+    public_endpoint: str | None = None
+
+    @property
+    def controller_url(self) -> str:
+        return f"http://{self.host}:{self.controller_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def endpoint(self) -> str:
+        return (self.public_endpoint or self.gateway_url).rstrip("/")
+
+    def internal_token(self) -> str:
+        """Secret shared by the controller and gateways of this installation (created once)."""
+        return read_or_create_secret(self.data_dir / "internal.token")
+
+
+class ControllerSettings(InstallationSettings):
+    database_url: str | None = None  # default: SQLite file under data_dir
+    reconcile_interval: float = Field(default=0.5, gt=0)
+    # Seconds a stopped instance keeps serving in-flight requests after leaving the route table.
+    drain_seconds: float = Field(default=1.5, ge=0)
+    restart_backoff_initial: float = Field(default=1.0, gt=0)
+    restart_backoff_max: float = Field(default=30.0, gt=0)
+    max_artefact_bytes: int = 2048 * MiB
+    # True for `eascmd server`: a clean shutdown also stops the instances. A crash never does,
+    # so a restarted controller adopts the instances that kept running.
+    stop_instances_on_exit: bool = False
+    # Capacity of the local node; defaults to what the machine has.
+    node_cpu: float | None = None
+    node_memory_mb: int | None = None
+    node_gpu: int = 0
+    max_body_bytes: int = 64 * MiB
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'eas.db'}"
+
+
+class GatewaySettings(InstallationSettings):
+    max_body_bytes: int = 64 * MiB
+    upstream_timeout: float = Field(default=60.0, gt=0)
+    retries: int = Field(default=2, ge=0)
+    # Optional replay protection for signed requests: largest allowed clock skew of `Date`.
+    # Off by default: the official SDK writes local time labelled GMT (SPEC §5).
+    signature_max_skew: float | None = None
+
+
+class RuntimeSettings(_Settings):
+    """One instance. Set by the backend in the instance's environment; absent when a
+    processor is run by hand (``python app.py``), where it serves on 0.0.0.0:8080."""
+
+    service_name: str = "default"
+    instance_id: str = ""
+    version: int = 0
+    host: str = "0.0.0.0"
+    port: int = 8080
+    token: str | None = None
+    worker_threads: int | None = None
+    worker_processes: int | None = None
+    max_queue_size: int = 64
+    keepalive_ms: int = 5000
+    batching: bool = False
+    max_batch_size: int = 16
+    max_batch_timeout_ms: int = 50
+    max_body_bytes: int = 64 * MiB
+    model_entry: str = ""
+    model_config_text: str = Field(default="", alias="EAS_MODEL_CONFIG")
+    processor: str = ""  # built-in processor code, when not a custom one
+    instance_dir: Path | None = None  # where the runtime reports why it failed
+    signature_max_skew: float | None = None
+
+    model_config = SettingsConfigDict(env_prefix="EAS_", extra="ignore", populate_by_name=True)
+
+    @property
+    def is_managed(self) -> bool:
+        return bool(self.instance_id)
+
+
+def read_or_create_secret(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(32)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    try:
+        os.link(tmp, path)  # atomic: the first process to create it wins
+    except FileExistsError:
+        value = path.read_text().strip()
+    finally:
+        tmp.unlink()
+    return value
+
+
+def client_config_path() -> Path:
+    """``~/.eas/config`` unless ``EAS_CONFIG`` names another file."""
+    return Path(os.environ.get("EAS_CONFIG") or Path.home() / ".eas" / "config")
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """The environment for a process we start: ours, plus ``extra``."""
+    env = dict(os.environ)
+    env.update(extra)
+    return env

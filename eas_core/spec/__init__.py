@@ -1,0 +1,1 @@
+"""Shared shapes of the platform; imports nothing else of eas_core but ``errors``."""

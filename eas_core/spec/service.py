@@ -1,0 +1,210 @@
+"""The service description (SPEC §2): one pydantic schema, wire spellings as aliases.
+
+Unknown keys are kept (top level and in ``metadata``) and shown back by ``desc``. Every
+validation error names its field (``metadata.cpu: must be > 0``); :func:`parse_description`
+turns pydantic's errors into :class:`~eas_core.errors.InvalidDescription`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from eas_core.errors import InvalidDescription
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+CUSTOM_PROCESSOR_TYPES = ("python", "cpp", "java")
+# Fields whose change makes a new version (SPEC §2, `modify -s`).
+VERSIONED_FIELDS = (
+    "model_path",
+    "model_entry",
+    "model_config",
+    "processor",
+    "processor_path",
+    "processor_entry",
+    "processor_mainclass",
+    "processor_type",
+    "data_image",
+    "oss_endpoint",
+)
+
+
+class Metadata(BaseModel):
+    """Resources and runtime settings of every instance of a service."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    instance: int = Field(ge=0, le=1000)
+    cpu: float = Field(default=1, gt=0)
+    memory: int | None = Field(default=None, gt=0, description="MB; default 4000 × cpu")
+    gpu: int = Field(default=0, ge=0)
+    cuda: str | None = None
+    resource: str = "public"
+    region: str | None = None
+    workers: int | None = Field(default=None, ge=1, le=1024)
+    batching: bool = Field(default=False, alias="rpc.batching")
+    max_batch_size: int = Field(default=16, ge=1, alias="rpc.max_batch_size")
+    max_batch_timeout: int = Field(default=50, ge=0, alias="rpc.max_batch_timeout")
+    keepalive: int = Field(default=5000, gt=0, alias="rpc.keepalive")
+    io_threads: int = Field(default=4, ge=1, le=256, alias="rpc.io_threads")
+    max_queue_size: int = Field(default=64, ge=1, alias="rpc.max_queue_size")
+    worker_threads: int | None = Field(default=None, ge=1, le=1024, alias="rpc.worker_threads")
+    enable_jemalloc: bool = Field(default=False, alias="rpc.enable_jemalloc")
+    disable_failure_handler: bool = Field(
+        default=False, alias="eas.handlers.disable_failure_handler"
+    )
+
+    @property
+    def memory_mb(self) -> int:
+        return self.memory if self.memory is not None else int(4000 * self.cpu)
+
+    @property
+    def threads(self) -> int:
+        """Request-processing threads: ``rpc.worker_threads``, else ``workers``, else 5."""
+        return self.worker_threads or self.workers or 5
+
+
+class ServiceDescription(BaseModel):
+    """What ``eascmd create`` takes; validated once at the control API."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    name: str
+    token: str | None = Field(default=None, min_length=1)
+    generate_token: bool = True
+    model_path: str | None = None
+    oss_endpoint: str | None = None
+    model_entry: str | None = None
+    # Free text or a JSON object; processors always receive it as text.
+    processor_model_config: str | dict[str, Any] | None = Field(default=None, alias="model_config")
+    processor: str | None = None
+    processor_path: str | None = None
+    processor_entry: str | None = None
+    processor_mainclass: str | None = None
+    processor_type: Literal["python", "cpp", "java"] | None = None
+    data_image: str | None = None
+    metadata: Metadata
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(
+                "must start with a lowercase letter and hold only lowercase letters, "
+                "digits and '_' (at most 63 characters)"
+            )
+        return value
+
+    @field_validator("generate_token", mode="before")
+    @classmethod
+    def _bool_string(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        return value
+
+    @model_validator(mode="after")
+    def _processor(self) -> ServiceDescription:
+        if self.processor and self.processor_type:
+            raise ValueError("processor: give either a built-in 'processor' code or a custom 'processor_type', not both")
+        if not self.processor and not self.processor_type:
+            raise ValueError("processor: one of 'processor' (a built-in code) or 'processor_type' (python, cpp, java) is required")
+        if self.processor_type:
+            if not self.processor_path:
+                raise ValueError("processor_path: required for a custom processor")
+            if self.processor_type in ("python", "cpp") and not self.processor_entry:
+                raise ValueError(f"processor_entry: required for a {self.processor_type} processor")
+            if self.processor_type == "java" and not self.processor_mainclass:
+                raise ValueError("processor_mainclass: required for a java processor")
+        if self.model_entry and not self.model_path:
+            raise ValueError("model_entry: given without model_path")
+        if self.oss_endpoint is None and self.model_path and self.model_path.startswith("oss://"):
+            raise ValueError("oss_endpoint: required when model_path is an oss:// URI")
+        return self
+
+    @property
+    def model_config_text(self) -> str:
+        """``model_config`` as the text handed to the processor ("" when absent)."""
+        value = self.processor_model_config
+        if value is None:
+            return ""
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+    @property
+    def is_open(self) -> bool:
+        """True when callers need no token (``generate_token: false`` and no ``token``)."""
+        return self.token is None and not self.generate_token
+
+    def to_document(self) -> dict[str, Any]:
+        """The description as the user wrote it (wire spellings, unknown keys kept)."""
+        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    aliases = {
+        "processor_model_config": "model_config",
+        "batching": "rpc.batching",
+        "max_batch_size": "rpc.max_batch_size",
+        "max_batch_timeout": "rpc.max_batch_timeout",
+        "keepalive": "rpc.keepalive",
+        "io_threads": "rpc.io_threads",
+        "max_queue_size": "rpc.max_queue_size",
+        "worker_threads": "rpc.worker_threads",
+        "enable_jemalloc": "rpc.enable_jemalloc",
+        "disable_failure_handler": "eas.handlers.disable_failure_handler",
+    }
+    parts = [aliases.get(str(p), str(p)) for p in loc if not str(p).startswith("function-")]
+    # pydantic reports unions as `field.str` / `field.dict[str,any]`; keep the field only.
+    parts = [p for p in parts if p not in ("str", "dict[str,any]", "int", "bool")]
+    return ".".join(parts) or "description"
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    messages: list[str] = []
+    for err in exc.errors(include_url=False):
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        loc = tuple(err["loc"])
+        # Model-level checks carry the field name at the start of their message.
+        if not loc and ":" in msg:
+            messages.append(msg)
+            continue
+        line = f"{_field_path(loc)}: {msg}"
+        if line not in messages:
+            messages.append(line)
+    return messages
+
+
+def parse_description(document: Any) -> ServiceDescription:
+    """Validate a decoded JSON document; raise InvalidDescription naming every bad field."""
+    if not isinstance(document, dict):
+        raise InvalidDescription(["description: must be a JSON object"])
+    try:
+        return ServiceDescription.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidDescription(format_validation_error(exc)) from None
+
+
+def parse_description_text(text: str | bytes) -> ServiceDescription:
+    try:
+        document = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidDescription([f"description: not valid JSON ({exc})"]) from None
+    return parse_description(document)
+
+
+def merge_documents(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """`modify -s`: fields present in ``change`` replace those of ``base``; metadata merges key by key."""
+    merged = dict(base)
+    for key, value in change.items():
+        if key == "metadata" and isinstance(value, dict) and isinstance(base.get("metadata"), dict):
+            merged["metadata"] = {**base["metadata"], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def changes_version(base: dict[str, Any], change: dict[str, Any]) -> bool:
+    """True when ``change`` names a model or processor different from ``base`` (→ new version)."""
+    return any(k in change and change[k] != base.get(k) for k in VERSIONED_FIELDS)
