@@ -7,7 +7,9 @@ from typing import Any
 from eas_core.spec.routes import Upstream
 
 
-def discovery_document(service: str, correlative: list[str], upstreams: list[Upstream]) -> dict[str, Any]:
+def discovery_document(
+    service: str, correlative: list[str], upstreams: list[Upstream]
+) -> dict[str, Any]:
     app = service.replace("_", "-")
     return {
         "correlative": correlative or [service],

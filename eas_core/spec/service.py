@@ -108,9 +108,13 @@ class ServiceDescription(BaseModel):
     @model_validator(mode="after")
     def _processor(self) -> ServiceDescription:
         if self.processor and self.processor_type:
-            raise ValueError("processor: give either a built-in 'processor' code or a custom 'processor_type', not both")
+            raise ValueError(
+                "processor: give either a built-in 'processor' code or a custom 'processor_type', not both"
+            )
         if not self.processor and not self.processor_type:
-            raise ValueError("processor: one of 'processor' (a built-in code) or 'processor_type' (python, cpp, java) is required")
+            raise ValueError(
+                "processor: one of 'processor' (a built-in code) or 'processor_type' (python, cpp, java) is required"
+            )
         if self.processor_type:
             if not self.processor_path:
                 raise ValueError("processor_path: required for a custom processor")

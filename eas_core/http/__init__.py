@@ -1,0 +1,18 @@
+"""A small HTTP/1.1 kit on httptools for the two hot paths: the gateway and the runtime.
+
+No web framework on the predict path: the server parses with httptools, hands each complete
+request to one async handler and writes precomputed status lines; the upstream pool keeps
+keep-alive connections to instances.
+"""
+
+from eas_core.http.server import HttpServer, Request, Response
+from eas_core.http.upstream import UpstreamError, UpstreamPool, UpstreamResponse
+
+__all__ = [
+    "HttpServer",
+    "Request",
+    "Response",
+    "UpstreamError",
+    "UpstreamPool",
+    "UpstreamResponse",
+]

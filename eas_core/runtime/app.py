@@ -1,0 +1,98 @@
+"""The instance's request handler: built-in endpoints, authentication, admission, deadline.
+
+One ``RuntimeApp`` per worker process. The predict path is: authenticate → admit (450) →
+run ``processor.process`` on a worker thread under the deadline (408) → answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from eas_core.auth.tokens import is_authorized
+from eas_core.config import RuntimeSettings
+from eas_core.http.server import Request, Response, text
+from eas_core.runtime.admission import Admission
+from eas_core.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
+from eas_core.spec.status import (
+    NOT_FOUND,
+    QUEUE_FULL,
+    REQUEST_TIMEOUT,
+    SERVICE_UNAVAILABLE,
+    UNAUTHORIZED,
+)
+from processors.base import Processor, RequestContext, normalize_result
+
+log = logging.getLogger(__name__)
+
+BUILTIN_PREFIX = "/api/builtin/"
+
+
+class RuntimeApp:
+    def __init__(self, processor: Processor, settings: RuntimeSettings, threads: int) -> None:
+        self.processor = processor
+        self.settings = settings
+        self.service = settings.service_name
+        self.token = settings.token
+        self.deadline = settings.keepalive_ms / 1000
+        self.admission = Admission(threads, settings.max_queue_size)
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="eas-worker")
+        self.metrics = RuntimeMetrics(self.service)
+        self.ready = False
+
+    async def handle(self, request: Request) -> Response:
+        if request.path.startswith(BUILTIN_PREFIX):
+            return self.builtin(request.path[len(BUILTIN_PREFIX) :])
+        if not is_authorized(
+            self.token,
+            request.headers.get("authorization"),
+            path=request.path,
+            body=request.body,
+            content_md5=request.headers.get("content-md5"),
+            content_type=request.headers.get("content-type"),
+            date=request.headers.get("date"),
+            max_skew=self.settings.signature_max_skew,
+        ):
+            return text(UNAUTHORIZED, "invalid or missing token")
+        if not self.ready:
+            return text(SERVICE_UNAVAILABLE, "instance is not ready")
+        if not self.admission.try_enter():
+            self.metrics.answered(QUEUE_FULL, 0.0)
+            return text(QUEUE_FULL, "request queue is full", close=True)
+        started = time.monotonic()
+        ctx = RequestContext(self.service, request.path, request.query, request.headers)
+        job = asyncio.wrap_future(self.executor.submit(self.run_processor, request.body, ctx))
+        # The slot is freed on the loop thread when the processor call really ends.
+        job.add_done_callback(self._left)
+        self.metrics.queue.set(self.admission.in_flight)
+        try:
+            body, status = await asyncio.wait_for(asyncio.shield(job), self.deadline)
+        except TimeoutError:
+            self.metrics.answered(REQUEST_TIMEOUT, time.monotonic() - started)
+            return text(REQUEST_TIMEOUT, f"processing exceeded {self.settings.keepalive_ms} ms", close=True)
+        self.metrics.answered(status, time.monotonic() - started)
+        return Response(status, body)
+
+    def _left(self, job: asyncio.Future[tuple[bytes, int]]) -> None:
+        self.admission.leave()
+
+    def run_processor(self, body: bytes, ctx: RequestContext) -> tuple[bytes, int]:
+        try:
+            return normalize_result(self.processor.process(body, ctx))
+        except Exception as exc:  # a processor exception answers that request only
+            log.warning("processor raised on %s: %r", ctx.path, exc)
+            return f"{type(exc).__name__}: {exc}".encode(), 400
+
+    def builtin(self, name: str) -> Response:
+        if name == "ping":
+            return text(200, "pong")
+        if name == "ready":
+            return text(200, "ready") if self.ready else text(SERVICE_UNAVAILABLE, "not ready")
+        if name == "metrics":
+            return Response(200, self.metrics.render(), CONTENT_TYPE)
+        return text(NOT_FOUND, f"no built-in endpoint {name!r}")
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,113 @@
+"""Start a managed instance: fetch its artefacts into the node's cache, then become the processor.
+
+The backend runs ``python -m eas_core.runtime.boot SPEC.json`` with the runtime settings in
+the environment. Boot materializes the model and processor packages (content-addressed,
+unpacked once per node), then ``exec``s the processor in place — the process id the backend
+watches stays the same. A Python processor runs with the package's ``ENV/bin/python`` when
+the package has one, from the package's directory, with every directory of the package on
+``LD_LIBRARY_PATH``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from eas_core.artefacts import ArtefactCache, ArtefactStore
+from eas_core.config import RuntimeSettings
+from eas_core.errors import EASError
+from eas_core.runtime.workers import report_failure
+
+BOOT_FAILED = 4
+
+
+class ArtefactSpec(BaseModel):
+    uri: str
+    digest: str
+    filename: str
+
+
+class BootSpec(BaseModel):
+    """What the controller decided an instance runs (one version of one service)."""
+
+    service: str
+    version: int
+    model: ArtefactSpec | None = None
+    model_entry: str | None = None
+    processor_code: str | None = None
+    processor_type: str | None = None
+    processor: ArtefactSpec | None = None
+    processor_entry: str | None = None
+    artefact_store: Path
+    cache_dir: Path
+    max_artefact_bytes: int
+
+
+def _inside(root: Path, relative: str, field: str) -> Path:
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise EASError(f"{field}: {relative!r} points outside its package")
+    if not path.exists():
+        raise EASError(f"{field}: {relative!r} does not exist in the package")
+    return path
+
+
+def prepare(spec: BootSpec) -> tuple[list[str], dict[str, str], Path | None]:
+    """Materialize artefacts; return the command, extra environment and working directory."""
+    store = ArtefactStore(spec.artefact_store)
+    cache = ArtefactCache(spec.cache_dir, max_bytes=spec.max_artefact_bytes)
+
+    def tree(artefact: ArtefactSpec) -> Path:
+        blob = store.path_of(artefact.uri)
+        return cache.materialize(blob, artefact.digest, artefact.filename)
+
+    env: dict[str, str] = {}
+    if spec.model is not None:
+        model_root = tree(spec.model)
+        entry = spec.model_entry or spec.model.filename
+        # An unpacked archive's entry defaults to the whole tree.
+        if spec.model_entry is None and not (model_root / entry).exists():
+            env["EAS_MODEL_ENTRY"] = str(model_root)
+        else:
+            env["EAS_MODEL_ENTRY"] = str(_inside(model_root, entry, "model_entry"))
+
+    if spec.processor_type == "python":
+        assert spec.processor is not None and spec.processor_entry is not None
+        root = tree(spec.processor)
+        entry_path = _inside(root, spec.processor_entry, "processor_entry")
+        env_python = root / "ENV" / "bin" / "python"
+        python = str(env_python) if env_python.exists() else sys.executable
+        dirs = [str(p) for p in [root, *sorted(d for d in root.rglob("*") if d.is_dir())]]
+        dirs = [d for d in dirs if "/ENV/" not in d + "/"] or [str(root)]
+        inherited = os.environ.get("LD_LIBRARY_PATH")
+        env["LD_LIBRARY_PATH"] = ":".join([*dirs, *([inherited] if inherited else [])])
+        return [python, str(entry_path)], env, entry_path.parent
+    if spec.processor_code:
+        return [sys.executable, "-m", "eas_core.runtime.builtin"], env, None
+    raise EASError(f"processor_type: {spec.processor_type!r} is not supported by this runtime")
+
+
+def main(argv: list[str]) -> None:
+    settings = RuntimeSettings()
+    try:
+        spec = BootSpec.model_validate(json.loads(Path(argv[1]).read_text()))
+        command, extra_env, cwd = prepare(spec)
+    except (EASError, OSError, ValueError) as exc:
+        message = exc.message if isinstance(exc, EASError) else str(exc)
+        report_failure(settings, f"cannot prepare the instance: {message}")
+        sys.exit(BOOT_FAILED)
+    env: dict[str, Any] = {**os.environ, **extra_env}
+    if cwd is not None:
+        os.chdir(cwd)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(command[0], command, env)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

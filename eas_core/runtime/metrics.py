@@ -1,0 +1,38 @@
+"""Prometheus metrics of one instance, served at ``/api/builtin/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class RuntimeMetrics:
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        labels = {"service": service}
+        self.requests = Counter(
+            "eas_requests", "Predict requests answered, by status code", ["service", "code"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "eas_request_duration_seconds", "Time from admission to answer", ["service"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        ).labels(**labels)
+        self.queue = Gauge(
+            "eas_queue_length", "Requests admitted and not yet answered", ["service"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.service = service
+        self._by_code: dict[int, Counter] = {}
+
+    def answered(self, code: int, seconds: float) -> None:
+        counter = self._by_code.get(code)
+        if counter is None:
+            counter = self._by_code[code] = self.requests.labels(self.service, str(code))
+        counter.inc()
+        self.duration.observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

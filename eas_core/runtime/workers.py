@@ -1,0 +1,169 @@
+"""How an instance process serves: one event loop per worker process, threads for processing.
+
+``serve`` is the single entry used by every processor kind. With one worker process the
+model is loaded first and the port bound after, so nothing answers before the instance is
+ready. With ``worker_processes > 1`` the port is bound once and that many processes are
+forked, each loading the processor and accepting on the shared socket (the kernel spreads
+connections); a worker that dies is forked again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import NoReturn
+
+import uvloop
+
+from eas_core.config import RuntimeSettings
+from eas_core.http.server import HttpServer
+from eas_core.runtime.app import RuntimeApp
+from processors.base import Processor
+
+log = logging.getLogger(__name__)
+
+LOAD_FAILED = 3  # exit status of an instance whose processor could not load
+
+
+def report_failure(settings: RuntimeSettings, reason: str) -> None:
+    """Leave the reason where the backend reads it (`eascmd w` shows it)."""
+    print(f"[ERROR] {reason}", file=sys.stderr, flush=True)
+    if settings.instance_dir is not None:
+        path = settings.instance_dir / "reason"
+        path.write_text(reason[:4000])
+
+
+def load(factory: Callable[[], Processor], settings: RuntimeSettings) -> Processor:
+    try:
+        processor = factory()
+        processor.load(settings.model_entry, settings.model_config_text)
+    except BaseException as exc:  # SystemExit from user code is a load failure too
+        traceback.print_exc()
+        report_failure(settings, f"processor failed to initialize: {type(exc).__name__}: {exc}")
+        sys.stderr.flush()
+        os._exit(LOAD_FAILED)
+    return processor
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def _serve_one(processor: Processor, sock: socket.socket, settings: RuntimeSettings, threads: int) -> None:
+    app = RuntimeApp(processor, settings, threads)
+    server = HttpServer(app.handle, max_body_bytes=settings.max_body_bytes)
+    await server.serve(settings.host, settings.port, sock=sock)
+    app.ready = True
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    log.info("serving %s on %s:%s", settings.service_name, settings.host, settings.port)
+    print("[INFO] Service start successfully", flush=True)
+    await stopping.wait()
+    # Drain: stop accepting, finish what is in flight (bounded by the request deadline).
+    app.ready = False
+    await server.drain(timeout=settings.keepalive_ms / 1000 + 1)
+    app.close()
+
+
+def serve(
+    factory: Callable[[], Processor],
+    settings: RuntimeSettings,
+    *,
+    threads: int,
+    processes: int = 1,
+) -> NoReturn:
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(name)s: %(message)s")
+    if processes <= 1:
+        processor = load(factory, settings)
+        try:
+            sock = bind(settings.host, settings.port)
+        except OSError as exc:
+            report_failure(settings, f"cannot listen on {settings.host}:{settings.port}: {exc}")
+            sys.exit(1)
+        uvloop.run(_serve_one(processor, sock, settings, threads))
+        sys.exit(0)
+    try:
+        sock = bind(settings.host, settings.port)
+    except OSError as exc:
+        report_failure(settings, f"cannot listen on {settings.host}:{settings.port}: {exc}")
+        sys.exit(1)
+    _supervise(factory, sock, settings, threads, processes)
+
+
+def _supervise(
+    factory: Callable[[], Processor],
+    sock: socket.socket,
+    settings: RuntimeSettings,
+    threads: int,
+    processes: int,
+) -> NoReturn:
+    children: dict[int, int] = {}  # pid → worker index
+    stopping = False
+
+    def fork(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 0
+            try:
+                processor = load(factory, settings)
+                uvloop.run(_serve_one(processor, sock, settings, threads))
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = index
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for index in range(processes):
+        fork(index)
+    backoff = 0.5
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        index = children.pop(pid, None)
+        if index is None or stopping:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        if code == LOAD_FAILED:
+            # Every worker loads the same model: one failing to load means all will.
+            stop(signal.SIGTERM, None)
+            for other in list(children):
+                os.waitpid(other, 0)
+            sys.exit(LOAD_FAILED)
+        log.warning("worker process %d exited (%d); starting it again", index, code)
+        time.sleep(backoff)
+        backoff = min(backoff * 2, 10.0)
+        fork(index)
+    sys.exit(0)

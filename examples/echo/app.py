@@ -1,0 +1,15 @@
+"""Echo: answers with the request body. The smallest processor, used by the demo and benchmarks."""
+
+import allspark
+
+
+class EchoProcessor(allspark.BaseProcessor):
+    def initialize(self):
+        self.prefix = b""
+
+    def process(self, data):
+        return self.prefix + data, 200
+
+
+if __name__ == "__main__":
+    EchoProcessor(worker_threads=8).run()
