@@ -92,6 +92,8 @@ def _head(path: Path) -> bytes:
             return f.read(_TAR_MAGIC_OFFSET + 8)
     except FileNotFoundError:
         raise ArtefactError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        return b""
 
 
 def _is_zip(head: bytes) -> bool:
@@ -122,6 +124,7 @@ class _Writer:
         self.written = 0
         self.members = 0
         self.symlinks: list[tuple[str, str]] = []
+        self.pending: set[str] = set()  # paths of the symlinks made by finish()
 
     def count(self) -> None:
         self.members += 1
@@ -143,9 +146,9 @@ class _Writer:
         """Absolute destination; refuses a path whose parent is, or runs through, a link."""
         parts = rel.split("/")
         current = self.root
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1], start=1):
             current = os.path.join(current, part)
-            if os.path.islink(current):
+            if os.path.islink(current) or "/".join(parts[:depth]) in self.pending:
                 raise ArtefactError(f"{self.label}: member {member!r} is written through a link")
             if os.path.lexists(current) and not os.path.isdir(current):
                 raise ArtefactError(f"{self.label}: member {member!r} is under a file")
@@ -222,6 +225,7 @@ class _Writer:
         if resolved == ".." or resolved.startswith("../"):
             raise escape
         self.symlinks.append((rel, link))
+        self.pending.add(rel)
 
     def finish(self) -> None:
         """Create the symlinks, then check that each one really resolves inside the target:
@@ -270,17 +274,17 @@ def _unpack_tar(archive: Path, writer: _Writer) -> None:
             rel = writer.member_path(name)
             if member.islnk():
                 writer.hardlink_source(name, member.linkname)
+            elif member.issym():
+                writer.symlink(name, member.linkname)  # checked now, made by finish()
             try:
                 tarfile.data_filter(member, writer.root)
             except tarfile.FilterError as exc:
                 raise ArtefactError(f"{label}: member {name!r} refused: {exc}") from None
             if member.isdir():
                 writer.directory(name)
-            elif member.issym():
-                writer.symlink(name, member.linkname)
             elif member.islnk():
                 writer.hardlink(name, member.linkname)
-            else:
+            elif member.isreg():
                 if rel is None:
                     raise ArtefactError(f"{label}: member {name!r} has an invalid name")
                 if member.size > writer.max_bytes - writer.written:

@@ -1,0 +1,34 @@
+"""Artefacts (DESIGN.md "Artefacts"): getting ``model_path`` and ``processor_path`` onto a node.
+
+``fetch`` brings any source (local path, http(s), ``eas://``, ``oss://``, ``s3://``) into one
+local file; ``ArtefactCache`` turns that file into a content-addressed tree, unpacking
+archives safely (``unpack``: no path escapes, size limits); ``ArtefactStore`` is the
+installation's own store behind ``eascmd upload`` and ``eas://`` URIs.
+"""
+
+from __future__ import annotations
+
+from eas_core.artefacts.archive import ARCHIVE_SUFFIXES, is_archive, unpack
+from eas_core.artefacts.cache import ArtefactCache
+from eas_core.artefacts.fetch import fetch, pack_directory
+from eas_core.artefacts.store import (
+    URI_SCHEME,
+    ArtefactRef,
+    ArtefactStore,
+    file_digest,
+    safe_filename,
+)
+
+__all__ = [
+    "ARCHIVE_SUFFIXES",
+    "URI_SCHEME",
+    "ArtefactCache",
+    "ArtefactRef",
+    "ArtefactStore",
+    "fetch",
+    "file_digest",
+    "is_archive",
+    "pack_directory",
+    "safe_filename",
+    "unpack",
+]
