@@ -1,0 +1,1 @@
+"""``eascmd``: thin commands over ``eas_core.sdk``; tables for people, JSON on ``--json``."""

@@ -1,0 +1,51 @@
+"""How eascmd prints: rich tables on stdout for people, plain JSON with --json, progress and
+errors on stderr so stdout stays parseable."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    t = Table(*columns, show_lines=False)
+    for row in rows:
+        t.add_row(*(_cell(row.get(c)) for c in columns))
+    stdout.print(t)
+
+
+def fields(data: dict[str, Any], keys: Sequence[str] | None = None) -> None:
+    """A two-column key/value table (what `desc` shows)."""
+    t = Table(show_header=False)
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    for key in keys or list(data):
+        value = data.get(key)
+        if isinstance(value, dict | list):
+            value = json.dumps(value, indent=2, ensure_ascii=False)
+        t.add_row(key, _cell(value))
+    stdout.print(t)
+
+
+def progress(message: str) -> None:
+    stderr.print(f"[green][OK][/green] {message}", highlight=False)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,106 @@
+"""`eascmd server`: start a whole installation on this machine (optionally with a demo),
+and `eascmd controller` / `eascmd gateway` to run one part on its own."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from eas_core.cli import output
+from eas_core.cli.main import cli
+from eas_core.config import DEFAULT_CONTROLLER_PORT, DEFAULT_DATA_DIR, DEFAULT_GATEWAY_PORT, InstallationSettings
+from eas_core.errors import Conflict, EASError
+from eas_core.installation import Installation
+from eas_core.sdk.control import ControlClient
+
+DEMO_SERVICE = "demo"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def deploy_demo(client: ControlClient) -> dict[str, object]:
+    """The echo processor from examples/echo, deployed once; later starts reuse it."""
+    document = {
+        "name": DEMO_SERVICE,
+        "processor_type": "python",
+        "processor_path": str(EXAMPLES / "echo"),
+        "processor_entry": "app.py",
+        "metadata": {"instance": 1, "cpu": 0.5, "memory": 256},
+    }
+    try:
+        client.create_service(document)
+        output.progress(f"Created the demo service '{DEMO_SERVICE}' (examples/echo)")
+    except Conflict:
+        pass
+    return client.wait_until_running(DEMO_SERVICE, timeout=120)
+
+
+@cli.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help=f"Where everything is kept (default {DEFAULT_DATA_DIR}).")
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", "controller_port", type=int, default=None,
+              help=f"Control API port (default {DEFAULT_CONTROLLER_PORT}).")
+@click.option("--gateway-port", type=int, default=None, help=f"Gateway port (default {DEFAULT_GATEWAY_PORT}).")
+@click.option("--demo/--no-demo", default=False, help="Deploy the echo demo service and print a curl.")
+def server(data_dir: Path | None, host: str | None, controller_port: int | None,
+           gateway_port: int | None, demo: bool) -> None:
+    """Start a whole installation on this machine: controller, gateway, local instances."""
+    overrides = {k: v for k, v in {
+        "data_dir": data_dir, "host": host, "controller_port": controller_port,
+        "gateway_port": gateway_port,
+    }.items() if v is not None}
+    settings = InstallationSettings(**overrides)
+    installation = Installation(settings)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        installation.stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        installation.start()
+        credentials = json.loads((installation.data_dir / "credentials.json").read_text())
+        output.progress(f"Control API  {settings.controller_url}")
+        output.progress(f"Gateway      {settings.endpoint}")
+        output.progress(f"Data         {installation.data_dir}")
+        output.progress(f"Access key   {installation.data_dir / 'credentials.json'}")
+        click.echo(
+            f"eascmd config -i {credentials['AccessKeyId']} -k {credentials['AccessKeySecret']} "
+            f"-e {settings.controller_url}"
+        )
+        if demo:
+            client = ControlClient(settings.controller_url, credentials["AccessKeyId"],
+                                   credentials["AccessKeySecret"])
+            info = deploy_demo(client)
+            output.progress("Service is running")
+            click.echo(
+                f"curl {info['IntranetEndpoint']} -H 'Authorization: {client.describe_service(DEMO_SERVICE)['AccessToken']}' "
+                f"-d 'hello eas'"
+            )
+        output.progress("Press Ctrl-C to stop everything")
+        installation.supervise()
+    except (RuntimeError, EASError) as exc:
+        raise EASError(str(exc)) from None
+    finally:
+        output.progress("Stopping")
+        installation.stop()
+
+
+@cli.command()
+def controller() -> None:
+    """Run only the controller (settings from EAS_* variables)."""
+    from eas_core.controller.app import main
+
+    main()
+
+
+@cli.command()
+def gateway() -> None:
+    """Run only a gateway (settings from EAS_* variables)."""
+    from eas_core.gateway.app import main
+
+    main()

@@ -1,0 +1,3 @@
+from eas_core.controller.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The control API: one module per resource, each a thin HTTP layer over the operations."""

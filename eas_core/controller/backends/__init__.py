@@ -1,0 +1,1 @@
+"""Where instances run. A backend answers four questions: place · stop · observe · nodes."""

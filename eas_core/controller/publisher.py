@@ -1,0 +1,92 @@
+"""The publisher: turn desired state + observed instances into a route table, push it.
+
+A new table (new ``version``) is pushed to every gateway as soon as its content changes, and
+the current one again every few seconds, so a gateway that restarted catches up without the
+controller knowing it restarted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+
+from eas_core.controller.backends.base import ObservedInstance
+from eas_core.controller.store import ServiceRecord
+from eas_core.spec.routes import RouteTable, ServiceRoute, TrafficShare, Upstream
+
+log = logging.getLogger(__name__)
+
+INTERNAL_TOKEN_HEADER = "x-eas-internal-token"
+REPUSH_SECONDS = 3.0
+
+
+def build_routes(services: list[ServiceRecord], observed: list[ObservedInstance]) -> dict[str, ServiceRoute]:
+    ready: dict[str, list[Upstream]] = {}
+    for o in sorted(observed, key=lambda o: o.id):
+        if o.is_ready:
+            ready.setdefault(o.service, []).append(
+                Upstream(instance=o.id, host=o.host, port=o.port, version=o.version)
+            )
+    related: dict[str, list[ServiceRecord]] = {}
+    for s in services:
+        if s.related_to:
+            related.setdefault(s.related_to, []).append(s)
+    routes: dict[str, ServiceRoute] = {}
+    for s in services:
+        upstreams = ready.get(s.name, []) if s.is_running else []
+        traffic: list[TrafficShare] = []
+        released = [r for r in related.get(s.name, []) if r.weight]
+        if released:
+            share = sum(r.weight or 0 for r in released)
+            traffic = [TrafficShare(service=s.name, weight=max(100 - share, 0))]
+            traffic += [TrafficShare(service=r.name, weight=r.weight or 0) for r in released]
+        routes[s.name] = ServiceRoute(
+            name=s.name,
+            token=s.token,
+            upstreams=upstreams,
+            traffic=traffic,
+            released_into=s.related_to if s.related_to and s.weight else None,
+            correlative=[s.name] + [r.name for r in related.get(s.name, [])],
+        )
+    return routes
+
+
+class Publisher:
+    def __init__(self, gateways: list[str], internal_token: str) -> None:
+        self.gateways = gateways
+        self.headers = {INTERNAL_TOKEN_HEADER: internal_token}
+        self.http = httpx.Client(timeout=2.0)
+        self.table = RouteTable()
+        self.pushed_at = 0.0
+        self.unacknowledged: set[str] = set(gateways)
+
+    def publish(self, routes: dict[str, ServiceRoute]) -> RouteTable:
+        changed = routes != self.table.services
+        if changed:
+            # Microseconds since the epoch: grows across controller restarts too.
+            version = max(time.time_ns() // 1000, self.table.version + 1)
+            self.table = RouteTable(version=version, services=routes)
+            self.unacknowledged = set(self.gateways)
+        if changed or self.unacknowledged or time.monotonic() - self.pushed_at > REPUSH_SECONDS:
+            self.push()
+        return self.table
+
+    def push(self) -> None:
+        body = self.table.model_dump_json()
+        self.pushed_at = time.monotonic()
+        for gateway in self.gateways:
+            try:
+                answer = self.http.put(
+                    f"{gateway}/api/internal/routes", content=body,
+                    headers={**self.headers, "content-type": "application/json"},
+                )
+                answer.raise_for_status()
+                self.unacknowledged.discard(gateway)
+            except httpx.HTTPError as exc:
+                self.unacknowledged.add(gateway)
+                log.debug("gateway %s did not take the route table: %s", gateway, exc)
+
+    def close(self) -> None:
+        self.http.close()

@@ -1,0 +1,331 @@
+"""What the control API does to services, independent of HTTP: the domain operations.
+
+Every operation validates first and writes once, so a refused request changes nothing. The
+reconciler is poked after each change so instances follow within a tick.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+from collections.abc import Callable
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from eas_core.artefacts import ArtefactStore, fetch
+from eas_core.auth.tokens import generate_token
+from eas_core.config import ControllerSettings
+from eas_core.controller.backends.base import InstanceSpec, NodeInfo, ObservedInstance
+from eas_core.controller.reconciler import DesiredService
+from eas_core.controller.store import Repository, ServiceRecord
+from eas_core.errors import BadRequest, Conflict, InvalidDescription
+from eas_core.spec.service import (
+    ServiceDescription,
+    changes_version,
+    merge_documents,
+    parse_description,
+)
+from eas_core.spec.status import InstanceStatus, ServiceStatus
+from processors import registry
+
+ARTEFACT_FIELDS = {"model": "model_path", "processor": "processor_path"}
+
+
+class Services:
+    def __init__(
+        self,
+        settings: ControllerSettings,
+        repo: Repository,
+        store: ArtefactStore,
+        nodes: Callable[[], list[NodeInfo]],
+        observed: Callable[[], list[ObservedInstance]],
+        poke: Callable[[], None],
+    ) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.store = store
+        self.nodes = nodes
+        self.observed = observed
+        self.poke = poke
+
+    # -- checks ------------------------------------------------------------------------
+    def check(self, description: ServiceDescription) -> None:
+        """What pydantic cannot know: processor codes, resource groups, node sizes."""
+        errors = []
+        if description.processor and not registry.is_known(description.processor):
+            known = ", ".join(registry.available_codes()) or "none yet"
+            errors.append(
+                f"processor: unknown processor code {description.processor!r} "
+                f"(available in this installation: {known}; or use processor_type)"
+            )
+        if description.processor_type and description.processor_type not in registry.CUSTOM_TYPES_SUPPORTED:
+            errors.append(
+                f"processor_type: {description.processor_type!r} processors are not supported by "
+                f"this installation (supported: {', '.join(registry.CUSTOM_TYPES_SUPPORTED)})"
+            )
+        if description.data_image:
+            errors.append("data_image: the local backend runs processes, not container images")
+        meta = description.metadata
+        if meta.resource != "public":
+            errors.append(f"metadata.resource: no resource group {meta.resource!r} (have: public)")
+        nodes = self.nodes()
+        if not any(n.cpu >= meta.cpu for n in nodes):
+            errors.append(f"metadata.cpu: {meta.cpu:g} cores per instance is more than any node has "
+                          f"({max(n.cpu for n in nodes):g})")
+        if not any(n.memory_mb >= meta.memory_mb for n in nodes):
+            errors.append(f"metadata.memory: {meta.memory_mb} MB per instance is more than any node "
+                          f"has ({max(n.memory_mb for n in nodes)} MB)")
+        if meta.gpu and not any(n.gpu >= meta.gpu for n in nodes):
+            errors.append(f"metadata.gpu: {meta.gpu} GPUs per instance, but no node of group "
+                          f"'public' has that many")
+        if errors:
+            raise InvalidDescription(errors)
+
+    def snapshot(self, description: ServiceDescription) -> dict[str, Any]:
+        """Copy model and processor packages into the artefact store, so every version stays
+        restorable whatever happens to the source later."""
+        artefacts: dict[str, Any] = {}
+        for kind, field in ARTEFACT_FIELDS.items():
+            source = getattr(description, field)
+            if not source:
+                continue
+            with tempfile.TemporaryDirectory(dir=self.settings.data_dir) as tmp:
+                try:
+                    path = fetch(
+                        source, Path(tmp), store=self.store,
+                        max_bytes=self.settings.max_artefact_bytes,
+                        oss_endpoint=description.oss_endpoint,
+                    )
+                except InvalidDescription:
+                    raise
+                except Exception as exc:
+                    message = getattr(exc, "message", str(exc))
+                    raise InvalidDescription([f"{field}: {message}"]) from None
+                ref = self.store.put_file(path)
+            artefacts[kind] = {"uri": ref.uri, "digest": ref.digest, "filename": ref.filename,
+                               "size": ref.size, "source": source}
+        return artefacts
+
+    # -- operations ---------------------------------------------------------------------
+    def create(self, document: Any, *, related: bool = False) -> ServiceRecord:
+        description = parse_description(document)
+        self.check(description)
+        name = description.name
+        related_to = None
+        if related:
+            original = self.repo.get_service(name)
+            if original.related_to:
+                raise Conflict(f"name: {name!r} is itself a related service")
+            related_to = name
+            name = f"{name}_{secrets.token_hex(4)}"
+            document = {**document, "name": name}
+        elif (existing := self.repo.find_service(name)) is not None:
+            if existing.state == "deleting":
+                raise Conflict(f"name: service {name!r} is still being deleted; retry shortly")
+            raise Conflict(f"name: a service named {name!r} already exists")
+        artefacts = self.snapshot(description)
+        token = description.token or (generate_token() if description.generate_token else None)
+        record = self.repo.create_service(
+            name=name, token=token, instance_count=description.metadata.instance,
+            document=document, artefacts=artefacts, related_to=related_to,
+        )
+        self.poke()
+        return record
+
+    def modify(self, name: str, change: Any) -> ServiceRecord:
+        """`modify -s` / `modify -D`: a model or processor change makes a new version."""
+        if not isinstance(change, dict) or not change:
+            raise BadRequest("modify: the change must be a non-empty JSON object")
+        record = self.repo.get_service(name)
+        if "name" in change and change["name"] != name:
+            raise InvalidDescription([f"name: cannot rename service {name!r}"])
+        merged = merge_documents(record.document, change)
+        merged["name"] = name
+        description = parse_description(merged)
+        self.check(description)
+        token_changes: dict[str, Any] = {}
+        if "token" in change or "generate_token" in change:
+            token_changes["token"] = description.token or (
+                record.token or generate_token() if description.generate_token else None
+            )
+        if changes_version(record.document, change):
+            artefacts = self.snapshot(description)
+            record = self.repo.add_version(name, merged, artefacts, make_current=True)
+            if token_changes:
+                record = self.repo.update_service(name, **token_changes)
+        else:
+            only_scale = set(change) == {"metadata"} and set(change["metadata"]) == {"instance"}
+            updates: dict[str, Any] = {
+                "document": merged,
+                "instance_count": description.metadata.instance,
+                **token_changes,
+            }
+            if not only_scale:
+                updates["revision"] = record.revision + 1  # restart instances with new settings
+            record = self.repo.update_service(name, **updates)
+        self.poke()
+        return record
+
+    def stop(self, name: str) -> ServiceRecord:
+        record = self.repo.update_service(name, state="stopped")
+        self.poke()
+        return record
+
+    def start(self, name: str) -> ServiceRecord:
+        record = self.repo.update_service(name, state="running")
+        self.poke()
+        return record
+
+    def delete(self, name: str) -> ServiceRecord:
+        """Mark for deletion: the route disappears now, the record once no instance is left."""
+        record = self.repo.update_service(name, state="deleting")
+        self.poke()
+        return record
+
+    def collect_deleted(self, observed: list[ObservedInstance]) -> None:
+        """Called after each tick: drop deleted services whose instances are all gone."""
+        remaining = {o.service for o in observed}
+        for record in self.repo.list_services():
+            if record.state == "deleting" and record.name not in remaining:
+                self.repo.delete_service(record.name)
+
+    # -- what runs ---------------------------------------------------------------------
+    def desired(self) -> list[DesiredService]:
+        return [
+            DesiredService(
+                name=s.name, running=s.is_running, version=s.current_version,
+                revision=s.revision, instances=s.instance_count,
+            )
+            for s in self.repo.list_services()
+        ]
+
+    def instance_spec(self, service: str, version: int, revision: int, instance_id: str) -> InstanceSpec:
+        record = self.repo.get_service(service)
+        version_record = self.repo.get_version(service, version)
+        document = record.document if version == record.current_version else version_record.document
+        description = parse_description(document)
+        meta = description.metadata
+        artefacts = version_record.artefacts
+        boot = {
+            "service": service,
+            "version": version,
+            "model": artefacts.get("model"),
+            "model_entry": description.model_entry,
+            "processor_code": description.processor,
+            "processor_type": description.processor_type,
+            "processor": artefacts.get("processor"),
+            "processor_entry": description.processor_entry,
+            "artefact_store": str(self.store.root),
+            "cache_dir": str(self.settings.data_dir / "cache"),
+            "max_artefact_bytes": self.settings.max_artefact_bytes,
+        }
+        env = {
+            "EAS_SERVICE_NAME": service,
+            "EAS_VERSION": str(version),
+            "EAS_MAX_QUEUE_SIZE": str(meta.max_queue_size),
+            "EAS_KEEPALIVE_MS": str(meta.keepalive),
+            "EAS_BATCHING": json.dumps(meta.batching),
+            "EAS_MAX_BATCH_SIZE": str(meta.max_batch_size),
+            "EAS_MAX_BATCH_TIMEOUT_MS": str(meta.max_batch_timeout),
+            "EAS_MAX_BODY_BYTES": str(self.settings.max_body_bytes),
+            "EAS_MODEL_CONFIG": description.model_config_text,
+        }
+        if record.token is not None:
+            env["EAS_TOKEN"] = record.token
+        if meta.worker_threads or meta.workers:
+            env["EAS_WORKER_THREADS"] = str(meta.threads)
+        if description.processor:
+            env["EAS_PROCESSOR"] = description.processor
+        return InstanceSpec(
+            id=instance_id, service=service, version=version, revision=revision, boot=boot,
+            env=env, cpu=meta.cpu, memory_mb=meta.memory_mb, gpu=meta.gpu,
+        )
+
+    # -- views -------------------------------------------------------------------------
+    def instances_of(self, name: str) -> list[ObservedInstance]:
+        return [o for o in self.observed() if o.service == name]
+
+    def status_of(self, record: ServiceRecord) -> tuple[ServiceStatus, int, int, str]:
+        """(status, running, pending, message) from what the backend reports."""
+        mine = [o for o in self.instances_of(record.name) if o.status != InstanceStatus.TERMINATING]
+        current = [o for o in mine if (o.version, o.revision) == (record.current_version, record.revision)]
+        running = sum(1 for o in current if o.is_ready)
+        pending = max(record.instance_count - running, 0)
+        failing = [o for o in current if o.restarts and not o.is_ready and o.reason]
+        if record.state == "deleting":
+            status = ServiceStatus.DELETING
+            message = f"Terminating {len(mine)} instance(s)"
+        elif not record.is_running:
+            status = ServiceStatus.STOPPED
+            message = "Service stopped" if not mine else "Stopping instances"
+        elif len(mine) > len(current):
+            status = ServiceStatus.UPDATING
+            message = "Rolling to the new version"
+        elif running >= record.instance_count:
+            status = ServiceStatus.RUNNING
+            message = "Service start successfully"
+        elif failing:
+            status = ServiceStatus.FAILED if running == 0 else ServiceStatus.WAITING
+            message = failing[0].reason
+        else:
+            status = ServiceStatus.WAITING
+            waiting = [o for o in current if o.status == InstanceStatus.PENDING and o.reason]
+            message = waiting[0].reason if waiting else "Waiting for instances to be ready"
+        return status, running, pending, message
+
+    def describe(self, name: str) -> dict[str, Any]:
+        record = self.repo.get_service(name)
+        return self.summary(record, full=True)
+
+    def summary(self, record: ServiceRecord, *, full: bool = False) -> dict[str, Any]:
+        status, running, pending, message = self.status_of(record)
+        meta = parse_description(record.document).metadata
+        endpoint = self.endpoint_of(record)
+        data: dict[str, Any] = {
+            "ServiceName": record.name,
+            "Status": str(status),
+            "Region": "local",
+            "CreateTime": record.created_at.replace(tzinfo=UTC).isoformat(timespec="seconds"),
+            "UpdateTime": record.updated_at.replace(tzinfo=UTC).isoformat(timespec="seconds"),
+            "TotalInstance": record.instance_count,
+            "RunningInstance": running,
+            "PendingInstance": pending,
+            "CPU": meta.cpu,
+            "Memory": meta.memory_mb,
+            "GPU": meta.gpu,
+            "Resource": meta.resource,
+            "Weight": record.weight if record.weight is not None else 100,
+            "LatestVersion": record.latest_version,
+            "CurrentVersion": record.current_version,
+            "Message": message,
+            "IntranetEndpoint": endpoint,
+            "InternetEndpoint": endpoint,
+        }
+        if full:
+            data["AccessToken"] = record.token or ""
+            data["RelatedTo"] = record.related_to
+            data["ServiceConfig"] = record.document
+        return data
+
+    def endpoint_of(self, record: ServiceRecord) -> str:
+        return f"{self.settings.endpoint}/api/predict/{record.name}"
+
+    def workers(self, name: str) -> list[dict[str, Any]]:
+        self.repo.get_service(name)
+        return [
+            {
+                "InstanceName": o.id,
+                "Node": o.node,
+                "IP": o.host,
+                "Port": o.port,
+                "Status": str(o.status),
+                "Ready": o.is_ready,
+                "Restarts": o.restarts,
+                "StartTime": o.started_at.isoformat(timespec="seconds") if o.started_at else "",
+                "Version": o.version,
+                "Reason": o.reason,
+            }
+            for o in sorted(self.instances_of(name), key=lambda o: o.id)
+        ]

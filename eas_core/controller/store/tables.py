@@ -1,0 +1,68 @@
+"""Tables. Desired state only: what runs is observed from the backend, never stored here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA_VERSION = 1
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ServiceRow(Base):
+    __tablename__ = "services"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str | None] = mapped_column(String(256))
+    # "running" or "stopped": what the user asked for.
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    instance_count: Mapped[int] = mapped_column(Integer)
+    current_version: Mapped[int] = mapped_column(Integer)
+    latest_version: Mapped[int] = mapped_column(Integer)
+    # Bumped by a settings change that needs instances restarted without a new version.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    # Blue-green: the service whose endpoint this related service shares, and its share.
+    related_to: Mapped[str | None] = mapped_column(String(64))
+    weight: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text, default="")
+    # The effective description instances of this service run now: the current version's
+    # document with later settings changes (`modify -D`) applied.
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class VersionRow(Base):
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("service", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(ForeignKey("services.name", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    # The full description of this version (wire spellings, unknown keys kept).
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Snapshots of model and processor packages in the artefact store.
+    artefacts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AccessKeyRow(Base):
+    __tablename__ = "access_keys"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    user: Mapped[str] = mapped_column(String(64), default="admin")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MetaRow(Base):
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,3 @@
+from eas_core.gateway.app import main
+
+main()

@@ -1,0 +1,148 @@
+"""The gateway process: predict proxying, service discovery, and the route-table push.
+
+Paths:
+  POST|GET|… /api/predict/{service}[/sub/path][?query]   → an instance of the service
+  GET /api/v1/servicediscovery/upstreams/{service}        → ready instances (direct callers)
+  GET /exported/apis/eas.alibaba-inc.k8s.io/v1/upstreams/{service}   (older spelling)
+  GET /api/builtin/ping | ready | metrics
+  PUT /api/internal/routes                                → the controller's push
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import signal
+
+import uvloop
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+from eas_core.auth.tokens import is_authorized
+from eas_core.config import GatewaySettings
+from eas_core.gateway.proxy import forward
+from eas_core.gateway.table import RouteTableHolder
+from eas_core.http.server import HttpServer, Request, Response, text
+from eas_core.http.upstream import UpstreamPool
+from eas_core.spec.routes import RouteTable
+from eas_core.spec.status import NOT_FOUND, SERVICE_UNAVAILABLE, UNAUTHORIZED
+
+log = logging.getLogger(__name__)
+
+PREDICT = "/api/predict/"
+DISCOVERY = ("/api/v1/servicediscovery/upstreams/", "/exported/apis/eas.alibaba-inc.k8s.io/v1/upstreams/")
+INTERNAL_ROUTES = "/api/internal/routes"
+INTERNAL_TOKEN_HEADER = "x-eas-internal-token"
+JSON = "application/json"
+
+
+class GatewayApp:
+    def __init__(self, settings: GatewaySettings, internal_token: str) -> None:
+        self.settings = settings
+        self.internal_token = internal_token
+        self.table = RouteTableHolder(settings.data_dir / "gateway" / "routes.json")
+        self.pool = UpstreamPool()
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "eas_gateway_requests", "Predict calls answered by the gateway", ["service", "code"],
+            registry=self.registry,
+        )
+
+    async def handle(self, request: Request) -> Response:
+        path = request.path
+        if path.startswith(PREDICT):
+            name, sep, rest = path[len(PREDICT) :].partition("/")
+            response = await self.predict(request, name, sep + rest)
+            self.requests.labels(name, str(response.status)).inc()
+            return response
+        for prefix in DISCOVERY:
+            if path.startswith(prefix):
+                return self.discover(path[len(prefix) :].split("/")[0])
+        if path == INTERNAL_ROUTES:
+            return self.routes(request)
+        if path == "/api/builtin/ping":
+            return text(200, "pong")
+        if path == "/api/builtin/ready":
+            return text(200, "ready") if self.table.loaded else text(SERVICE_UNAVAILABLE, "no route table yet")
+        if path == "/api/builtin/metrics":
+            return Response(200, generate_latest(self.registry), "text/plain; version=0.0.4")
+        return text(NOT_FOUND, f"no such path {path!r}")
+
+    async def predict(self, request: Request, name: str, subpath: str) -> Response:
+        route = self.table.get(name)
+        if route is None or route.released_into is not None:
+            return text(NOT_FOUND, f"service {name!r} not found")
+        if not is_authorized(
+            route.token,
+            request.headers.get("authorization"),
+            path=request.path,
+            body=request.body,
+            content_md5=request.headers.get("content-md5"),
+            content_type=request.headers.get("content-type"),
+            date=request.headers.get("date"),
+            max_skew=self.settings.signature_max_skew,
+        ):
+            return text(UNAUTHORIZED, "invalid or missing token")
+        target = route
+        if route.split is not None:
+            picked = route.split.pick()
+            target = self.table.get(picked[1]) if picked else None
+            if target is None:
+                return text(SERVICE_UNAVAILABLE, f"service {name!r} has no ready instance")
+        if not len(target.balancer):
+            return text(SERVICE_UNAVAILABLE, f"service {name!r} has no ready instance")
+        return await forward(
+            self.pool, request, target, subpath,
+            retries=self.settings.retries, timeout=self.settings.upstream_timeout,
+        )
+
+    def discover(self, name: str) -> Response:
+        document = self.table.discovery(name)
+        if document is None:
+            return text(NOT_FOUND, f"service {name!r} not found")
+        return Response(200, json.dumps(document).encode(), JSON)
+
+    def routes(self, request: Request) -> Response:
+        presented = request.headers.get(INTERNAL_TOKEN_HEADER, "")
+        if not hmac.compare_digest(presented.encode(), self.internal_token.encode()):
+            return text(UNAUTHORIZED, "invalid internal token")
+        if request.method == "GET":
+            return Response(200, self.table.to_json(), JSON)
+        if request.method != "PUT":
+            return text(405, "use GET or PUT")
+        try:
+            table = RouteTable.model_validate_json(request.body)
+        except ValueError as exc:
+            return text(400, f"invalid route table: {exc}")
+        old = {(u.host, u.port) for r in self.table.table.services.values() for u in r.upstreams}
+        accepted = self.table.install(table)
+        if accepted:
+            new = {(u.host, u.port) for r in table.services.values() for u in r.upstreams}
+            for host, port in old - new:
+                self.pool.forget(host, port)
+        return Response(200, self.table.to_json(), JSON)
+
+
+async def run(settings: GatewaySettings) -> None:
+    app = GatewayApp(settings, settings.internal_token())
+    app.table.load_persisted()
+    server = HttpServer(app.handle, max_body_bytes=settings.max_body_bytes)
+    await server.serve(settings.host, settings.gateway_port)
+    log.info("gateway listening on %s:%d", settings.host, settings.gateway_port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    await server.drain(timeout=5.0)
+    app.pool.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] gateway: %(message)s")
+    uvloop.run(run(GatewaySettings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""A whole installation on one machine: the gateway and the controller as supervised child
+processes, sharing one data directory. What `eascmd server` runs.
+
+Each part runs in its own process and session, so a crash of one does not take the other
+down (a dead controller leaves the gateway serving its last route table) and the terminal's
+Ctrl-C reaches only this supervisor, which then stops everything in order: the controller
+first (it stops the instances), then the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from eas_core.config import InstallationSettings, child_environment
+
+log = logging.getLogger(__name__)
+
+RESTART_BACKOFF_MAX = 10.0
+
+
+@dataclass
+class Part:
+    name: str
+    module: str
+    health_url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Installation:
+    def __init__(self, settings: InstallationSettings) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.resolve()
+        self.run_dir = self.data_dir / "run"
+        self.log_dir = self.data_dir / "logs"
+        base = {
+            "EAS_DATA_DIR": str(self.data_dir),
+            "EAS_HOST": settings.host,
+            "EAS_CONTROLLER_PORT": str(settings.controller_port),
+            "EAS_GATEWAY_PORT": str(settings.gateway_port),
+        }
+        if settings.public_endpoint:
+            base["EAS_PUBLIC_ENDPOINT"] = settings.public_endpoint
+        self.parts = [
+            Part("gateway", "eas_core.gateway", f"{settings.gateway_url}/api/builtin/ping", base),
+            Part(
+                "controller", "eas_core.controller", f"{settings.controller_url}/api/v1/health",
+                {**base, "EAS_STOP_INSTANCES_ON_EXIT": "true"},
+            ),
+        ]
+        self.stopping = False
+
+    def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.internal_token()  # create it before two processes race for it
+        for part in self.parts:
+            self._spawn(part)
+        for part in self.parts:
+            self._wait_healthy(part, timeout=60)
+
+    def _spawn(self, part: Part) -> None:
+        logfile = open(self.log_dir / f"{part.name}.log", "ab")  # noqa: SIM115 (child keeps it)
+        part.process = subprocess.Popen(
+            [sys.executable, "-m", part.module],
+            env=child_environment(part.env), stdout=logfile, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        logfile.close()
+        part.started_at = time.monotonic()
+        (self.run_dir / f"{part.name}.pid").write_text(str(part.process.pid))
+
+    def _wait_healthy(self, part: Part, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert part.process is not None
+            if part.process.poll() is not None:
+                tail = (self.log_dir / f"{part.name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the {part.name} exited during start-up:\n{tail}")
+            try:
+                if httpx.get(part.health_url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the {part.name} did not become healthy within {timeout:g} s")
+
+    def supervise(self) -> None:
+        """Restart a part that dies, with back-off, until ``stop`` is asked."""
+        while not self.stopping:
+            for part in self.parts:
+                if self.stopping or part.process is None or part.process.poll() is None:
+                    continue
+                code = part.process.returncode
+                part.restarts += 1
+                delay = min(0.5 * 2 ** min(part.restarts - 1, 5), RESTART_BACKOFF_MAX)
+                if time.monotonic() - part.started_at > 60:
+                    delay = 0.5  # it ran fine for a while: a fresh failure, not a crash loop
+                log.warning("the %s exited with %s; starting it again in %.1fs", part.name, code, delay)
+                time.sleep(delay)
+                if not self.stopping:
+                    self._spawn(part)
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.stopping = True
+        for part in reversed(self.parts):  # controller first: it stops the instances
+            if part.process is None or part.process.poll() is not None:
+                continue
+            part.process.send_signal(signal.SIGTERM)
+            try:
+                part.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                part.process.kill()
+                part.process.wait()
+            (self.run_dir / f"{part.name}.pid").unlink(missing_ok=True)
+
+
+def pid_of(data_dir: Path, part: str) -> int | None:
+    try:
+        return int((data_dir / "run" / f"{part}.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

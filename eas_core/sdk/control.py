@@ -1,0 +1,224 @@
+"""The control-API client: every call signed with an access key, every error one EASError.
+
+    client = ControlClient.from_config()            # ~/.eas/config, written by `eascmd config`
+    client.create_service(json.load(open("service.json")))
+    client.wait_until_running("demo")
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from eas_core.auth.keys import AccessKey, sign_request
+from eas_core.config import client_config_path
+from eas_core.errors import EASError, NotFound, from_response
+
+SECTION = "eas"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    access_key_id: str
+    access_key_secret: str
+    endpoint: str
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> ClientConfig:
+        path = path or client_config_path()
+        parser = configparser.ConfigParser()
+        if not parser.read(path):
+            raise EASError(f"no configuration at {path}: run `eascmd config -i ID -k SECRET -e ENDPOINT`")
+        try:
+            section = parser[SECTION]
+            return cls(section["access_id"], section["access_key"], section["endpoint"])
+        except KeyError as exc:
+            raise EASError(f"{path}: missing {exc.args[0]}; run `eascmd config` again") from None
+
+    def save(self, path: Path | None = None) -> Path:
+        path = path or client_config_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        parser = configparser.ConfigParser()
+        parser[SECTION] = {
+            "access_id": self.access_key_id,
+            "access_key": self.access_key_secret,
+            "endpoint": self.endpoint,
+        }
+        with path.open("w") as f:
+            parser.write(f)
+        path.chmod(0o600)
+        return path
+
+
+def normalize_endpoint(endpoint: str) -> str:
+    endpoint = endpoint.strip().rstrip("/")
+    if "://" not in endpoint:
+        endpoint = "http://" + endpoint
+    return endpoint
+
+
+class ControlClient:
+    def __init__(self, endpoint: str, access_key_id: str, access_key_secret: str, *, timeout: float = 120.0) -> None:
+        self.endpoint = normalize_endpoint(endpoint)
+        self.key = AccessKey(access_key_id, access_key_secret)
+        self.http = httpx.Client(base_url=self.endpoint, timeout=timeout)
+
+    @classmethod
+    def from_config(cls, config: ClientConfig | None = None) -> ControlClient:
+        config = config or ClientConfig.load()
+        return cls(config.endpoint, config.access_key_id, config.access_key_secret)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport ----------------------------------------------------------------------
+    def request(
+        self, method: str, path: str, *, body: Any = None, content: bytes | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        if body is not None:
+            content = json.dumps(body).encode()
+        content = content or b""
+        query = str(httpx.QueryParams(params or {}))
+        headers = sign_request(self.key, method, path, query, content)
+        if body is not None:
+            headers["content-type"] = "application/json"
+        url = path + (f"?{query}" if query else "")
+        try:
+            answer = self.http.request(method, url, content=content, headers=headers)
+        except httpx.ConnectError:
+            raise EASError(
+                f"cannot reach the control API at {self.endpoint} (is `eascmd server` running?)"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise EASError(f"control API request failed: {exc}") from None
+        try:
+            data = answer.json() if answer.content else None
+        except ValueError:
+            data = {"message": answer.text}
+        if answer.status_code >= 400:
+            raise from_response(answer.status_code, data if isinstance(data, dict) else None)
+        return data
+
+    # -- services -------------------------------------------------------------------------
+    def create_service(self, document: dict[str, Any], *, related: bool = False) -> dict[str, Any]:
+        params = {"related": "true"} if related else None
+        result: dict[str, Any] = self.request("POST", "/api/v1/services", body=document, params=params)
+        return result
+
+    def list_services(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/services")
+        return result
+
+    def describe_service(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/services/{name}")
+        return result
+
+    def modify_service(self, name: str, change: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("PUT", f"/api/v1/services/{name}", body=change)
+        return result
+
+    def stop_service(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/services/{name}/stop")
+        return result
+
+    def start_service(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/services/{name}/start")
+        return result
+
+    def delete_service(self, name: str) -> None:
+        self.request("DELETE", f"/api/v1/services/{name}")
+
+    def list_instances(self, name: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", f"/api/v1/services/{name}/instances")
+        return result
+
+    def list_versions(self, name: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", f"/api/v1/services/{name}/versions")
+        return result
+
+    def get_version(self, name: str, version: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/services/{name}/versions/{version}")
+        return result
+
+    def logs(self, name: str, *, instance: str | None = None, tail: int = 200) -> dict[str, Any]:
+        params: dict[str, Any] = {"tail": tail}
+        if instance:
+            params["instance"] = instance
+        result: dict[str, Any] = self.request("GET", f"/api/v1/services/{name}/logs", params=params)
+        return result
+
+    def upload(self, path: Path) -> dict[str, Any]:
+        if not path.is_file():
+            raise EASError(f"{path}: no such file")
+        result: dict[str, Any] = self.request(
+            "POST", "/api/v1/artefacts", content=path.read_bytes(), params={"filename": path.name}
+        )
+        return result
+
+    def resources(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/resources")
+        return result
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.http.get("/api/v1/health").json()
+        return result
+
+    # -- waiting --------------------------------------------------------------------------
+    def wait_until_running(
+        self,
+        name: str,
+        *,
+        timeout: float = 600.0,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        poll: float = 0.5,
+    ) -> dict[str, Any]:
+        """Return the description once every instance of the current version is ready.
+
+        Raises EASError when the service fails (its message says why) or time runs out.
+        """
+        deadline = time.monotonic() + timeout
+        last: tuple[Any, ...] | None = None
+        while True:
+            info = self.describe_service(name)
+            state = (info["Status"], info["TotalInstance"], info["PendingInstance"], info["RunningInstance"])
+            if state != last and on_progress is not None:
+                on_progress(info)
+            last = state
+            if info["Status"] == "Running":
+                return info
+            if info["Status"] == "Failed":
+                raise EASError(f"service {name!r} failed: {info['Message']}")
+            if info["Status"] == "Stopped":
+                raise EASError(f"service {name!r} is stopped")
+            if time.monotonic() > deadline:
+                raise EASError(f"service {name!r} not running after {timeout:g} s: {info['Message']}")
+            time.sleep(poll)
+
+    def wait_until_deleted(self, name: str, *, timeout: float = 120.0, poll: float = 0.5) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.list_instances(name)
+            except NotFound:
+                return
+            time.sleep(poll)
+        raise EASError(f"service {name!r} still present after {timeout:g} s")
+
+
+def endpoint_host(endpoint: str) -> str:
+    return urlsplit(normalize_endpoint(endpoint)).netloc
