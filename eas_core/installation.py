@@ -56,7 +56,9 @@ class Installation:
         self.parts = [
             Part("gateway", "eas_core.gateway", f"{settings.gateway_url}/api/builtin/ping", base),
             Part(
-                "controller", "eas_core.controller", f"{settings.controller_url}/api/v1/health",
+                "controller",
+                "eas_core.controller",
+                f"{settings.controller_url}/api/v1/health",
                 {**base, "EAS_STOP_INSTANCES_ON_EXIT": "true"},
             ),
         ]
@@ -75,8 +77,11 @@ class Installation:
         logfile = open(self.log_dir / f"{part.name}.log", "ab")  # noqa: SIM115 (child keeps it)
         part.process = subprocess.Popen(
             [sys.executable, "-m", part.module],
-            env=child_environment(part.env), stdout=logfile, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            env=child_environment(part.env),
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         logfile.close()
         part.started_at = time.monotonic()
@@ -108,7 +113,9 @@ class Installation:
                 delay = min(0.5 * 2 ** min(part.restarts - 1, 5), RESTART_BACKOFF_MAX)
                 if time.monotonic() - part.started_at > 60:
                     delay = 0.5  # it ran fine for a while: a fresh failure, not a crash loop
-                log.warning("the %s exited with %s; starting it again in %.1fs", part.name, code, delay)
+                log.warning(
+                    "the %s exited with %s; starting it again in %.1fs", part.name, code, delay
+                )
                 time.sleep(delay)
                 if not self.stopping:
                     self._spawn(part)

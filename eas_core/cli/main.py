@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -28,7 +27,9 @@ class AliasedGroup(click.Group):
 class Context:
     """Global options, turned into a client only when a command needs one."""
 
-    def __init__(self, config: Path | None, key_id: str | None, secret: str | None, endpoint: str | None) -> None:
+    def __init__(
+        self, config: Path | None, key_id: str | None, secret: str | None, endpoint: str | None
+    ) -> None:
         self.config_path = config
         self.key_id = key_id
         self.secret = secret
@@ -51,12 +52,22 @@ class Context:
 
 
 @click.group(cls=AliasedGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "--config", type=click.Path(path_type=Path), help="Config file (default ~/.eas/config).")
+@click.option(
+    "-c", "--config", type=click.Path(path_type=Path), help="Config file (default ~/.eas/config)."
+)
 @click.option("-i", "--access-key-id", "key_id", help="Access key id (overrides the config).")
-@click.option("-k", "--access-key-secret", "secret", help="Access key secret (overrides the config).")
+@click.option(
+    "-k", "--access-key-secret", "secret", help="Access key secret (overrides the config)."
+)
 @click.option("-e", "--endpoint", help="Control API endpoint, e.g. http://127.0.0.1:8000.")
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None, key_id: str | None, secret: str | None, endpoint: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    config: Path | None,
+    key_id: str | None,
+    secret: str | None,
+    endpoint: str | None,
+) -> None:
     """OpenEAS: deploy models and prediction code as always-on REST services."""
     ctx.obj = Context(config, key_id, secret, endpoint)
 

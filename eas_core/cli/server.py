@@ -12,7 +12,12 @@ import click
 
 from eas_core.cli import output
 from eas_core.cli.main import cli
-from eas_core.config import DEFAULT_CONTROLLER_PORT, DEFAULT_DATA_DIR, DEFAULT_GATEWAY_PORT, InstallationSettings
+from eas_core.config import (
+    DEFAULT_CONTROLLER_PORT,
+    DEFAULT_DATA_DIR,
+    DEFAULT_GATEWAY_PORT,
+    InstallationSettings,
+)
 from eas_core.errors import Conflict, EASError
 from eas_core.installation import Installation
 from eas_core.sdk.control import ControlClient
@@ -39,20 +44,44 @@ def deploy_demo(client: ControlClient) -> dict[str, object]:
 
 
 @cli.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help=f"Where everything is kept (default {DEFAULT_DATA_DIR}).")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help=f"Where everything is kept (default {DEFAULT_DATA_DIR}).",
+)
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
-@click.option("--port", "controller_port", type=int, default=None,
-              help=f"Control API port (default {DEFAULT_CONTROLLER_PORT}).")
-@click.option("--gateway-port", type=int, default=None, help=f"Gateway port (default {DEFAULT_GATEWAY_PORT}).")
-@click.option("--demo/--no-demo", default=False, help="Deploy the echo demo service and print a curl.")
-def server(data_dir: Path | None, host: str | None, controller_port: int | None,
-           gateway_port: int | None, demo: bool) -> None:
+@click.option(
+    "--port",
+    "controller_port",
+    type=int,
+    default=None,
+    help=f"Control API port (default {DEFAULT_CONTROLLER_PORT}).",
+)
+@click.option(
+    "--gateway-port", type=int, default=None, help=f"Gateway port (default {DEFAULT_GATEWAY_PORT})."
+)
+@click.option(
+    "--demo/--no-demo", default=False, help="Deploy the echo demo service and print a curl."
+)
+def server(
+    data_dir: Path | None,
+    host: str | None,
+    controller_port: int | None,
+    gateway_port: int | None,
+    demo: bool,
+) -> None:
     """Start a whole installation on this machine: controller, gateway, local instances."""
-    overrides = {k: v for k, v in {
-        "data_dir": data_dir, "host": host, "controller_port": controller_port,
-        "gateway_port": gateway_port,
-    }.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "data_dir": data_dir,
+            "host": host,
+            "controller_port": controller_port,
+            "gateway_port": gateway_port,
+        }.items()
+        if v is not None
+    }
     settings = InstallationSettings(**overrides)
     installation = Installation(settings)
 
@@ -73,8 +102,9 @@ def server(data_dir: Path | None, host: str | None, controller_port: int | None,
             f"-e {settings.controller_url}"
         )
         if demo:
-            client = ControlClient(settings.controller_url, credentials["AccessKeyId"],
-                                   credentials["AccessKeySecret"])
+            client = ControlClient(
+                settings.controller_url, credentials["AccessKeyId"], credentials["AccessKeySecret"]
+            )
             info = deploy_demo(client)
             output.progress("Service is running")
             click.echo(

@@ -97,12 +97,16 @@ def upload(ctx: click.Context, file: Path, inner: bool, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("-r", "--related", is_flag=True, help="Create a related service for blue-green release.")
+@click.option(
+    "-r", "--related", is_flag=True, help="Create a related service for blue-green release."
+)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until it runs.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait.")
 @json_option
 @click.pass_context
-def create(ctx: click.Context, file: Path, related: bool, wait: bool, timeout: float, as_json: bool) -> None:
+def create(
+    ctx: click.Context, file: Path, related: bool, wait: bool, timeout: float, as_json: bool
+) -> None:
     """Create a service from a description file."""
     client = _client(ctx)
     info = client.create_service(read_description(file), related=related)
@@ -110,7 +114,10 @@ def create(ctx: click.Context, file: Path, related: bool, wait: bool, timeout: f
         output.emit_json(info)
     else:
         output.fields(
-            {"Intranet Endpoint": info["IntranetEndpoint"], "Token": info["AccessToken"] or "(open service)"}
+            {
+                "Intranet Endpoint": info["IntranetEndpoint"],
+                "Token": info["AccessToken"] or "(open service)",
+            }
         )
     if wait:
         wait_running(client, info["ServiceName"], timeout)
@@ -118,14 +125,38 @@ def create(ctx: click.Context, file: Path, related: bool, wait: bool, timeout: f
 
 @cli.command()
 @click.argument("name")
-@click.option("-s", "--spec", "spec_file", type=click.Path(path_type=Path), help="Description with the fields to change.")
-@click.option("-D", "assignments", multiple=True, metavar="KEY=VALUE", help="Set one key, e.g. -Dmetadata.instance=2.")
-@click.option("--wait/--no-wait", default=False, show_default=True, help="Wait until the change has rolled out.")
+@click.option(
+    "-s",
+    "--spec",
+    "spec_file",
+    type=click.Path(path_type=Path),
+    help="Description with the fields to change.",
+)
+@click.option(
+    "-D",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set one key, e.g. -Dmetadata.instance=2.",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=False,
+    show_default=True,
+    help="Wait until the change has rolled out.",
+)
 @click.option("--timeout", default=600.0, show_default=True)
 @json_option
 @click.pass_context
-def modify(ctx: click.Context, name: str, spec_file: Path | None, assignments: tuple[str, ...],
-           wait: bool, timeout: float, as_json: bool) -> None:
+def modify(
+    ctx: click.Context,
+    name: str,
+    spec_file: Path | None,
+    assignments: tuple[str, ...],
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
     """Change a service: a new model or processor makes a new version."""
     if spec_file is None and not assignments:
         raise BadRequest("modify: give -s FILE or at least one -DKEY=VALUE")
@@ -204,8 +235,21 @@ def list_services(ctx: click.Context, as_json: bool) -> None:
         return
     for row in rows:
         row["Instances"] = f"{row['RunningInstance']}/{row['TotalInstance']}"
-    output.table(rows, ["ServiceName", "Region", "Instances", "CPU", "Memory", "GPU", "Status",
-                        "CurrentVersion", "CreateTime", "UpdateTime"])
+    output.table(
+        rows,
+        [
+            "ServiceName",
+            "Region",
+            "Instances",
+            "CPU",
+            "Memory",
+            "GPU",
+            "Status",
+            "CurrentVersion",
+            "CreateTime",
+            "UpdateTime",
+        ],
+    )
 
 
 @cli.command()
@@ -216,7 +260,9 @@ def list_services(ctx: click.Context, as_json: bool) -> None:
 def desc(ctx: click.Context, name: str, version: int | None, as_json: bool) -> None:
     """Describe a service (or one of its versions)."""
     client = _client(ctx)
-    info = client.get_version(name, version) if version is not None else client.describe_service(name)
+    info = (
+        client.get_version(name, version) if version is not None else client.describe_service(name)
+    )
     if as_json:
         output.emit_json(info)
     else:
@@ -233,8 +279,20 @@ def showworkers(ctx: click.Context, name: str, as_json: bool) -> None:
     if as_json:
         output.emit_json(rows)
     else:
-        output.table(rows, ["InstanceName", "IP", "Port", "Status", "Restarts", "Ready",
-                            "StartTime", "Version", "Reason"])
+        output.table(
+            rows,
+            [
+                "InstanceName",
+                "IP",
+                "Port",
+                "Status",
+                "Restarts",
+                "Ready",
+                "StartTime",
+                "Version",
+                "Reason",
+            ],
+        )
 
 
 @cli.command()
@@ -310,7 +368,10 @@ def resource_list_instance(ctx: click.Context, resource_id: str, as_json: bool) 
     if as_json:
         output.emit_json(nodes)
     else:
-        output.table(nodes, ["name", "ip", "cpu", "used_cpu", "memory_mb", "used_memory_mb", "gpu", "used_gpu"])
+        output.table(
+            nodes,
+            ["name", "ip", "cpu", "used_cpu", "memory_mb", "used_memory_mb", "gpu", "used_gpu"],
+        )
 
 
 resource.add_command(resource_list_instance, name="li")

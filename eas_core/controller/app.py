@@ -44,8 +44,13 @@ def ensure_first_access_key(settings: ControllerSettings, repo: Repository) -> N
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(
-            {"AccessKeyId": key.id, "AccessKeySecret": key.secret, "Endpoint": settings.controller_url},
-            f, indent=2,
+            {
+                "AccessKeyId": key.id,
+                "AccessKeySecret": key.secret,
+                "Endpoint": settings.controller_url,
+            },
+            f,
+            indent=2,
         )
     log.warning("created the first access key; its id and secret are in %s", path)
 
@@ -72,7 +77,12 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         return reconciler.snapshot
 
     operations = Services(
-        settings, repo, store, nodes=backend.nodes, observed=observed, poke=lambda: reconciler.poke()
+        settings,
+        repo,
+        store,
+        nodes=backend.nodes,
+        observed=observed,
+        poke=lambda: reconciler.poke(),
     )
 
     def after_tick(snapshot: list[Any]) -> None:
@@ -81,7 +91,11 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         publisher.publish(build_routes(live, snapshot))
 
     reconciler = Reconciler(
-        backend, operations.desired, operations.instance_spec, after_tick, settings.reconcile_interval
+        backend,
+        operations.desired,
+        operations.instance_spec,
+        after_tick,
+        settings.reconcile_interval,
     )
 
     @asynccontextmanager
@@ -121,25 +135,37 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     @app.get("/api/v1/resources")
     def resources() -> list[dict[str, Any]]:
         nodes = backend.nodes()
-        return [{
-            "ResourceName": "public", "InstanceCount": len(nodes),
-            "CpuCount": sum(n.cpu for n in nodes), "GpuCount": sum(n.gpu for n in nodes),
-            "Status": "ResourceReady",
-            "Nodes": [n.__dict__ for n in nodes],
-        }]
+        return [
+            {
+                "ResourceName": "public",
+                "InstanceCount": len(nodes),
+                "CpuCount": sum(n.cpu for n in nodes),
+                "GpuCount": sum(n.gpu for n in nodes),
+                "Status": "ResourceReady",
+                "Nodes": [n.__dict__ for n in nodes],
+            }
+        ]
 
     return app
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = ControllerSettings()
     app = build_app(settings)
     # uvicorn installs its own SIGINT/SIGTERM handlers and runs the lifespan's shutdown.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    uvicorn.run(app, host=settings.host, port=settings.controller_port, log_level="warning",
-                loop="uvloop", http="httptools")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.controller_port,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ INTERNAL_TOKEN_HEADER = "x-eas-internal-token"
 REPUSH_SECONDS = 3.0
 
 
-def build_routes(services: list[ServiceRecord], observed: list[ObservedInstance]) -> dict[str, ServiceRoute]:
+def build_routes(
+    services: list[ServiceRecord], observed: list[ObservedInstance]
+) -> dict[str, ServiceRoute]:
     ready: dict[str, list[Upstream]] = {}
     for o in sorted(observed, key=lambda o: o.id):
         if o.is_ready:
@@ -79,7 +81,8 @@ class Publisher:
         for gateway in self.gateways:
             try:
                 answer = self.http.put(
-                    f"{gateway}/api/internal/routes", content=body,
+                    f"{gateway}/api/internal/routes",
+                    content=body,
                     headers={**self.headers, "content-type": "application/json"},
                 )
                 answer.raise_for_status()

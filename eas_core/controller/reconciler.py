@@ -75,7 +75,7 @@ def plan(desired: list[DesiredService], observed: list[ObservedInstance]) -> lis
         missing = service.instances - len(current)
         actions += [Place(service.name, service.version, service.revision)] * max(missing, 0)
         if missing < 0:
-            surplus = sorted(current, key=_stop_order)[: -missing]
+            surplus = sorted(current, key=_stop_order)[:-missing]
             actions += [Stop(i.id, "scaled down") for i in surplus]
             current = [i for i in current if i not in surplus]
         ready_current = sum(1 for i in current if i.is_ready)

@@ -60,7 +60,10 @@ class Services:
                 f"processor: unknown processor code {description.processor!r} "
                 f"(available in this installation: {known}; or use processor_type)"
             )
-        if description.processor_type and description.processor_type not in registry.CUSTOM_TYPES_SUPPORTED:
+        if (
+            description.processor_type
+            and description.processor_type not in registry.CUSTOM_TYPES_SUPPORTED
+        ):
             errors.append(
                 f"processor_type: {description.processor_type!r} processors are not supported by "
                 f"this installation (supported: {', '.join(registry.CUSTOM_TYPES_SUPPORTED)})"
@@ -72,14 +75,20 @@ class Services:
             errors.append(f"metadata.resource: no resource group {meta.resource!r} (have: public)")
         nodes = self.nodes()
         if not any(n.cpu >= meta.cpu for n in nodes):
-            errors.append(f"metadata.cpu: {meta.cpu:g} cores per instance is more than any node has "
-                          f"({max(n.cpu for n in nodes):g})")
+            errors.append(
+                f"metadata.cpu: {meta.cpu:g} cores per instance is more than any node has "
+                f"({max(n.cpu for n in nodes):g})"
+            )
         if not any(n.memory_mb >= meta.memory_mb for n in nodes):
-            errors.append(f"metadata.memory: {meta.memory_mb} MB per instance is more than any node "
-                          f"has ({max(n.memory_mb for n in nodes)} MB)")
+            errors.append(
+                f"metadata.memory: {meta.memory_mb} MB per instance is more than any node "
+                f"has ({max(n.memory_mb for n in nodes)} MB)"
+            )
         if meta.gpu and not any(n.gpu >= meta.gpu for n in nodes):
-            errors.append(f"metadata.gpu: {meta.gpu} GPUs per instance, but no node of group "
-                          f"'public' has that many")
+            errors.append(
+                f"metadata.gpu: {meta.gpu} GPUs per instance, but no node of group "
+                f"'public' has that many"
+            )
         if errors:
             raise InvalidDescription(errors)
 
@@ -94,7 +103,9 @@ class Services:
             with tempfile.TemporaryDirectory(dir=self.settings.data_dir) as tmp:
                 try:
                     path = fetch(
-                        source, Path(tmp), store=self.store,
+                        source,
+                        Path(tmp),
+                        store=self.store,
                         max_bytes=self.settings.max_artefact_bytes,
                         oss_endpoint=description.oss_endpoint,
                     )
@@ -104,8 +115,13 @@ class Services:
                     message = getattr(exc, "message", str(exc))
                     raise InvalidDescription([f"{field}: {message}"]) from None
                 ref = self.store.put_file(path)
-            artefacts[kind] = {"uri": ref.uri, "digest": ref.digest, "filename": ref.filename,
-                               "size": ref.size, "source": source}
+            artefacts[kind] = {
+                "uri": ref.uri,
+                "digest": ref.digest,
+                "filename": ref.filename,
+                "size": ref.size,
+                "source": source,
+            }
         return artefacts
 
     # -- operations ---------------------------------------------------------------------
@@ -128,8 +144,12 @@ class Services:
         artefacts = self.snapshot(description)
         token = description.token or (generate_token() if description.generate_token else None)
         record = self.repo.create_service(
-            name=name, token=token, instance_count=description.metadata.instance,
-            document=document, artefacts=artefacts, related_to=related_to,
+            name=name,
+            token=token,
+            instance_count=description.metadata.instance,
+            document=document,
+            artefacts=artefacts,
+            related_to=related_to,
         )
         self.poke()
         return record
@@ -195,13 +215,18 @@ class Services:
     def desired(self) -> list[DesiredService]:
         return [
             DesiredService(
-                name=s.name, running=s.is_running, version=s.current_version,
-                revision=s.revision, instances=s.instance_count,
+                name=s.name,
+                running=s.is_running,
+                version=s.current_version,
+                revision=s.revision,
+                instances=s.instance_count,
             )
             for s in self.repo.list_services()
         ]
 
-    def instance_spec(self, service: str, version: int, revision: int, instance_id: str) -> InstanceSpec:
+    def instance_spec(
+        self, service: str, version: int, revision: int, instance_id: str
+    ) -> InstanceSpec:
         record = self.repo.get_service(service)
         version_record = self.repo.get_version(service, version)
         document = record.document if version == record.current_version else version_record.document
@@ -239,8 +264,15 @@ class Services:
         if description.processor:
             env["EAS_PROCESSOR"] = description.processor
         return InstanceSpec(
-            id=instance_id, service=service, version=version, revision=revision, boot=boot,
-            env=env, cpu=meta.cpu, memory_mb=meta.memory_mb, gpu=meta.gpu,
+            id=instance_id,
+            service=service,
+            version=version,
+            revision=revision,
+            boot=boot,
+            env=env,
+            cpu=meta.cpu,
+            memory_mb=meta.memory_mb,
+            gpu=meta.gpu,
         )
 
     # -- views -------------------------------------------------------------------------
@@ -250,7 +282,9 @@ class Services:
     def status_of(self, record: ServiceRecord) -> tuple[ServiceStatus, int, int, str]:
         """(status, running, pending, message) from what the backend reports."""
         mine = [o for o in self.instances_of(record.name) if o.status != InstanceStatus.TERMINATING]
-        current = [o for o in mine if (o.version, o.revision) == (record.current_version, record.revision)]
+        current = [
+            o for o in mine if (o.version, o.revision) == (record.current_version, record.revision)
+        ]
         running = sum(1 for o in current if o.is_ready)
         pending = max(record.instance_count - running, 0)
         failing = [o for o in current if o.restarts and not o.is_ready and o.reason]

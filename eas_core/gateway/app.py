@@ -31,7 +31,10 @@ from eas_core.spec.status import NOT_FOUND, SERVICE_UNAVAILABLE, UNAUTHORIZED
 log = logging.getLogger(__name__)
 
 PREDICT = "/api/predict/"
-DISCOVERY = ("/api/v1/servicediscovery/upstreams/", "/exported/apis/eas.alibaba-inc.k8s.io/v1/upstreams/")
+DISCOVERY = (
+    "/api/v1/servicediscovery/upstreams/",
+    "/exported/apis/eas.alibaba-inc.k8s.io/v1/upstreams/",
+)
 INTERNAL_ROUTES = "/api/internal/routes"
 INTERNAL_TOKEN_HEADER = "x-eas-internal-token"
 JSON = "application/json"
@@ -45,7 +48,9 @@ class GatewayApp:
         self.pool = UpstreamPool()
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "eas_gateway_requests", "Predict calls answered by the gateway", ["service", "code"],
+            "eas_gateway_requests",
+            "Predict calls answered by the gateway",
+            ["service", "code"],
             registry=self.registry,
         )
 
@@ -64,7 +69,11 @@ class GatewayApp:
         if path == "/api/builtin/ping":
             return text(200, "pong")
         if path == "/api/builtin/ready":
-            return text(200, "ready") if self.table.loaded else text(SERVICE_UNAVAILABLE, "no route table yet")
+            return (
+                text(200, "ready")
+                if self.table.loaded
+                else text(SERVICE_UNAVAILABLE, "no route table yet")
+            )
         if path == "/api/builtin/metrics":
             return Response(200, generate_latest(self.registry), "text/plain; version=0.0.4")
         return text(NOT_FOUND, f"no such path {path!r}")
@@ -93,8 +102,12 @@ class GatewayApp:
         if not len(target.balancer):
             return text(SERVICE_UNAVAILABLE, f"service {name!r} has no ready instance")
         return await forward(
-            self.pool, request, target, subpath,
-            retries=self.settings.retries, timeout=self.settings.upstream_timeout,
+            self.pool,
+            request,
+            target,
+            subpath,
+            retries=self.settings.retries,
+            timeout=self.settings.upstream_timeout,
         )
 
     def discover(self, name: str) -> Response:
@@ -140,7 +153,9 @@ async def run(settings: GatewaySettings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] gateway: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s [%(levelname)s] gateway: %(message)s"
+    )
     uvloop.run(run(GatewaySettings()))
 
 

@@ -19,13 +19,27 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({QUEUE_FULL, SERVICE_UNAVAILABLE})
 # Hop-by-hop headers and those the gateway sets itself.
 _NOT_FORWARDED = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "authorization",
-     "expect", "upgrade", "te", "trailer", "proxy-authorization", "proxy-connection"}
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "host",
+        "authorization",
+        "expect",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-connection",
+    }
 )
 _NOT_RETURNED = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
 
-def encode_request(request: Request, target: CompiledRoute, subpath: str, host: str, port: int) -> bytes:
+def encode_request(
+    request: Request, target: CompiledRoute, subpath: str, host: str, port: int
+) -> bytes:
     target_path = f"/api/predict/{target.name}{subpath}"
     if request.query:
         target_path += "?" + request.query

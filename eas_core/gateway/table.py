@@ -78,7 +78,9 @@ class RouteTableHolder:
                 if target is None or share.weight == 0 or not target.route.upstreams:
                     continue
                 per_instance = max(1, round(share.weight * 100 / len(target.route.upstreams)))
-                upstreams += [u.model_copy(update={"weight": per_instance}) for u in target.route.upstreams]
+                upstreams += [
+                    u.model_copy(update={"weight": per_instance}) for u in target.route.upstreams
+                ]
         return discovery_document(name, route.route.correlative, upstreams)
 
     def to_json(self) -> bytes:

@@ -71,7 +71,9 @@ class RuntimeApp:
             body, status = await asyncio.wait_for(asyncio.shield(job), self.deadline)
         except TimeoutError:
             self.metrics.answered(REQUEST_TIMEOUT, time.monotonic() - started)
-            return text(REQUEST_TIMEOUT, f"processing exceeded {self.settings.keepalive_ms} ms", close=True)
+            return text(
+                REQUEST_TIMEOUT, f"processing exceeded {self.settings.keepalive_ms} ms", close=True
+            )
         self.metrics.answered(status, time.monotonic() - started)
         return Response(status, body)
 

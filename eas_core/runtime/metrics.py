@@ -12,16 +12,22 @@ class RuntimeMetrics:
         self.registry = CollectorRegistry()
         labels = {"service": service}
         self.requests = Counter(
-            "eas_requests", "Predict requests answered, by status code", ["service", "code"],
+            "eas_requests",
+            "Predict requests answered, by status code",
+            ["service", "code"],
             registry=self.registry,
         )
         self.duration = Histogram(
-            "eas_request_duration_seconds", "Time from admission to answer", ["service"],
+            "eas_request_duration_seconds",
+            "Time from admission to answer",
+            ["service"],
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         ).labels(**labels)
         self.queue = Gauge(
-            "eas_queue_length", "Requests admitted and not yet answered", ["service"],
+            "eas_queue_length",
+            "Requests admitted and not yet answered",
+            ["service"],
             registry=self.registry,
         ).labels(**labels)
         self.service = service

@@ -2,9 +2,11 @@
 
 ``serve`` is the single entry used by every processor kind. With one worker process the
 model is loaded first and the port bound after, so nothing answers before the instance is
-ready. With ``worker_processes > 1`` the port is bound once and that many processes are
-forked, each loading the processor and accepting on the shared socket (the kernel spreads
-connections); a worker that dies is forked again.
+ready. With ``worker_processes > 1`` that many processes are forked; each loads the
+processor, then listens on the same port with SO_REUSEPORT, so the kernel spreads new
+connections evenly over the workers that are ready (a shared accept socket would hand most
+of them to whichever process wakes first). The supervisor holds the port bound, not
+listening, so no other program takes it meanwhile. A worker that dies is forked again.
 """
 
 from __future__ import annotations
@@ -52,17 +54,22 @@ def load(factory: Callable[[], Processor], settings: RuntimeSettings) -> Process
     return processor
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, listen: bool = True, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    if listen:
+        sock.listen(2048)
     sock.setblocking(False)
     return sock
 
 
-async def _serve_one(processor: Processor, sock: socket.socket, settings: RuntimeSettings, threads: int) -> None:
+async def _serve_one(
+    processor: Processor, sock: socket.socket, settings: RuntimeSettings, threads: int
+) -> None:
     app = RuntimeApp(processor, settings, threads)
     server = HttpServer(app.handle, max_body_bytes=settings.max_body_bytes)
     await server.serve(settings.host, settings.port, sock=sock)
@@ -98,16 +105,16 @@ def serve(
         uvloop.run(_serve_one(processor, sock, settings, threads))
         sys.exit(0)
     try:
-        sock = bind(settings.host, settings.port)
+        reserved = bind(settings.host, settings.port, listen=False, reuse_port=True)
     except OSError as exc:
         report_failure(settings, f"cannot listen on {settings.host}:{settings.port}: {exc}")
         sys.exit(1)
-    _supervise(factory, sock, settings, threads, processes)
+    _supervise(factory, reserved, settings, threads, processes)
 
 
 def _supervise(
     factory: Callable[[], Processor],
-    sock: socket.socket,
+    reserved: socket.socket,
     settings: RuntimeSettings,
     threads: int,
     processes: int,
@@ -122,7 +129,9 @@ def _supervise(
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
+                reserved.close()
                 processor = load(factory, settings)
+                sock = bind(settings.host, settings.port, reuse_port=True)
                 uvloop.run(_serve_one(processor, sock, settings, threads))
             except BaseException:
                 traceback.print_exc()

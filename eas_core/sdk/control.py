@@ -1,8 +1,8 @@
 """The control-API client: every call signed with an access key, every error one EASError.
 
-    client = ControlClient.from_config()            # ~/.eas/config, written by `eascmd config`
-    client.create_service(json.load(open("service.json")))
-    client.wait_until_running("demo")
+client = ControlClient.from_config()            # ~/.eas/config, written by `eascmd config`
+client.create_service(json.load(open("service.json")))
+client.wait_until_running("demo")
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ class ClientConfig:
         path = path or client_config_path()
         parser = configparser.ConfigParser()
         if not parser.read(path):
-            raise EASError(f"no configuration at {path}: run `eascmd config -i ID -k SECRET -e ENDPOINT`")
+            raise EASError(
+                f"no configuration at {path}: run `eascmd config -i ID -k SECRET -e ENDPOINT`"
+            )
         try:
             section = parser[SECTION]
             return cls(section["access_id"], section["access_key"], section["endpoint"])
@@ -66,7 +68,9 @@ def normalize_endpoint(endpoint: str) -> str:
 
 
 class ControlClient:
-    def __init__(self, endpoint: str, access_key_id: str, access_key_secret: str, *, timeout: float = 120.0) -> None:
+    def __init__(
+        self, endpoint: str, access_key_id: str, access_key_secret: str, *, timeout: float = 120.0
+    ) -> None:
         self.endpoint = normalize_endpoint(endpoint)
         self.key = AccessKey(access_key_id, access_key_secret)
         self.http = httpx.Client(base_url=self.endpoint, timeout=timeout)
@@ -87,7 +91,12 @@ class ControlClient:
 
     # -- transport ----------------------------------------------------------------------
     def request(
-        self, method: str, path: str, *, body: Any = None, content: bytes | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content: bytes | None = None,
         params: dict[str, Any] | None = None,
     ) -> Any:
         if body is not None:
@@ -117,7 +126,9 @@ class ControlClient:
     # -- services -------------------------------------------------------------------------
     def create_service(self, document: dict[str, Any], *, related: bool = False) -> dict[str, Any]:
         params = {"related": "true"} if related else None
-        result: dict[str, Any] = self.request("POST", "/api/v1/services", body=document, params=params)
+        result: dict[str, Any] = self.request(
+            "POST", "/api/v1/services", body=document, params=params
+        )
         return result
 
     def list_services(self) -> list[dict[str, Any]]:
@@ -195,7 +206,12 @@ class ControlClient:
         last: tuple[Any, ...] | None = None
         while True:
             info = self.describe_service(name)
-            state = (info["Status"], info["TotalInstance"], info["PendingInstance"], info["RunningInstance"])
+            state = (
+                info["Status"],
+                info["TotalInstance"],
+                info["PendingInstance"],
+                info["RunningInstance"],
+            )
             if state != last and on_progress is not None:
                 on_progress(info)
             last = state
@@ -206,7 +222,9 @@ class ControlClient:
             if info["Status"] == "Stopped":
                 raise EASError(f"service {name!r} is stopped")
             if time.monotonic() > deadline:
-                raise EASError(f"service {name!r} not running after {timeout:g} s: {info['Message']}")
+                raise EASError(
+                    f"service {name!r} not running after {timeout:g} s: {info['Message']}"
+                )
             time.sleep(poll)
 
     def wait_until_deleted(self, name: str, *, timeout: float = 120.0, poll: float = 0.5) -> None:

@@ -19,7 +19,12 @@ async def authenticate(request: Request) -> str:
     secret = repo.access_key_secret(key_id)
     body = await request.body()
     if secret is None or not verify_request(
-        secret, signature, request.method, request.url.path, request.url.query, body,
+        secret,
+        signature,
+        request.method,
+        request.url.path,
+        request.url.query,
+        body,
         request.headers.get(DATE_HEADER),
     ):
         raise Unauthorized(f"access key {key_id!r} is unknown or the request signature is wrong")

@@ -85,8 +85,12 @@ def versions(request: Request, name: str) -> list[dict[str, Any]]:
     services = _services(request)
     services.repo.get_service(name)
     return [
-        {"Version": v.version, "CreateTime": v.created_at.isoformat(timespec="seconds"),
-         "ServiceConfig": v.document, "Artefacts": v.artefacts}
+        {
+            "Version": v.version,
+            "CreateTime": v.created_at.isoformat(timespec="seconds"),
+            "ServiceConfig": v.document,
+            "Artefacts": v.artefacts,
+        }
         for v in services.repo.list_versions(name)
     ]
 
@@ -94,12 +98,18 @@ def versions(request: Request, name: str) -> list[dict[str, Any]]:
 @router.get("/{name}/versions/{version}")
 def version(request: Request, name: str, version: int) -> dict[str, Any]:
     v = _services(request).repo.get_version(name, version)
-    return {"Version": v.version, "CreateTime": v.created_at.isoformat(timespec="seconds"),
-            "ServiceConfig": v.document, "Artefacts": v.artefacts}
+    return {
+        "Version": v.version,
+        "CreateTime": v.created_at.isoformat(timespec="seconds"),
+        "ServiceConfig": v.document,
+        "Artefacts": v.artefacts,
+    }
 
 
 @router.get("/{name}/logs")
-def logs(request: Request, name: str, instance: str | None = None, tail: int = 200) -> dict[str, Any]:
+def logs(
+    request: Request, name: str, instance: str | None = None, tail: int = 200
+) -> dict[str, Any]:
     services = _services(request)
     workers = services.workers(name)
     chosen = [w["InstanceName"] for w in workers if instance in (None, w["InstanceName"])]

@@ -104,8 +104,14 @@ class LocalBackend:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "boot.json").write_text(json.dumps(spec.boot))
         record = InstanceRecord(
-            id=spec.id, service=spec.service, version=spec.version, revision=spec.revision,
-            cpu=spec.cpu, memory_mb=spec.memory_mb, gpu=spec.gpu, env=spec.env,
+            id=spec.id,
+            service=spec.service,
+            version=spec.version,
+            revision=spec.revision,
+            cpu=spec.cpu,
+            memory_mb=spec.memory_mb,
+            gpu=spec.gpu,
+            env=spec.env,
         )
         self.records[spec.id] = record
         self._try_start(record)
@@ -142,9 +148,13 @@ class LocalBackend:
         used = [r for r in self.records.values() if r.placed]
         return [
             NodeInfo(
-                name=self.capacity.name, ip=self.host, cpu=self.capacity.cpu,
-                memory_mb=self.capacity.memory_mb, gpu=self.capacity.gpu,
-                used_cpu=sum(r.cpu for r in used), used_memory_mb=sum(r.memory_mb for r in used),
+                name=self.capacity.name,
+                ip=self.host,
+                cpu=self.capacity.cpu,
+                memory_mb=self.capacity.memory_mb,
+                gpu=self.capacity.gpu,
+                used_cpu=sum(r.cpu for r in used),
+                used_memory_mb=sum(r.memory_mb for r in used),
                 used_gpu=sum(r.gpu for r in used),
             )
         ]
@@ -196,7 +206,9 @@ class LocalBackend:
         record.ready_seen = False
         delay = min(self.backoff_initial * 2 ** (record.restarts - 1), self.backoff_max)
         record.next_start_at = now + delay
-        log.warning("instance %s died (%s); restart %d in %.1fs", record.id, reason, record.restarts, delay)
+        log.warning(
+            "instance %s died (%s); restart %d in %.1fs", record.id, reason, record.restarts, delay
+        )
         self._save(record)
 
     def _fits(self, record: InstanceRecord) -> bool:
@@ -231,8 +243,12 @@ class LocalBackend:
         with open(self.log_path(record.id), "ab") as logfile:
             process = subprocess.Popen(
                 [sys.executable, "-m", "eas_core.runtime.boot", str(directory / "boot.json")],
-                env=env, cwd=directory, stdout=logfile, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                env=env,
+                cwd=directory,
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         self.children[process.pid] = process
         record.pid = process.pid
@@ -261,10 +277,18 @@ class LocalBackend:
             status = InstanceStatus.STARTING
         started = datetime.fromtimestamp(record.started_at, UTC) if record.started_at else None
         return ObservedInstance(
-            id=record.id, service=record.service, version=record.version,
-            revision=record.revision, status=status, host=self.host, port=record.port,
-            node=self.capacity.name, restarts=record.restarts, started_at=started,
-            reason=record.reason, pid=record.pid,
+            id=record.id,
+            service=record.service,
+            version=record.version,
+            revision=record.revision,
+            status=status,
+            host=self.host,
+            port=record.port,
+            node=self.capacity.name,
+            restarts=record.restarts,
+            started_at=started,
+            reason=record.reason,
+            pid=record.pid,
         )
 
     # -- processes -----------------------------------------------------------------------
@@ -320,7 +344,9 @@ class LocalBackend:
                 # It died while no controller watched: supervise() restarts it.
                 record.pid = None
                 record.restarts += 1
-                record.reason = self._read_reason(record) or "process ended while the controller was down"
+                record.reason = (
+                    self._read_reason(record) or "process ended while the controller was down"
+                )
             self.records[record.id] = record
             log.info("adopted instance %s (pid %s)", record.id, record.pid)
 

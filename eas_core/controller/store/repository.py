@@ -150,8 +150,15 @@ class Repository:
                 )
                 s.add(row)
                 s.flush()
-                s.add(VersionRow(service=name, version=1, document=document,
-                                 artefacts=artefacts, created_at=stamp))
+                s.add(
+                    VersionRow(
+                        service=name,
+                        version=1,
+                        document=document,
+                        artefacts=artefacts,
+                        created_at=stamp,
+                    )
+                )
                 return _service(row)
         except IntegrityError:
             raise Conflict(f"name: a service named {name!r} already exists") from None
@@ -197,13 +204,22 @@ class Repository:
             if row is None:
                 raise NotFound(f"service {name!r} not found")
             number = row.latest_version + 1
-            s.add(VersionRow(service=name, version=number, document=document,
-                             artefacts=artefacts, created_at=now()))
+            s.add(
+                VersionRow(
+                    service=name,
+                    version=number,
+                    document=document,
+                    artefacts=artefacts,
+                    created_at=now(),
+                )
+            )
             row.latest_version = number
             if make_current:
                 row.current_version = number
                 row.document = document
-                row.instance_count = int(document.get("metadata", {}).get("instance", row.instance_count))
+                row.instance_count = int(
+                    document.get("metadata", {}).get("instance", row.instance_count)
+                )
             row.updated_at = now()
             return _service(row)
 

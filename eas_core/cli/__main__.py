@@ -1,0 +1,3 @@
+from eas_core.cli.main import main
+
+main()
