@@ -55,7 +55,9 @@ def parse_assignment(text: str) -> tuple[list[str], Any]:
     return ([head, rest] if rest else [head]), value
 
 
-def wait_running(client: ControlClient, name: str, timeout: float) -> dict[str, Any]:
+def wait_running(
+    client: ControlClient, name: str, timeout: float, version: int | None = None
+) -> dict[str, Any]:
     def show(info: dict[str, Any]) -> None:
         if info["Status"] == "Running":
             return
@@ -64,7 +66,7 @@ def wait_running(client: ControlClient, name: str, timeout: float) -> dict[str, 
             f"Running: {info['RunningInstance']}]"
         )
 
-    info = client.wait_until_running(name, timeout=timeout, on_progress=show)
+    info = client.wait_until_running(name, timeout=timeout, on_progress=show, version=version)
     output.progress("Service is running")
     return info
 
@@ -174,7 +176,48 @@ def modify(
     else:
         output.progress(f"Service {name} updated (current version {info['CurrentVersion']})")
     if wait:
-        wait_running(client, name, timeout)
+        wait_running(client, name, timeout, version=info["CurrentVersion"])
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--wait/--no-wait", default=False, show_default=True, help="Wait until it serves.")
+@click.option("--timeout", default=600.0, show_default=True)
+@json_option
+@click.pass_context
+def version(ctx: click.Context, name: str, version: int, wait: bool, timeout: float,
+            as_json: bool) -> None:
+    """Make VERSION the current version of NAME (rollback), rolling its instances over."""
+    client = _client(ctx)
+    info = client.switch_version(name, version)
+    if as_json:
+        output.emit_json(info)
+    else:
+        output.progress(f"Service {name} switching to version {version}")
+    if wait:
+        wait_running(client, name, timeout, version=version)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-w", "--weight", type=int, required=True, help="Percent of the original's traffic.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@click.pass_context
+def release(ctx: click.Context, name: str, weight: int, yes: bool, as_json: bool) -> None:
+    """Send WEIGHT% of the original endpoint's traffic to the related service NAME."""
+    client = _client(ctx)
+    original = client.describe_service(name).get("RelatedTo")
+    if not yes and not click.confirm(
+        f"Confirmed to release {weight}% of the traffic of [{original}] to [{name}]?", default=True
+    ):
+        raise click.exceptions.Abort()
+    info = client.release(name, weight)
+    if as_json:
+        output.emit_json(info)
+    else:
+        output.progress(f"Released {weight}% of [{original}]'s traffic to [{name}]")
 
 
 @cli.command()

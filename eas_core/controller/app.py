@@ -86,6 +86,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     )
 
     def after_tick(snapshot: list[Any]) -> None:
+        operations.check_rolls(snapshot)
         operations.collect_deleted(snapshot)
         live = [s for s in repo.list_services() if s.state != "deleting"]
         publisher.publish(build_routes(live, snapshot))

@@ -39,17 +39,21 @@ def build_routes(
     for s in services:
         upstreams = ready.get(s.name, []) if s.is_running else []
         traffic: list[TrafficShare] = []
-        released = [r for r in related.get(s.name, []) if r.weight]
+        released = [r for r in related.get(s.name, []) if r.weight is not None]
         if released:
             share = sum(r.weight or 0 for r in released)
-            traffic = [TrafficShare(service=s.name, weight=max(100 - share, 0))]
+            # A retired original keeps its name and token; all its traffic goes to the others.
+            own = 0 if s.state == "retired" else max(100 - share, 0)
+            traffic = [TrafficShare(service=s.name, weight=own)]
             traffic += [TrafficShare(service=r.name, weight=r.weight or 0) for r in released]
+            if own == 0 and share == 0:
+                traffic = []  # nobody is given traffic: answer 503 rather than guess
         routes[s.name] = ServiceRoute(
             name=s.name,
             token=s.token,
             upstreams=upstreams,
             traffic=traffic,
-            released_into=s.related_to if s.related_to and s.weight else None,
+            released_into=s.related_to if s.related_to and s.weight is not None else None,
             correlative=[s.name] + [r.name for r in related.get(s.name, [])],
         )
     return routes

@@ -172,7 +172,9 @@ class Services:
             )
         if changes_version(record.document, change):
             artefacts = self.snapshot(description)
-            record = self.repo.add_version(name, merged, artefacts, make_current=True)
+            record = self.repo.add_version(
+                name, merged, artefacts, make_current=True, rollback=self.rollback_point(record)
+            )
             if token_changes:
                 record = self.repo.update_service(name, **token_changes)
         else:
@@ -180,35 +182,134 @@ class Services:
             updates: dict[str, Any] = {
                 "document": merged,
                 "instance_count": description.metadata.instance,
+                "message": "",
                 **token_changes,
             }
             if not only_scale:
                 updates["revision"] = record.revision + 1  # restart instances with new settings
+                updates["rollback"] = self.rollback_point(record)
             record = self.repo.update_service(name, **updates)
         self.poke()
         return record
 
+    def rollback_point(self, record: ServiceRecord) -> dict[str, Any] | None:
+        """What a failing roll returns to: the state that serves now (None if nothing does)."""
+        if record.rollback is not None:
+            return record.rollback  # a roll over a roll still returns to what really served
+        serving = [
+            o for o in self.instances_of(record.name)
+            if o.is_ready and (o.version, o.revision) == (record.current_version, record.revision)
+        ]
+        if not serving:
+            return None
+        return {"version": record.current_version, "revision": record.revision,
+                "document": record.document}
+
+    def switch_version(self, name: str, version: int) -> ServiceRecord:
+        """`eascmd version NAME V`: roll to a stored version, keeping the instance count."""
+        record = self.repo.get_service(name)
+        self._require_active(record)
+        if version == record.current_version and record.rollback is None:
+            return record
+        target = self.repo.get_version(name, version)
+        document = merge_documents(target.document, {"metadata": {"instance": record.instance_count}})
+        self.check(parse_description(document))
+        record = self.repo.update_service(
+            name, current_version=version, document=document,
+            rollback=self.rollback_point(record), message="",
+        )
+        self.poke()
+        return record
+
+    def release(self, name: str, weight: int) -> ServiceRecord:
+        """`eascmd release NEW -w W`: W% of the original endpoint's traffic goes to NEW."""
+        if not 0 <= weight <= 100:
+            raise BadRequest(f"weight: must be between 0 and 100, got {weight}")
+        record = self.repo.get_service(name)
+        if record.related_to is None:
+            raise BadRequest(
+                f"name: {name!r} is not a related service (create one with `eascmd create -r`)"
+            )
+        self._require_active(record)
+        siblings = [
+            s for s in self.repo.list_services()
+            if s.related_to == record.related_to and s.name != name and s.weight
+        ]
+        if weight + sum(s.weight or 0 for s in siblings) > 100:
+            raise BadRequest(f"weight: related services of {record.related_to!r} would exceed 100%")
+        record = self.repo.update_service(name, weight=weight)
+        self.poke()
+        return record
+
+    def check_rolls(self, observed: list[ObservedInstance]) -> None:
+        """Called after each tick: end finished rolls, undo failed ones.
+
+        A roll fails when an instance of the new version dies (load failure, crash) while
+        instances of the previous one still serve: the service goes back to the previous
+        version and says why; the new instances are stopped by the next tick.
+        """
+        for record in self.repo.list_services():
+            if record.rollback is None or not record.is_running:
+                continue
+            key = (record.current_version, record.revision)
+            mine = [o for o in observed if o.service == record.name and o.status != InstanceStatus.TERMINATING]
+            current = [o for o in mine if (o.version, o.revision) == key]
+            old = [o for o in mine if (o.version, o.revision) != key]
+            if not old and sum(1 for o in current if o.is_ready) >= record.instance_count:
+                self.repo.update_service(record.name, rollback=None, message="")
+                continue
+            broken = [o for o in current if o.restarts and not o.is_ready]
+            if broken and any(o.is_ready for o in old):
+                back = record.rollback
+                reason = broken[0].reason or "instance died"
+                self.repo.update_service(
+                    record.name, current_version=back["version"], revision=back["revision"],
+                    document=back["document"], rollback=None,
+                    message=(f"Rolling to version {record.current_version} failed: {reason}; "
+                             f"serving version {back['version']}"),
+                )
+
+    def _require_active(self, record: ServiceRecord) -> None:
+        if record.state in ("deleting", "retired"):
+            raise Conflict(f"service {record.name!r} is being deleted")
+
     def stop(self, name: str) -> ServiceRecord:
+        self._require_active(self.repo.get_service(name))
         record = self.repo.update_service(name, state="stopped")
         self.poke()
         return record
 
     def start(self, name: str) -> ServiceRecord:
+        self._require_active(self.repo.get_service(name))
         record = self.repo.update_service(name, state="running")
         self.poke()
         return record
 
     def delete(self, name: str) -> ServiceRecord:
-        """Mark for deletion: the route disappears now, the record once no instance is left."""
-        record = self.repo.update_service(name, state="deleting")
+        """Mark for deletion: the route disappears now, the record once no instance is left.
+
+        An original service whose related service was released keeps its name and token
+        ("retired"): its endpoint now sends everything to the related service.
+        """
+        record = self.repo.get_service(name)
+        if record.state == "retired":
+            raise Conflict(f"service {name!r} is already deleted; its endpoint serves "
+                           f"its released related service")
+        released = [s for s in self.repo.list_services() if s.related_to == name and s.weight is not None]
+        record = self.repo.update_service(name, state="retired" if released else "deleting")
         self.poke()
         return record
 
     def collect_deleted(self, observed: list[ObservedInstance]) -> None:
-        """Called after each tick: drop deleted services whose instances are all gone."""
+        """Called after each tick: drop deleted services whose instances are all gone, and
+        retired names whose related services are all gone too."""
         remaining = {o.service for o in observed}
-        for record in self.repo.list_services():
+        services = self.repo.list_services()
+        related_to = {s.related_to for s in services if s.state not in ("deleting",)}
+        for record in services:
             if record.state == "deleting" and record.name not in remaining:
+                self.repo.delete_service(record.name)
+            elif record.state == "retired" and record.name not in related_to:
                 self.repo.delete_service(record.name)
 
     # -- what runs ---------------------------------------------------------------------
@@ -291,15 +392,18 @@ class Services:
         if record.state == "deleting":
             status = ServiceStatus.DELETING
             message = f"Terminating {len(mine)} instance(s)"
+        elif record.state == "retired":
+            status = ServiceStatus.DELETING
+            message = "Deleted; its endpoint serves the released related service"
         elif not record.is_running:
             status = ServiceStatus.STOPPED
             message = "Service stopped" if not mine else "Stopping instances"
         elif len(mine) > len(current):
             status = ServiceStatus.UPDATING
-            message = "Rolling to the new version"
+            message = f"Rolling to version {record.current_version}"
         elif running >= record.instance_count:
             status = ServiceStatus.RUNNING
-            message = "Service start successfully"
+            message = record.message or "Service start successfully"
         elif failing:
             status = ServiceStatus.FAILED if running == 0 else ServiceStatus.WAITING
             message = failing[0].reason

@@ -166,6 +166,18 @@ class ControlClient:
         result: dict[str, Any] = self.request("GET", f"/api/v1/services/{name}/versions/{version}")
         return result
 
+    def switch_version(self, name: str, version: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/services/{name}/version", body={"version": version}
+        )
+        return result
+
+    def release(self, name: str, weight: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/services/{name}/release", body={"weight": weight}
+        )
+        return result
+
     def logs(self, name: str, *, instance: str | None = None, tail: int = 200) -> dict[str, Any]:
         params: dict[str, Any] = {"tail": tail}
         if instance:
@@ -197,10 +209,13 @@ class ControlClient:
         timeout: float = 600.0,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
         poll: float = 0.5,
+        version: int | None = None,
     ) -> dict[str, Any]:
-        """Return the description once every instance of the current version is ready.
+        """Return the description once every instance of the current version is ready and
+        no roll is left (with ``version``: once that version serves).
 
-        Raises EASError when the service fails (its message says why) or time runs out.
+        Raises EASError when the service fails, a roll to ``version`` is undone (the message
+        says why), or time runs out.
         """
         deadline = time.monotonic() + timeout
         last: tuple[Any, ...] | None = None
@@ -215,6 +230,8 @@ class ControlClient:
             if state != last and on_progress is not None:
                 on_progress(info)
             last = state
+            if version is not None and info["CurrentVersion"] != version:
+                raise EASError(f"service {name!r}: {info['Message']}")
             if info["Status"] == "Running":
                 return info
             if info["Status"] == "Failed":

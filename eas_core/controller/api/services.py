@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
 
 from eas_core.controller.api.auth import authenticate
 from eas_core.controller.services import Services
@@ -55,6 +56,28 @@ async def modify(request: Request, name: str) -> dict[str, Any]:
     change = await _json_body(request)
     record = await run_in_threadpool(services.modify, name, change)
     return services.summary(record, full=True)
+
+
+class VersionSwitch(BaseModel):
+    version: int = Field(ge=1)
+
+
+class Release(BaseModel):
+    weight: int = Field(ge=0, le=100)
+
+
+@router.post("/{name}/version")
+def switch_version(request: Request, name: str, switch: VersionSwitch) -> dict[str, Any]:
+    """Make a stored version current (rollback), rolling instances over to it."""
+    services = _services(request)
+    return services.summary(services.switch_version(name, switch.version), full=True)
+
+
+@router.post("/{name}/release")
+def release(request: Request, name: str, body: Release) -> dict[str, Any]:
+    """Send ``weight``% of the original endpoint's traffic to this related service."""
+    services = _services(request)
+    return services.summary(services.release(name, body.weight), full=True)
 
 
 @router.post("/{name}/stop")

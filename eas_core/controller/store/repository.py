@@ -45,6 +45,7 @@ class ServiceRecord:
     revision: int
     related_to: str | None
     weight: int | None
+    rollback: dict[str, Any] | None
     message: str
     document: dict[str, Any]
     created_at: datetime
@@ -75,6 +76,7 @@ def _service(row: ServiceRow) -> ServiceRecord:
         revision=row.revision,
         related_to=row.related_to,
         weight=row.weight,
+        rollback=dict(row.rollback) if row.rollback else None,
         message=row.message,
         document=dict(row.document),
         created_at=row.created_at,
@@ -142,7 +144,8 @@ class Repository:
                     latest_version=1,
                     revision=0,
                     related_to=related_to,
-                    weight=0 if related_to else None,
+                    weight=None,
+                    rollback=None,
                     message="",
                     document=document,
                     created_at=stamp,
@@ -196,7 +199,13 @@ class Repository:
                 row.message = message
 
     def add_version(
-        self, name: str, document: dict[str, Any], artefacts: dict[str, Any], *, make_current: bool
+        self,
+        name: str,
+        document: dict[str, Any],
+        artefacts: dict[str, Any],
+        *,
+        make_current: bool,
+        rollback: dict[str, Any] | None = None,
     ) -> ServiceRecord:
         """Store version N+1 and (usually) make it the one instances run."""
         with self.session() as s:

@@ -20,16 +20,21 @@ class ServiceRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     token: Mapped[str | None] = mapped_column(String(256))
-    # "running" or "stopped": what the user asked for.
+    # "running", "stopped", "deleting", or "retired" (deleted while a released related service
+    # still serves its endpoint: the name and token stay, the instances are gone).
     state: Mapped[str] = mapped_column(String(16), default="running")
     instance_count: Mapped[int] = mapped_column(Integer)
     current_version: Mapped[int] = mapped_column(Integer)
     latest_version: Mapped[int] = mapped_column(Integer)
     # Bumped by a settings change that needs instances restarted without a new version.
     revision: Mapped[int] = mapped_column(Integer, default=0)
-    # Blue-green: the service whose endpoint this related service shares, and its share.
+    # Blue-green: the service whose endpoint this related service shares, and its share of
+    # that endpoint's traffic (None until `release`; once released its own name is closed).
     related_to: Mapped[str | None] = mapped_column(String(64))
     weight: Mapped[int | None] = mapped_column(Integer)
+    # Where a roll in progress goes back to if the new instances fail:
+    # {"version", "revision", "document"} of what served before it; None when no roll runs.
+    rollback: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     message: Mapped[str] = mapped_column(Text, default="")
     # The effective description instances of this service run now: the current version's
     # document with later settings changes (`modify -D`) applied.
