@@ -11,8 +11,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-stdout = Console(soft_wrap=True)
-stderr = Console(stderr=True, soft_wrap=True)
+# Piped output is not cut at 80 columns: scripts grep endpoints and tokens from it.
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 1000)
+stderr = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 1000)
 
 
 def emit_json(data: Any) -> None:
