@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +20,10 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installat
 
 @pytest.fixture
 def unique_name(request: pytest.FixtureRequest) -> str:
+    """A service name of its own for each test (parametrized ones included)."""
     base = request.node.name.lower().replace("[", "_").replace("]", "").replace("-", "_")
-    return ("t_" + "".join(c for c in base if c.isalnum() or c == "_"))[:40]
+    digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:6]
+    return ("t_" + "".join(c for c in base if c.isalnum() or c == "_"))[:32] + "_" + digest
 
 
 @pytest.fixture
