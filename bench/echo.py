@@ -208,6 +208,7 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "wrk": (wrk_version.stdout or wrk_version.stderr).split(" Copyright")[0].strip(),
         "kernel": platform.release(),
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 
@@ -224,8 +225,13 @@ def table(results: list[Result]) -> str:
     return "\n".join(rows)
 
 
-def report(results: list[Result], args: argparse.Namespace, command: str, started: str) -> str:
-    info = machine()
+def report(
+    results: list[Result],
+    args: argparse.Namespace,
+    command: str,
+    started: str,
+    info: dict[str, str],
+) -> str:
     errors = [f"{r.path}/{r.connections}: {r.detail}" for r in results if r.errors]
     mode = "connected to an existing installation" if args.gateway else "own installation"
     return "\n".join(
@@ -236,9 +242,10 @@ def report(results: list[Result], args: argparse.Namespace, command: str, starte
             "",
             f"- command: `{command}`",
             f"- date: {started}",
-            f"- machine: nproc {info['nproc']}, {info['cpu']}, Linux {info['kernel']}",
+            f"- machine: nproc {info['nproc']}, {info['cpu']}, Linux {info['kernel']}; "
+            f"load average before the runs: {info['load']} (other work shares the machine)",
             f"- python: {info['python']}; load generator: {info['wrk']}, "
-            f"{args.threads} thread(s), keep-alive",
+            f"at most {args.threads} thread(s), keep-alive",
             f"- installation: {mode}; service: examples/echo (python, 1 instance, cpu 1, "
             f"8 worker threads); body: {args.body_size} bytes POST with `Authorization: <token>`",
             f"- each run: at most {args.duration:g} s and {args.max_requests} requests, "
@@ -247,8 +254,7 @@ def report(results: list[Result], args: argparse.Namespace, command: str, starte
             "- the load generator, gateway and instance all share the same "
             f"{info['nproc']} cores, so these numbers are a floor, not a capacity figure",
             "- errors: connect/read/write/timeout socket errors + HTTP status >= 400 + "
-            "bodies that did not echo the request"
-            + (" — " + "; ".join(errors) if errors else ""),
+            "bodies that did not echo the request" + (" — " + "; ".join(errors) if errors else ""),
             "",
         ]
     )
@@ -311,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "bench.echo", *(sys.argv[1:] if argv is None else argv)])
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     wrk = ensure_wrk()
+    info = machine()  # before the runs: the load average shows what else is running
     body = b"x" * args.body_size
     results: list[Result] = []
     with target_service(args) as target:
@@ -335,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(stats["raw"], file=sys.stderr)
                 results.append(to_result(name, connections, stats))
                 time.sleep(0.5)  # let the previous run's connections close
-    text = report(results, args, command, started)
+    text = report(results, args, command, started, info)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     print(text)

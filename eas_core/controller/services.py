@@ -400,7 +400,7 @@ class Services:
             message = "Service stopped" if not mine else "Stopping instances"
         elif len(mine) > len(current):
             status = ServiceStatus.UPDATING
-            message = f"Rolling to version {record.current_version}"
+            message = record.message or f"Rolling to version {record.current_version}"
         elif running >= record.instance_count:
             status = ServiceStatus.RUNNING
             message = record.message or "Service start successfully"

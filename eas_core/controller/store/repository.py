@@ -229,6 +229,8 @@ class Repository:
                 row.instance_count = int(
                     document.get("metadata", {}).get("instance", row.instance_count)
                 )
+                row.rollback = rollback
+                row.message = ""
             row.updated_at = now()
             return _service(row)
 

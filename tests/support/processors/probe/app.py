@@ -23,6 +23,8 @@ class ProbeProcessor(allspark.BaseProcessor):
                 self.model_text = f.read().strip()
         if self.model_text == "fail-initialize":
             raise RuntimeError("this model refuses to load")
+        if self.model_text.startswith("slow-initialize:"):
+            time.sleep(float(self.model_text.split(":")[1]))
 
     def process(self, data):
         if data.startswith(b"echo:"):

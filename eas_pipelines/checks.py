@@ -1,0 +1,117 @@
+"""The ``smoke`` asset check of ``<service>/deployment``: its spec and its results.
+
+A deployment records one check result: passed when the new version answered every smoke
+request right within budget (and survived its bakes); failed with the stage that failed
+(``ready`` — instances never ready, ``smoke``, ``bake``, ``promote``), the failing request and
+response, and where the service stands after the rollback. The same metadata goes into the
+run's failure, so the run page and the asset page tell the same story.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from eas_pipelines.declaration import PipelineDeclaration
+from eas_pipelines.rollout import Outcome, RolloutFailed
+from eas_pipelines.smoke import Report
+
+SMOKE = "smoke"
+
+
+def deployment_key(service: str) -> dg.AssetKey:
+    return dg.AssetKey([service, "deployment"])
+
+
+def model_key(service: str) -> dg.AssetKey:
+    return dg.AssetKey([service, "model"])
+
+
+def smoke_check_spec(declaration: PipelineDeclaration) -> dg.AssetCheckSpec:
+    tests = declaration.smoke_tests
+    names = ", ".join(r.name or f"requests[{i}]" for i, r in enumerate(tests.requests))
+    return dg.AssetCheckSpec(
+        SMOKE,
+        asset=deployment_key(declaration.name),
+        description=(
+            f"Smoke tests through the gateway ({names}; ×{tests.repeat}, error rate ≤ "
+            f"{tests.max_error_rate:.0%}). Run alone, it tests the live version."
+        ),
+    )
+
+
+def report_metadata(report: Report | None) -> dict[str, Any]:
+    if report is None:
+        return {}
+    out: dict[str, Any] = {"summary": dg.MetadataValue.json(report.summary())}
+    if report.failing is not None:
+        failing = report.failing.describe()
+        out["failing_request"] = failing["request"]
+        out["failing_status"] = failing["status"]
+        out["failing_response"] = dg.MetadataValue.text(failing["response"])
+        out["failing_problems"] = dg.MetadataValue.json(failing["problems"])
+        out["failing_latency_ms"] = failing["latency_ms"]
+    return out
+
+
+def sent_body(declaration: PipelineDeclaration, request_name: str) -> str | None:
+    """The body of the named smoke request, as it was sent."""
+    from eas_pipelines.smoke import encode_body, label
+
+    for i, request in enumerate(declaration.smoke_tests.requests):
+        if label(request, i) == request_name:
+            return encode_body(request)[0].decode("utf-8", "replace")
+    return None
+
+
+def failure_metadata(declaration: PipelineDeclaration, failed: RolloutFailed) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "failed_check": failed.check,
+        "reason": dg.MetadataValue.text(failed.reason),
+        "rolled_back": failed.rolled_back,
+        "model_uri": failed.model_uri,
+    }
+    out.update(report_metadata(failed.report))
+    if failed.report is not None and failed.report.failing is not None:
+        body = sent_body(declaration, failed.report.failing.request)
+        if body is not None:
+            out["failing_request_body"] = dg.MetadataValue.text(body)
+    if failed.state is not None:
+        out["live_version"] = failed.state.version
+        out["latest_version"] = failed.state.latest_version
+    return out
+
+
+def passed_result(outcome: Outcome) -> dg.AssetCheckResult:
+    passed = outcome.smoke is None or outcome.smoke.passed
+    metadata = report_metadata(outcome.smoke)
+    for weight, bake in outcome.bakes:
+        metadata[f"bake_{weight}pct"] = dg.MetadataValue.json(bake.summary())
+    metadata["version"] = outcome.state.version
+    return dg.AssetCheckResult(
+        check_name=SMOKE,
+        passed=passed,
+        # Only reached failing when the declaration says not to roll back on smoke failure.
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )
+
+
+def failed_result(declaration: PipelineDeclaration, failed: RolloutFailed) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=SMOKE,
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=failure_metadata(declaration, failed),
+    )
+
+
+def live_result(report: Report, version: int) -> dg.AssetCheckResult:
+    """The check run on its own: the live version, tested as it serves."""
+    return dg.AssetCheckResult(
+        check_name=SMOKE,
+        passed=report.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={**report_metadata(report), "version": version},
+    )

@@ -1,0 +1,454 @@
+"""Rollouts over the control API: deploy a model URI, test it, keep it or roll it back.
+
+    all_at_once   modify → version N+1 rolls over the instances → wait ready → smoke (→ bake)
+                  failure: `eascmd version` back to N (or the core already undid the roll)
+    blue_green    create -r → related service `name_xxxxxxxx` → wait ready → smoke on its own
+                  endpoint → release steps (10 → 50 → 100), each baked under probe traffic
+                  through the original endpoint → promote: modify the original to the same
+                  model (version N+1), release 0, delete the related side
+                  failure: release 0 + delete the related side; the original never changed
+
+Promotion keeps one service with one version history, so the next rollout, the rollback job
+and `eascmd desc` all see the model that serves as a version of the original service.
+
+Every step is safe to repeat: a model already current makes no new version, a service that
+does not exist is created, and related services left by a run that died are retired before a
+new blue-green rollout starts. The core keeps each version consistent on its own (a roll that
+fails to start is undone by the controller), so a dead run leaves a serving service behind.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from eas_core.errors import EASError, NotFound
+from eas_core.sdk.control import ControlClient
+from eas_pipelines.declaration import PipelineDeclaration
+from eas_pipelines.resources import EASResource
+from eas_pipelines.smoke import Prober, Report, probe_for, run_smoke_tests
+from eas_pipelines.stores import open_store, upload_local
+
+# Fields whose change makes a new version (SPEC §2): the same list the core uses.
+VERSIONED_FIELDS = (
+    "model_path",
+    "model_entry",
+    "model_config",
+    "processor",
+    "processor_path",
+    "processor_entry",
+    "processor_mainclass",
+    "processor_type",
+    "data_image",
+    "oss_endpoint",
+)
+_RELATED_SUFFIX = re.compile(r"_[0-9a-f]{8}")
+
+
+class Log(Protocol):
+    """What a rollout reports through: Dagster's ``context.log`` or any logger."""
+
+    def info(self, msg: str) -> Any: ...
+
+    def warning(self, msg: str) -> Any: ...
+
+    def error(self, msg: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What serves after a rollout: the deployment asset's metadata."""
+
+    service: str
+    version: int
+    previous_version: int | None
+    latest_version: int
+    endpoint: str
+    model_path: str | None
+    status: str
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "live_version": self.version,
+            "previous_version": self.previous_version,
+            "latest_version": self.latest_version,
+            "endpoint": self.endpoint,
+            "model_path": self.model_path,
+            "status": self.status,
+        }
+
+
+@dataclass
+class Outcome:
+    """A rollout that kept its model: where it stands, and the evidence."""
+
+    state: LiveState
+    smoke: Report | None
+    new_version: bool
+    bakes: list[tuple[int, Report]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class RolloutFailed(Exception):
+    """A rollout that did not keep its model: which check failed, what it saw, and where
+    the service stands now (after the rollback)."""
+
+    def __init__(
+        self,
+        check: str,
+        reason: str,
+        *,
+        report: Report | None = None,
+        state: LiveState | None = None,
+        rolled_back: bool = True,
+        model_uri: str | None = None,
+    ) -> None:
+        super().__init__(f"{check} failed: {reason}")
+        self.check = check
+        self.reason = reason
+        self.report = report
+        self.state = state
+        self.rolled_back = rolled_back
+        self.model_uri = model_uri
+
+
+class Rollout:
+    """One service's rollouts, driven only through the control API and the gateway."""
+
+    def __init__(
+        self,
+        declaration: PipelineDeclaration,
+        eas: EASResource,
+        client: ControlClient,
+        log: Log,
+    ) -> None:
+        self.declaration = declaration
+        self.eas = eas
+        self.client = client
+        self.log = log
+        self.name = declaration.name
+        self._uploaded: dict[str, str] = {}
+
+    # -- the service description ----------------------------------------------------------
+    def document(self, model_uri: str) -> dict[str, Any]:
+        """The declared description with this model; local processor packages uploaded so
+        the installation needs nothing from this machine's disk."""
+        document = dict(self.declaration.service)
+        for key in ("processor_path",):
+            value = document.get(key)
+            if isinstance(value, str) and "://" not in value:
+                path = self.declaration.resolve(value)
+                if str(path) not in self._uploaded:
+                    self._uploaded[str(path)] = upload_local(self.client, path)
+                document[key] = self._uploaded[str(path)]
+        store = open_store(self.declaration, self.client)
+        for key, value in store.service_fields().items():
+            document.setdefault(key, value)
+        document["model_path"] = model_uri
+        return document
+
+    def change(self, current: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+        """What `modify` must send to make ``document`` current: empty when the model and
+        processor already are (then no version is made). Settings ride along with a new
+        version; the instance count is left to whoever scaled the service."""
+        if all(document.get(k) == current.get(k) for k in VERSIONED_FIELDS):
+            return {}
+        change = {
+            k: v for k, v in document.items() if k not in ("name", "metadata") and current.get(k) != v
+        }
+        metadata = {
+            k: v
+            for k, v in (document.get("metadata") or {}).items()
+            if k != "instance" and (current.get("metadata") or {}).get(k) != v
+        }
+        if metadata:
+            change["metadata"] = metadata
+        return change
+
+    # -- views ----------------------------------------------------------------------------
+    def describe(self, name: str | None = None) -> dict[str, Any]:
+        return self.client.describe_service(name or self.name)
+
+    def state(self, previous: int | None, info: dict[str, Any] | None = None) -> LiveState:
+        info = info or self.describe()
+        return LiveState(
+            service=self.name,
+            version=int(info["CurrentVersion"]),
+            previous_version=previous,
+            latest_version=int(info["LatestVersion"]),
+            endpoint=str(info["IntranetEndpoint"]),
+            model_path=(info.get("ServiceConfig") or {}).get("model_path"),
+            status=str(info["Status"]),
+        )
+
+    def related_services(self) -> list[str]:
+        """Related (blue-green) services of this one still present, e.g. left by a dead run."""
+        found = []
+        for summary in self.client.list_services():
+            name = str(summary["ServiceName"])
+            suffix = name[len(self.name) :]
+            if name.startswith(self.name) and _RELATED_SUFFIX.fullmatch(suffix):
+                try:
+                    if self.describe(name).get("RelatedTo") == self.name:
+                        found.append(name)
+                except NotFound:
+                    continue
+        return found
+
+    def prober(self, info: dict[str, Any], name: str | None = None) -> Prober:
+        return Prober(
+            self.eas.gateway_url(str(info["IntranetEndpoint"])),
+            name or self.name,
+            str(info.get("AccessToken") or "") or None,
+            self.declaration.smoke_tests.timeout_seconds,
+        )
+
+    def smoke(self, info: dict[str, Any], name: str | None = None) -> Report:
+        with self.prober(info, name) as prober:
+            report = run_smoke_tests(prober, self.declaration.smoke_tests)
+        verdict = "passed" if report.passed else "FAILED: " + "; ".join(report.failures)
+        self.log.info(f"smoke tests on {name or self.name}: {verdict} ({report.summary()})")
+        return report
+
+    def bake(self, info: dict[str, Any], what: str) -> Report:
+        rollout = self.declaration.rollout
+        self.log.info(f"baking {what} for {rollout.bake_seconds:g} s")
+        with self.prober(info) as prober:
+            report = probe_for(
+                prober,
+                self.declaration.smoke_tests,
+                rollout.bake_seconds,
+                rollout.probe_interval_seconds,
+                self.declaration.rollback_on.bake,
+            )
+        verdict = "passed" if report.passed else "FAILED: " + "; ".join(report.failures)
+        self.log.info(f"bake of {what}: {verdict} ({report.summary()})")
+        return report
+
+    def wait(self, name: str, version: int | None = None) -> dict[str, Any]:
+        return self.client.wait_until_running(
+            name, version=version, timeout=self.declaration.rollout.ready_timeout_seconds
+        )
+
+    # -- deploy ---------------------------------------------------------------------------
+    def deploy(self, model_uri: str, recorded: dict[str, Any] | None = None) -> Outcome:
+        """Make ``model_uri`` serve, or roll back and raise RolloutFailed.
+
+        ``recorded`` is the deployment asset's last metadata: it says which version served
+        before the live one, for a repeat deploy whose checks fail."""
+        document = self.document(model_uri)
+        try:
+            info = self.describe()
+        except NotFound:
+            return self._first(document)
+        if info.get("RelatedTo"):
+            raise EASError(
+                f"service {self.name!r} is a related service of {info['RelatedTo']!r}; "
+                "declare the original service"
+            )
+        if info["Status"] == "Stopped":
+            # A first deployment that failed its checks leaves the service stopped.
+            self.log.info(f"starting stopped service {self.name}")
+            self.client.start_service(self.name)
+        if self.declaration.rollout.strategy == "blue_green":
+            return self._blue_green(document, info, recorded)
+        return self._all_at_once(document, info, recorded)
+
+    def _first(self, document: dict[str, Any]) -> Outcome:
+        """No service yet: create it. Nothing to roll back to, so a failure stops it."""
+        self.log.info(f"service {self.name} does not exist: creating it")
+        self.client.create_service(document)
+        try:
+            info = self.wait(self.name)
+        except EASError as exc:
+            self._stop_first(document)
+            raise RolloutFailed(
+                "ready", f"instances never ready: {exc.message}", rolled_back=False,
+                state=self.state(None), model_uri=document["model_path"],
+            ) from None
+        report = self.smoke(info)
+        if not report.passed and self.declaration.rollback_on.smoke_failure:
+            self._stop_first(document)
+            raise RolloutFailed(
+                "smoke", "; ".join(report.failures), report=report, rolled_back=False,
+                state=self.state(None), model_uri=document["model_path"],
+            )
+        return Outcome(self.state(None, self.describe()), report, new_version=True)
+
+    def _stop_first(self, document: dict[str, Any]) -> None:
+        self.log.error(
+            f"first version of {self.name} failed its checks and there is no previous version: "
+            "stopping the service (it is kept for `eascmd logs`)"
+        )
+        self.client.stop_service(self.name)
+
+    def _all_at_once(
+        self, document: dict[str, Any], info: dict[str, Any], recorded: dict[str, Any] | None
+    ) -> Outcome:
+        change = self.change(info["ServiceConfig"], document)
+        current = int(info["CurrentVersion"])
+        if change:
+            previous: int | None = current
+            self.log.info(f"modify {self.name}: {sorted(change)} → new version")
+            version = int(self.client.modify_service(self.name, change)["CurrentVersion"])
+            self.log.info(f"{self.name}: rolling from version {current} to {version}")
+        else:
+            # The model already serves (a run that died after `modify`, or a repeat).
+            version = current
+            previous = default_previous(current, recorded)
+            self.log.info(f"{self.name}: version {version} already serves this model")
+        uri = document["model_path"]
+        try:
+            info = self.wait(self.name, version)
+        except EASError as exc:
+            state = self._back_to(previous)
+            raise RolloutFailed(
+                "ready", f"version {version} never became ready: {exc.message}",
+                state=state, rolled_back=previous is not None, model_uri=uri,
+            ) from None
+        report = self.smoke(info)
+        if not report.passed and self.declaration.rollback_on.smoke_failure:
+            state = self._back_to(previous)
+            raise RolloutFailed(
+                "smoke", "; ".join(report.failures), report=report, state=state,
+                rolled_back=previous is not None, model_uri=uri,
+            )
+        outcome = Outcome(self.state(previous, info), report, new_version=bool(change))
+        if self.declaration.rollout.bake_seconds > 0:
+            bake = self.bake(info, f"version {version}")
+            outcome.bakes.append((100, bake))
+            if not bake.passed:
+                state = self._back_to(previous)
+                raise RolloutFailed(
+                    "bake", "; ".join(bake.failures), report=bake, state=state,
+                    rolled_back=previous is not None, model_uri=uri,
+                )
+        return outcome
+
+    def _blue_green(
+        self, document: dict[str, Any], info: dict[str, Any], recorded: dict[str, Any] | None
+    ) -> Outcome:
+        for leftover in self.related_services():
+            self.log.warning(f"retiring related service {leftover} left by an earlier run")
+            self.retire(leftover)
+        if not self.change(info["ServiceConfig"], document):
+            # Nothing to release: check what serves, as all_at_once would.
+            return self._all_at_once(document, info, recorded)
+        uri = document["model_path"]
+        created = self.client.create_service(document, related=True)
+        related = str(created["ServiceName"])
+        self.log.info(f"created related service {related} for blue-green release")
+        try:
+            related_info = self.wait(related)
+        except EASError as exc:
+            self.retire(related)
+            raise RolloutFailed(
+                "ready", f"related service {related} never became ready: {exc.message}",
+                state=self.state(None), model_uri=uri,
+            ) from None
+        report = self.smoke(related_info, related)
+        if not report.passed and self.declaration.rollback_on.smoke_failure:
+            self.retire(related)
+            raise RolloutFailed(
+                "smoke", "; ".join(report.failures), report=report,
+                state=self.state(None), model_uri=uri,
+            )
+        outcome = self.release(related, model_uri=uri)
+        outcome.smoke = report
+        return outcome
+
+    # -- release (blue-green steps) -------------------------------------------------------
+    def release(
+        self,
+        related: str,
+        *,
+        model_uri: str | None = None,
+        steps: list[int] | None = None,
+    ) -> Outcome:
+        """Step ``related`` up to 100 % with a bake at each step, then promote it."""
+        original = self.describe()
+        previous = int(original["CurrentVersion"])
+        related_info = self.describe(related)
+        uri = model_uri or (related_info.get("ServiceConfig") or {}).get("model_path")
+        bakes: list[tuple[int, Report]] = []
+        for weight in steps or self.declaration.rollout.steps:
+            self.client.release(related, weight)
+            self.log.info(f"released {related}: {weight}% of {self.name}'s traffic")
+            if self.declaration.rollout.bake_seconds > 0:
+                bake = self.bake(original, f"{related} at {weight}%")
+                bakes.append((weight, bake))
+                if not bake.passed:
+                    self.retire(related)
+                    raise RolloutFailed(
+                        "bake", f"at {weight}%: " + "; ".join(bake.failures), report=bake,
+                        state=self.state(None), model_uri=uri,
+                    )
+        state = self._promote(related, related_info, previous)
+        return Outcome(state, None, new_version=True, bakes=bakes)
+
+    def _promote(self, related: str, related_info: dict[str, Any], previous: int) -> LiveState:
+        """All traffic is on the related side: move the original to the same model, hand the
+        traffic back, delete the related side."""
+        original = self.describe()
+        change = self.change(original["ServiceConfig"], related_info["ServiceConfig"])
+        if change:
+            version = int(self.client.modify_service(self.name, change)["CurrentVersion"])
+            self.log.info(f"promoting: {self.name} rolls to version {version} (same model)")
+            try:
+                self.wait(self.name, version)
+            except EASError as exc:
+                self.retire(related)
+                raise RolloutFailed(
+                    "promote", f"version {version} of {self.name} never became ready: "
+                    f"{exc.message}", state=self.state(None),
+                ) from None
+        self.retire(related)
+        return self.state(previous)
+
+    def retire(self, related: str) -> None:
+        """Release weight 0 and delete a related service: all traffic back to the original."""
+        try:
+            self.client.release(related, 0)
+            self.client.delete_service(related)
+            self.client.wait_until_deleted(related, timeout=120)
+        except NotFound:
+            return
+        self.log.info(f"retired related service {related}: all traffic on {self.name}")
+
+    # -- rollback -------------------------------------------------------------------------
+    def _back_to(self, previous: int | None) -> LiveState:
+        """Roll back after a failed check; with no previous version, stop the service."""
+        if previous is None:
+            self.log.error(f"{self.name}: no previous version to roll back to; stopping it")
+            self.client.stop_service(self.name)
+            return self.state(None)
+        return self.rollback(previous)
+
+    def rollback(self, version: int) -> LiveState:
+        """`eascmd version NAME V`, then wait until V serves (a no-op when it already does,
+        e.g. because the core undid a roll that failed to start)."""
+        for leftover in self.related_services():
+            self.retire(leftover)
+        info = self.describe()
+        if int(info["CurrentVersion"]) != version:
+            self.log.warning(f"{self.name}: rolling back to version {version}")
+            self.client.switch_version(self.name, version)
+        else:
+            self.log.info(f"{self.name}: version {version} is current ({info['Message']})")
+        info = self.wait(self.name, version)
+        return self.state(None, info)
+
+
+def default_previous(current: int, recorded: dict[str, Any] | None) -> int | None:
+    """The version that served before ``current``: what the deployment asset recorded when
+    it made ``current`` live, else ``current - 1``."""
+    if recorded and recorded.get("live_version") == current:
+        previous = recorded.get("previous_version")
+        if isinstance(previous, int) and previous != current:
+            return previous
+    return current - 1 if current > 1 else None
+
+
+__all__ = ["LiveState", "Outcome", "Rollout", "RolloutFailed", "default_previous"]

@@ -1,0 +1,223 @@
+"""The sensors of a pipeline.
+
+    <service>_new_model    a new file under the watched store prefix → one `deploy` run for it
+    <service>_health       the live version, probed with the smoke requests, breaks → `rollback`
+    <service>_run_failure  a run of this pipeline failed → POST to the declared webhook
+
+The new-model sensor remembers what it has seen in its cursor (the newest modification time
+and the keys that carry it), and names each run after the artefact's URI (``run_key``), so an
+artefact starts one deploy, however often the sensor is evaluated. On its very first
+evaluation (no cursor) it deploys only the newest artefact: the history already in the store
+is not replayed version by version.
+
+The health sensor only rolls back a version the pipeline may blame on the last deployment:
+the newest version of the service (not one a rollback already returned to), younger than the
+declared window, while no run of the service is in flight. Its run key names the version, so
+one broken version is rolled back once.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import httpx
+
+from eas_core.errors import EASError, NotFound
+from eas_pipelines.assets import SERVICE_TAG
+from eas_pipelines.declaration import PipelineDeclaration
+from eas_pipelines.jobs import deploy_run_config, rollback_run_config
+from eas_pipelines.resources import EASResource
+from eas_pipelines.rollout import Rollout
+from eas_pipelines.smoke import run_smoke_tests
+from eas_pipelines.stores import StoredArtefact, open_store
+
+_IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def _status(enabled: bool) -> dg.DefaultSensorStatus:
+    return dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED
+
+
+def new_artefacts(
+    found: list[StoredArtefact], cursor: str | None
+) -> tuple[list[StoredArtefact], str]:
+    """(artefacts not seen before, oldest first; the new cursor).
+
+    The cursor is the newest modification time seen and the keys that carry it: anything
+    later, or as late but not among those keys, is new. Without a cursor only the newest
+    artefact counts as new.
+    """
+
+    def order(artefact: StoredArtefact) -> tuple[float, str]:
+        return artefact.modified, artefact.key
+
+    if cursor is None:
+        fresh = [max(found, key=order)] if found else []
+        t, keys = 0.0, set()
+    else:
+        seen = json.loads(cursor)
+        t, keys = float(seen["t"]), set(seen["keys"])
+        fresh = [a for a in found if a.modified > t or (a.modified == t and a.key not in keys)]
+    newest = max([t, *(a.modified for a in found)])
+    at_newest = {a.key for a in found if a.modified == newest} | (keys if newest == t else set())
+    return sorted(fresh, key=order), json.dumps({"t": newest, "keys": sorted(at_newest)})
+
+
+def build_new_model_sensor(
+    declaration: PipelineDeclaration, deploy_job: dg.UnresolvedAssetJobDefinition
+) -> dg.SensorDefinition | None:
+    watched = declaration.sensors.new_model
+    if watched is None:
+        return None
+    service = declaration.name
+
+    @dg.sensor(
+        name=f"{service}_new_model",
+        job=deploy_job,
+        minimum_interval_seconds=watched.interval_seconds,
+        default_status=_status(watched.enabled),
+        description=f"Deploys each new artefact under {declaration.store.kind} store prefix "
+        f"{watched.prefix!r} to {service}, once.",
+    )
+    def new_model(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        found = open_store(declaration, None).list(watched.prefix)
+        fresh, cursor = new_artefacts(found, context.cursor)
+        if not fresh:
+            context.update_cursor(cursor)
+            return dg.SkipReason(f"no new artefact under {watched.prefix!r}")
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key=artefact.uri,
+                    run_config=deploy_run_config(service, artefact.uri),
+                    tags={SERVICE_TAG: service, "eas/trigger": "new_model"},
+                )
+                for artefact in fresh
+            ],
+            cursor=cursor,
+        )
+
+    return new_model
+
+
+def _age_seconds(created: str) -> float:
+    moment = datetime.fromisoformat(created)
+    if moment.tzinfo is None:  # the control API writes versions' times in UTC, unlabelled
+        moment = moment.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - moment).total_seconds()
+
+
+def build_health_sensor(
+    declaration: PipelineDeclaration, rollback_job: dg.JobDefinition
+) -> dg.SensorDefinition | None:
+    health = declaration.sensors.health
+    if health is None:
+        return None
+    service = declaration.name
+    probe = declaration.smoke_tests.model_copy(
+        update={
+            "repeat": health.samples,
+            "max_error_rate": health.max_error_rate,
+            "latency": health.latency,
+        }
+    )
+
+    @dg.sensor(
+        name=f"{service}_health",
+        job=rollback_job,
+        minimum_interval_seconds=health.interval_seconds,
+        default_status=_status(health.enabled),
+        description=f"Probes {service} with its smoke requests; rolls back a newly deployed "
+        "version that breaks while serving.",
+    )
+    def health_sensor(
+        context: dg.SensorEvaluationContext, eas: EASResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        in_flight = context.instance.get_runs(
+            filters=dg.RunsFilter(tags={SERVICE_TAG: service}, statuses=_IN_FLIGHT), limit=1
+        )
+        if in_flight:
+            return dg.SkipReason(f"run {in_flight[0].run_id} of {service} is in flight")
+        with eas.client() as client:
+            rollout = Rollout(declaration, eas, client, context.log)
+            try:
+                info = rollout.describe()
+            except NotFound:
+                return dg.SkipReason(f"service {service} does not exist")
+            current, latest = int(info["CurrentVersion"]), int(info["LatestVersion"])
+            if info["Status"] != "Running":
+                return dg.SkipReason(f"{service} is {info['Status']}: {info['Message']}")
+            if current == 1 or current != latest:
+                return dg.SkipReason(
+                    f"version {current} is not a new deployment (latest {latest}); not rolled back"
+                )
+            try:
+                age = _age_seconds(str(client.get_version(service, current)["CreateTime"]))
+            except (EASError, ValueError, KeyError) as exc:
+                return dg.SkipReason(f"cannot tell the age of version {current}: {exc}")
+            if age > health.window_seconds:
+                return dg.SkipReason(
+                    f"version {current} has served {age:.0f} s, beyond the {health.window_seconds:g} s "
+                    "window"
+                )
+            with rollout.prober(info) as prober:
+                report = run_smoke_tests(prober, probe)
+        if report.passed:
+            return dg.SkipReason(f"{service} version {current} is healthy: {report.summary()}")
+        context.log.warning(
+            f"{service} version {current} breaks: {'; '.join(report.failures)}; rolling back"
+        )
+        return dg.RunRequest(
+            run_key=f"health:{service}:{current}",
+            run_config=rollback_run_config(service),
+            tags={SERVICE_TAG: service, "eas/trigger": "health", "eas/broken_version": str(current)},
+        )
+
+    return health_sensor
+
+
+def failure_payload(context: dg.RunFailureSensorContext, service: str) -> dict[str, Any]:
+    run = context.dagster_run
+    return {
+        "service": service,
+        "job": run.job_name,
+        "run_id": run.run_id,
+        "status": str(run.status.value),
+        "message": context.failure_event.message,
+        "tags": dict(run.tags),
+    }
+
+
+def build_run_failure_sensor(
+    declaration: PipelineDeclaration, jobs: list[Any]
+) -> dg.SensorDefinition | None:
+    notify = declaration.sensors.run_failure
+    if notify is None or notify.webhook is None:
+        return None
+    service = declaration.name
+    url = notify.webhook
+
+    @dg.run_failure_sensor(
+        name=f"{service}_run_failure",
+        monitored_jobs=jobs,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"POSTs each failed run of {service}'s jobs to {url} as JSON.",
+    )
+    def run_failure(context: dg.RunFailureSensorContext) -> None:
+        payload = failure_payload(context, service)
+        try:
+            httpx.post(url, json=payload, timeout=10).raise_for_status()
+        except httpx.HTTPError as exc:
+            # A webhook that is down must not hide the failure: Dagster shows the run anyway.
+            context.log.warning(f"webhook {url} did not take the failure of {payload['run_id']}: {exc}")
+
+    return run_failure
