@@ -1,0 +1,48 @@
+# The README's two commands are `make serve` and `make test`; .ci/run calls `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: install install-test serve test test-fast lint fmt bench clean
+
+$(VENV)/.core: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -e ".[pipelines,test]"
+	@# Headless Chromium drives the Dagster UI in the pipeline tests.
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	touch $@ $(VENV)/.core
+
+install: $(VENV)/.core
+
+install-test: $(VENV)/.test
+
+# A whole installation on this machine, with the echo demo deployed; Ctrl-C stops it.
+serve: install
+	$(VENV)/bin/eascmd server --demo
+
+# Every test. pytest's exit status 5 (nothing collected) fails like any other.
+test: install-test
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+test-fast: install-test
+	$(PY) -m pytest tests/unit
+
+lint: install-test
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+
+fmt: install-test
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: install-test
+	$(PY) bench/echo.py
+
+clean:
+	rm -rf $(VENV) .venv-easpred .pytest_cache .ruff_cache test-artifacts

@@ -1,0 +1,1 @@
+"""The heart-disease classifier: OpenEAS's example deployment pipeline (see README.md)."""
