@@ -107,9 +107,9 @@ def server(
             )
             info = deploy_demo(client)
             output.progress("Service is running")
+            token = client.describe_service(DEMO_SERVICE)["AccessToken"]
             click.echo(
-                f"curl {info['IntranetEndpoint']} -H 'Authorization: {client.describe_service(DEMO_SERVICE)['AccessToken']}' "
-                f"-d 'hello eas'"
+                f"curl {info['IntranetEndpoint']} -H 'Authorization: {token}' -d 'hello eas'"
             )
         output.progress("Press Ctrl-C to stop everything")
         installation.supervise()

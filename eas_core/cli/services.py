@@ -61,9 +61,13 @@ def wait_running(
     def show(info: dict[str, Any]) -> None:
         if info["Status"] == "Running":
             return
+        total, pending, running = (
+            info["TotalInstance"],
+            info["PendingInstance"],
+            info["RunningInstance"],
+        )
         output.progress(
-            f"{info['Status']} [Total: {info['TotalInstance']}, Pending: {info['PendingInstance']}, "
-            f"Running: {info['RunningInstance']}]"
+            f"{info['Status']} [Total: {total}, Pending: {pending}, Running: {running}]"
         )
 
     info = client.wait_until_running(name, timeout=timeout, on_progress=show, version=version)
@@ -186,8 +190,9 @@ def modify(
 @click.option("--timeout", default=600.0, show_default=True)
 @json_option
 @click.pass_context
-def version(ctx: click.Context, name: str, version: int, wait: bool, timeout: float,
-            as_json: bool) -> None:
+def version(
+    ctx: click.Context, name: str, version: int, wait: bool, timeout: float, as_json: bool
+) -> None:
     """Make VERSION the current version of NAME (rollback), rolling its instances over."""
     client = _client(ctx)
     info = client.switch_version(name, version)

@@ -123,8 +123,9 @@ def build_app(settings: ControllerSettings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        where = ("body", "query", "path")
         fields = [
-            f"{'.'.join(str(p) for p in e['loc'] if p not in ('body', 'query', 'path'))}: {e['msg']}"
+            f"{'.'.join(str(p) for p in e['loc'] if p not in where)}: {e['msg']}"
             for e in exc.errors()
         ]
         return JSONResponse({"code": "BadRequest", "message": "; ".join(fields)}, status_code=400)

@@ -197,13 +197,17 @@ class Services:
         if record.rollback is not None:
             return record.rollback  # a roll over a roll still returns to what really served
         serving = [
-            o for o in self.instances_of(record.name)
+            o
+            for o in self.instances_of(record.name)
             if o.is_ready and (o.version, o.revision) == (record.current_version, record.revision)
         ]
         if not serving:
             return None
-        return {"version": record.current_version, "revision": record.revision,
-                "document": record.document}
+        return {
+            "version": record.current_version,
+            "revision": record.revision,
+            "document": record.document,
+        }
 
     def switch_version(self, name: str, version: int) -> ServiceRecord:
         """`eascmd version NAME V`: roll to a stored version, keeping the instance count."""
@@ -212,11 +216,16 @@ class Services:
         if version == record.current_version and record.rollback is None:
             return record
         target = self.repo.get_version(name, version)
-        document = merge_documents(target.document, {"metadata": {"instance": record.instance_count}})
+        document = merge_documents(
+            target.document, {"metadata": {"instance": record.instance_count}}
+        )
         self.check(parse_description(document))
         record = self.repo.update_service(
-            name, current_version=version, document=document,
-            rollback=self.rollback_point(record), message="",
+            name,
+            current_version=version,
+            document=document,
+            rollback=self.rollback_point(record),
+            message="",
         )
         self.poke()
         return record
@@ -232,7 +241,8 @@ class Services:
             )
         self._require_active(record)
         siblings = [
-            s for s in self.repo.list_services()
+            s
+            for s in self.repo.list_services()
             if s.related_to == record.related_to and s.name != name and s.weight
         ]
         if weight + sum(s.weight or 0 for s in siblings) > 100:
@@ -252,7 +262,11 @@ class Services:
             if record.rollback is None or not record.is_running:
                 continue
             key = (record.current_version, record.revision)
-            mine = [o for o in observed if o.service == record.name and o.status != InstanceStatus.TERMINATING]
+            mine = [
+                o
+                for o in observed
+                if o.service == record.name and o.status != InstanceStatus.TERMINATING
+            ]
             current = [o for o in mine if (o.version, o.revision) == key]
             old = [o for o in mine if (o.version, o.revision) != key]
             if not old and sum(1 for o in current if o.is_ready) >= record.instance_count:
@@ -263,10 +277,15 @@ class Services:
                 back = record.rollback
                 reason = broken[0].reason or "instance died"
                 self.repo.update_service(
-                    record.name, current_version=back["version"], revision=back["revision"],
-                    document=back["document"], rollback=None,
-                    message=(f"Rolling to version {record.current_version} failed: {reason}; "
-                             f"serving version {back['version']}"),
+                    record.name,
+                    current_version=back["version"],
+                    revision=back["revision"],
+                    document=back["document"],
+                    rollback=None,
+                    message=(
+                        f"Rolling to version {record.current_version} failed: {reason}; "
+                        f"serving version {back['version']}"
+                    ),
                 )
 
     def _require_active(self, record: ServiceRecord) -> None:
@@ -293,9 +312,13 @@ class Services:
         """
         record = self.repo.get_service(name)
         if record.state == "retired":
-            raise Conflict(f"service {name!r} is already deleted; its endpoint serves "
-                           f"its released related service")
-        released = [s for s in self.repo.list_services() if s.related_to == name and s.weight is not None]
+            raise Conflict(
+                f"service {name!r} is already deleted; its endpoint serves "
+                f"its released related service"
+            )
+        released = [
+            s for s in self.repo.list_services() if s.related_to == name and s.weight is not None
+        ]
         record = self.repo.update_service(name, state="retired" if released else "deleting")
         self.poke()
         return record
@@ -307,9 +330,9 @@ class Services:
         services = self.repo.list_services()
         related_to = {s.related_to for s in services if s.state not in ("deleting",)}
         for record in services:
-            if record.state == "deleting" and record.name not in remaining:
-                self.repo.delete_service(record.name)
-            elif record.state == "retired" and record.name not in related_to:
+            gone = record.state == "deleting" and record.name not in remaining
+            orphaned = record.state == "retired" and record.name not in related_to
+            if gone or orphaned:
                 self.repo.delete_service(record.name)
 
     # -- what runs ---------------------------------------------------------------------

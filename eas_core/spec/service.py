@@ -109,11 +109,13 @@ class ServiceDescription(BaseModel):
     def _processor(self) -> ServiceDescription:
         if self.processor and self.processor_type:
             raise ValueError(
-                "processor: give either a built-in 'processor' code or a custom 'processor_type', not both"
+                "processor: give either a built-in 'processor' code or a custom "
+                "'processor_type', not both"
             )
         if not self.processor and not self.processor_type:
             raise ValueError(
-                "processor: one of 'processor' (a built-in code) or 'processor_type' (python, cpp, java) is required"
+                "processor: one of 'processor' (a built-in code) or 'processor_type' "
+                "(python, cpp, java) is required"
             )
         if self.processor_type:
             if not self.processor_path:
@@ -199,7 +201,7 @@ def parse_description_text(text: str | bytes) -> ServiceDescription:
 
 
 def merge_documents(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
-    """`modify -s`: fields present in ``change`` replace those of ``base``; metadata merges key by key."""
+    """`modify -s`: fields in ``change`` replace those of ``base``; metadata merges key by key."""
     merged = dict(base)
     for key, value in change.items():
         if key == "metadata" and isinstance(value, dict) and isinstance(base.get("metadata"), dict):

@@ -24,8 +24,12 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The probe processor packed every supported way, plus broken and hostile archives."""
     root = tmp_path_factory.mktemp("archives")
     source = PROCESSORS / "probe"
-    for name, mode in (("probe.tar.gz", "w:gz"), ("probe.tgz", "w:gz"), ("probe.tar", "w"),
-                       ("probe.tar.bz2", "w:bz2")):
+    for name, mode in (
+        ("probe.tar.gz", "w:gz"),
+        ("probe.tgz", "w:gz"),
+        ("probe.tar", "w"),
+        ("probe.tar.bz2", "w:bz2"),
+    ):
         with tarfile.open(root / name, mode) as tar:
             tar.add(source / "app.py", arcname="app.py")
     with zipfile.ZipFile(root / "probe.zip", "w") as z:
@@ -54,13 +58,17 @@ def http_server(archives: Path) -> Iterator[str]:
 
 def services(installation: Installation) -> list[str]:
     """Services that exist and are not on their way out (other tests delete theirs)."""
-    return sorted(s["ServiceName"] for s in installation.client.list_services()
-                  if s["Status"] != "Deleting")
+    return sorted(
+        s["ServiceName"] for s in installation.client.list_services() if s["Status"] != "Deleting"
+    )
 
 
-@pytest.mark.parametrize("archive", ["probe.tar.gz", "probe.tgz", "probe.tar", "probe.tar.bz2", "probe.zip"])
-def test_processor_from_http_archive(installation: Installation, http_server: str, archive: str,
-                                     unique_name: str) -> None:
+@pytest.mark.parametrize(
+    "archive", ["probe.tar.gz", "probe.tgz", "probe.tar", "probe.tar.bz2", "probe.zip"]
+)
+def test_processor_from_http_archive(
+    installation: Installation, http_server: str, archive: str, unique_name: str
+) -> None:
     document = python_service(unique_name, processor_path=f"{http_server}/{archive}")
     installation.client.create_service(document)
     installation.client.wait_until_running(unique_name, timeout=60)
@@ -69,8 +77,9 @@ def test_processor_from_http_archive(installation: Installation, http_server: st
     installation.client.delete_service(unique_name)
 
 
-def test_processor_from_uploaded_archive(installation: Installation, archives: Path,
-                                         unique_name: str, workdir: Path) -> None:
+def test_processor_from_uploaded_archive(
+    installation: Installation, archives: Path, unique_name: str, workdir: Path
+) -> None:
     uploaded = installation.eascmd("upload", str(archives / "probe.tar.gz")).stdout
     assert "[OK] Successfully uploaded file: eas://" in uploaded
     uri = uploaded.strip().rsplit(" ", 1)[1]
@@ -89,34 +98,104 @@ def test_processor_from_uploaded_archive(installation: Installation, archives: P
 @pytest.mark.parametrize(
     ("document", "expected"),
     [
-        ({"name": "Bad-Name", "processor_type": "python", "processor_path": "/x",
-          "processor_entry": "app.py", "metadata": {"instance": 1}}, "name:"),
-        ({"name": "bad_types", "processor_type": "python", "processor_path": "/x",
-          "processor_entry": "app.py", "metadata": {"instance": "many"}}, "metadata.instance:"),
-        ({"name": "bad_cpu", "processor_type": "python", "processor_path": "/x",
-          "processor_entry": "app.py", "metadata": {"instance": 1, "cpu": -1}}, "metadata.cpu:"),
-        ({"name": "no_meta", "processor_type": "python", "processor_path": "/x",
-          "processor_entry": "app.py"}, "metadata:"),
-        ({"name": "unknown_code", "processor": "no_such_processor", "metadata": {"instance": 1}},
-         "processor: unknown processor code 'no_such_processor'"),
-        ({"name": "no_entry", "processor_type": "python", "processor_path": "/x",
-          "metadata": {"instance": 1}}, "processor_entry:"),
-        ({"name": "too_big", "processor_type": "python", "processor_path": "/x",
-          "processor_entry": "app.py", "metadata": {"instance": 1, "cpu": 4096}}, "metadata.cpu:"),
-        ({"name": "bad_group", "processor_type": "python", "processor_path": "/x",
-          "processor_entry": "app.py", "metadata": {"instance": 1, "resource": "nope"}},
-         "metadata.resource:"),
-        ({"name": "bad_keepalive", "processor_type": "python", "processor_path": "/x",
-          "processor_entry": "app.py", "metadata": {"instance": 1, "rpc.keepalive": "soon"}},
-         "metadata.rpc.keepalive:"),
-        ({"name": "missing_path", "processor_type": "python",
-          "processor_path": "/definitely/not/here", "processor_entry": "app.py",
-          "metadata": {"instance": 1}}, "processor_path:"),
+        (
+            {
+                "name": "Bad-Name",
+                "processor_type": "python",
+                "processor_path": "/x",
+                "processor_entry": "app.py",
+                "metadata": {"instance": 1},
+            },
+            "name:",
+        ),
+        (
+            {
+                "name": "bad_types",
+                "processor_type": "python",
+                "processor_path": "/x",
+                "processor_entry": "app.py",
+                "metadata": {"instance": "many"},
+            },
+            "metadata.instance:",
+        ),
+        (
+            {
+                "name": "bad_cpu",
+                "processor_type": "python",
+                "processor_path": "/x",
+                "processor_entry": "app.py",
+                "metadata": {"instance": 1, "cpu": -1},
+            },
+            "metadata.cpu:",
+        ),
+        (
+            {
+                "name": "no_meta",
+                "processor_type": "python",
+                "processor_path": "/x",
+                "processor_entry": "app.py",
+            },
+            "metadata:",
+        ),
+        (
+            {"name": "unknown_code", "processor": "no_such_processor", "metadata": {"instance": 1}},
+            "processor: unknown processor code 'no_such_processor'",
+        ),
+        (
+            {
+                "name": "no_entry",
+                "processor_type": "python",
+                "processor_path": "/x",
+                "metadata": {"instance": 1},
+            },
+            "processor_entry:",
+        ),
+        (
+            {
+                "name": "too_big",
+                "processor_type": "python",
+                "processor_path": "/x",
+                "processor_entry": "app.py",
+                "metadata": {"instance": 1, "cpu": 4096},
+            },
+            "metadata.cpu:",
+        ),
+        (
+            {
+                "name": "bad_group",
+                "processor_type": "python",
+                "processor_path": "/x",
+                "processor_entry": "app.py",
+                "metadata": {"instance": 1, "resource": "nope"},
+            },
+            "metadata.resource:",
+        ),
+        (
+            {
+                "name": "bad_keepalive",
+                "processor_type": "python",
+                "processor_path": "/x",
+                "processor_entry": "app.py",
+                "metadata": {"instance": 1, "rpc.keepalive": "soon"},
+            },
+            "metadata.rpc.keepalive:",
+        ),
+        (
+            {
+                "name": "missing_path",
+                "processor_type": "python",
+                "processor_path": "/definitely/not/here",
+                "processor_entry": "app.py",
+                "metadata": {"instance": 1},
+            },
+            "processor_path:",
+        ),
         ([1, 2, 3], "must be a JSON object"),
     ],
 )
-def test_invalid_description_names_the_field(installation: Installation, workdir: Path,
-                                             document: object, expected: str) -> None:
+def test_invalid_description_names_the_field(
+    installation: Installation, workdir: Path, document: object, expected: str
+) -> None:
     before = services(installation)
     path = workdir / "bad.json"
     path.write_text(json.dumps(document))
@@ -136,23 +215,38 @@ def test_malformed_json_is_refused(installation: Installation, workdir: Path) ->
     key = installation.client.key
     body = b'{"name": '
     headers = sign_request(AccessKey(key.id, key.secret), "POST", "/api/v1/services", "", body)
-    answer = httpx.post(f"{installation.controller_url}/api/v1/services", content=body, headers=headers)
+    answer = httpx.post(
+        f"{installation.controller_url}/api/v1/services", content=body, headers=headers
+    )
     assert answer.status_code == 400 and "not valid JSON" in answer.json()["message"]
 
 
-@pytest.mark.parametrize(("archive", "expected"), [
-    ("corrupt.tar.gz", "not a valid archive"),
-    ("escape.tar.gz", "escaped.txt"),
-])
-def test_hostile_or_corrupt_archive_is_refused(installation: Installation, http_server: str,
-                                               archives: Path, unique_name: str, archive: str,
-                                               expected: str) -> None:
+@pytest.mark.parametrize(
+    ("archive", "expected"),
+    [
+        ("corrupt.tar.gz", "not a valid archive"),
+        ("escape.tar.gz", "escaped.txt"),
+    ],
+)
+def test_hostile_or_corrupt_archive_is_refused(
+    installation: Installation,
+    http_server: str,
+    archives: Path,
+    unique_name: str,
+    archive: str,
+    expected: str,
+) -> None:
     before = services(installation)
-    installation.client.create_service(python_service(unique_name, processor_path=f"{http_server}/{archive}"))
+    installation.client.create_service(
+        python_service(unique_name, processor_path=f"{http_server}/{archive}")
+    )
     # The package is unpacked where the instance starts: the instance fails and says why.
     info = wait_for(
-        lambda: (d := installation.client.describe_service(unique_name))["Status"] == "Failed" and d,
-        timeout=30, what="the service to fail",
+        lambda: (
+            (d := installation.client.describe_service(unique_name))["Status"] == "Failed" and d
+        ),
+        timeout=30,
+        what="the service to fail",
     )
     assert expected in info["Message"], info["Message"]
     assert not (archives.parent / "escaped.txt").exists()
@@ -160,8 +254,9 @@ def test_hostile_or_corrupt_archive_is_refused(installation: Installation, http_
     assert unique_name not in before
 
 
-def test_missing_http_artefact_is_refused_at_create(installation: Installation, http_server: str,
-                                                    unique_name: str) -> None:
+def test_missing_http_artefact_is_refused_at_create(
+    installation: Installation, http_server: str, unique_name: str
+) -> None:
     before = services(installation)
     with pytest.raises(Exception, match="404"):
         installation.client.create_service(
@@ -176,9 +271,18 @@ def test_wrong_access_key_is_refused(installation: Installation) -> None:
     assert answer.status_code == 401
     assert httpx.get(f"{installation.controller_url}/api/v1/services").status_code == 401
     key = installation.client.key
-    stale = sign_request(AccessKey(key.id, key.secret), "GET", "/api/v1/services", "", b"",
-                         date="Mon, 01 Jan 2024 00:00:00 GMT")
-    assert httpx.get(f"{installation.controller_url}/api/v1/services", headers=stale).status_code == 401
+    stale = sign_request(
+        AccessKey(key.id, key.secret),
+        "GET",
+        "/api/v1/services",
+        "",
+        b"",
+        date="Mon, 01 Jan 2024 00:00:00 GMT",
+    )
+    assert (
+        httpx.get(f"{installation.controller_url}/api/v1/services", headers=stale).status_code
+        == 401
+    )
 
 
 def test_cli_errors_exit_non_zero_with_a_message(installation: Installation, workdir: Path) -> None:

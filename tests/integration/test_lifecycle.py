@@ -19,8 +19,9 @@ def write(path: Path, document: dict[str, object]) -> Path:
     return path
 
 
-def test_create_prints_endpoint_token_and_progress(installation: Installation, unique_name: str,
-                                                   workdir: Path) -> None:
+def test_create_prints_endpoint_token_and_progress(
+    installation: Installation, unique_name: str, workdir: Path
+) -> None:
     desc = write(workdir / "service.json", python_service(unique_name))
     result = installation.eascmd("create", str(desc))
     assert f"{installation.gateway_url}/api/predict/{unique_name}" in result.stdout
@@ -36,9 +37,25 @@ def test_create_prints_endpoint_token_and_progress(installation: Installation, u
     assert unique_name in table
 
     info = installation.eascmd_json("desc", unique_name)
-    for key in ("Status", "ServiceName", "CreateTime", "UpdateTime", "AccessToken", "TotalInstance",
-                "RunningInstance", "PendingInstance", "CPU", "GPU", "Memory", "Weight",
-                "LatestVersion", "CurrentVersion", "Message", "IntranetEndpoint", "ServiceConfig"):
+    for key in (
+        "Status",
+        "ServiceName",
+        "CreateTime",
+        "UpdateTime",
+        "AccessToken",
+        "TotalInstance",
+        "RunningInstance",
+        "PendingInstance",
+        "CPU",
+        "GPU",
+        "Memory",
+        "Weight",
+        "LatestVersion",
+        "CurrentVersion",
+        "Message",
+        "IntranetEndpoint",
+        "ServiceConfig",
+    ):
         assert key in info, key
     assert info["Message"] == "Service start successfully"
     assert info["ServiceConfig"]["processor_entry"] == "app.py"
@@ -59,14 +76,19 @@ def test_create_prints_endpoint_token_and_progress(installation: Installation, u
     assert gone.returncode == 1 and "NotFound" in gone.stderr
 
 
-def test_scale_up_and_down_keeps_running_instances(installation: Installation, unique_name: str) -> None:
+def test_scale_up_and_down_keeps_running_instances(
+    installation: Installation, unique_name: str
+) -> None:
     installation.client.create_service(python_service(unique_name, instances=1))
     installation.client.wait_until_running(unique_name, timeout=60)
     first = {w["InstanceName"] for w in installation.client.list_instances(unique_name)}
 
     installation.eascmd("modify", unique_name, "-Dmetadata.instance=3", "--wait")
-    after_up = {w["InstanceName"] for w in installation.client.list_instances(unique_name)
-                if w["Status"] == "Running"}
+    after_up = {
+        w["InstanceName"]
+        for w in installation.client.list_instances(unique_name)
+        if w["Status"] == "Running"
+    }
     assert len(after_up) == 3 and first <= after_up
     assert installation.client.describe_service(unique_name)["CurrentVersion"] == 1
 
@@ -79,12 +101,16 @@ def test_scale_up_and_down_keeps_running_instances(installation: Installation, u
     installation.client.delete_service(unique_name)
 
 
-def test_modify_settings_restarts_instances_with_them(installation: Installation, unique_name: str,
-                                                      workdir: Path) -> None:
+def test_modify_settings_restarts_instances_with_them(
+    installation: Installation, unique_name: str, workdir: Path
+) -> None:
     installation.client.create_service(python_service(unique_name, model_config={"k": 1}))
     installation.client.wait_until_running(unique_name, timeout=60)
     token = installation.client.describe_service(unique_name)["AccessToken"]
-    assert json.loads(installation.predict(unique_name, b"whoami", token).content)["config"] == '{"k":1}'
+    assert (
+        json.loads(installation.predict(unique_name, b"whoami", token).content)["config"]
+        == '{"k":1}'
+    )
     change = write(workdir / "change.json", {"metadata": {"rpc.keepalive": 200}})
     installation.eascmd("modify", unique_name, "-s", str(change), "--wait")
     assert installation.predict(unique_name, b"sleep:600", token).status_code == 408
@@ -94,7 +120,9 @@ def test_modify_settings_restarts_instances_with_them(installation: Installation
     installation.client.delete_service(unique_name)
 
 
-def test_killed_instance_is_restarted_and_counted(installation: Installation, unique_name: str) -> None:
+def test_killed_instance_is_restarted_and_counted(
+    installation: Installation, unique_name: str
+) -> None:
     installation.client.create_service(python_service(unique_name, instances=2))
     installation.client.wait_until_running(unique_name, timeout=60)
     token = installation.client.describe_service(unique_name)["AccessToken"]
@@ -105,42 +133,60 @@ def test_killed_instance_is_restarted_and_counted(installation: Installation, un
     for _ in range(20):
         assert installation.predict(unique_name, b"echo:ok", token).status_code == 200
     restarted = wait_for(
-        lambda: [w for w in installation.client.list_instances(unique_name)
-                 if w["InstanceName"] == victim and w["Restarts"] >= 1 and w["Ready"]],
-        timeout=30, what="the killed instance to come back")
+        lambda: [
+            w
+            for w in installation.client.list_instances(unique_name)
+            if w["InstanceName"] == victim and w["Restarts"] >= 1 and w["Ready"]
+        ],
+        timeout=30,
+        what="the killed instance to come back",
+    )
     assert restarted[0]["Restarts"] == 1
     table = installation.eascmd("w", unique_name).stdout
     assert victim in table
     # A processor that exits mid-request: the caller gets an error, the instance comes back.
     answer = installation.predict(unique_name, b"exit", token)
     assert answer.status_code >= 500
-    wait_for(lambda: installation.client.describe_service(unique_name)["RunningInstance"] == 2,
-             timeout=30, what="both instances ready again")
+    wait_for(
+        lambda: installation.client.describe_service(unique_name)["RunningInstance"] == 2,
+        timeout=30,
+        what="both instances ready again",
+    )
     installation.client.delete_service(unique_name)
 
 
-def test_failing_initialize_is_reported(installation: Installation, unique_name: str,
-                                        workdir: Path) -> None:
+def test_failing_initialize_is_reported(
+    installation: Installation, unique_name: str, workdir: Path
+) -> None:
     model = workdir / "model.txt"
     model.write_text("fail-initialize")
     installation.client.create_service(python_service(unique_name, model_path=str(model)))
-    info = wait_for(lambda: (d := installation.client.describe_service(unique_name))["Status"] == "Failed" and d,
-                    timeout=30, what="the service to fail")
+    info = wait_for(
+        lambda: (
+            (d := installation.client.describe_service(unique_name))["Status"] == "Failed" and d
+        ),
+        timeout=30,
+        what="the service to fail",
+    )
     assert "this model refuses to load" in info["Message"]
     workers = installation.client.list_instances(unique_name)
     assert "this model refuses to load" in workers[0]["Reason"]
-    result = installation.eascmd("create", str(write(workdir / "again.json", python_service(unique_name))),
-                                 check=False)
+    result = installation.eascmd(
+        "create", str(write(workdir / "again.json", python_service(unique_name))), check=False
+    )
     assert result.returncode == 1 and "already exists" in result.stderr
     installation.client.delete_service(unique_name)
 
 
-def test_controller_restart_loses_and_duplicates_nothing(installation: Installation,
-                                                         unique_name: str) -> None:
+def test_controller_restart_loses_and_duplicates_nothing(
+    installation: Installation, unique_name: str
+) -> None:
     installation.client.create_service(python_service(unique_name, instances=2))
     installation.client.wait_until_running(unique_name, timeout=60)
     before = installation.client.describe_service(unique_name)
-    instances_before = sorted(w["InstanceName"] for w in installation.client.list_instances(unique_name))
+    instances_before = sorted(
+        w["InstanceName"] for w in installation.client.list_instances(unique_name)
+    )
     services_before = sorted(s["ServiceName"] for s in installation.client.list_services())
     token = before["AccessToken"]
 
@@ -150,19 +196,34 @@ def test_controller_restart_loses_and_duplicates_nothing(installation: Installat
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
         assert installation.predict(unique_name, b"echo:up", token).status_code == 200
-    wait_for(lambda: installation.pid("controller") != old_pid
-             and httpx.get(f"{installation.controller_url}/api/v1/health").status_code == 200,
-             timeout=60, what="the controller to be restarted by the installation")
+    wait_for(
+        lambda: (
+            installation.pid("controller") != old_pid
+            and httpx.get(f"{installation.controller_url}/api/v1/health").status_code == 200
+        ),
+        timeout=60,
+        what="the controller to be restarted by the installation",
+    )
     for _ in range(20):
         assert installation.predict(unique_name, b"echo:up", token).status_code == 200
 
     after = installation.client.describe_service(unique_name)
-    for key in ("AccessToken", "TotalInstance", "CurrentVersion", "LatestVersion", "ServiceConfig",
-                "CreateTime"):
+    for key in (
+        "AccessToken",
+        "TotalInstance",
+        "CurrentVersion",
+        "LatestVersion",
+        "ServiceConfig",
+        "CreateTime",
+    ):
         assert after[key] == before[key], key
-    wait_for(lambda: installation.client.describe_service(unique_name)["RunningInstance"] == 2,
-             what="instances adopted")
-    instances_after = sorted(w["InstanceName"] for w in installation.client.list_instances(unique_name))
+    wait_for(
+        lambda: installation.client.describe_service(unique_name)["RunningInstance"] == 2,
+        what="instances adopted",
+    )
+    instances_after = sorted(
+        w["InstanceName"] for w in installation.client.list_instances(unique_name)
+    )
     assert instances_after == instances_before  # adopted, not started again
     assert sorted(s["ServiceName"] for s in installation.client.list_services()) == services_before
     installation.client.delete_service(unique_name)
@@ -174,6 +235,9 @@ def test_gateway_restart_serves_again_at_once(installation: Installation, unique
     token = installation.client.describe_service(unique_name)["AccessToken"]
     old_pid = installation.pid("gateway")
     os.kill(old_pid, signal.SIGKILL)
-    wait_for(lambda: installation.predict(unique_name, b"echo:x", token).status_code == 200,
-             timeout=30, what="the restarted gateway to serve")
+    wait_for(
+        lambda: installation.predict(unique_name, b"echo:x", token).status_code == 200,
+        timeout=30,
+        what="the restarted gateway to serve",
+    )
     installation.client.delete_service(unique_name)

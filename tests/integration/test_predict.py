@@ -17,7 +17,7 @@ from tests.support.installation import Installation, python_service, wait_for
 def probe(installation: Installation) -> dict[str, str]:
     """One running probe service shared by this module's tests: name and token."""
     installation.client.create_service(python_service("predict_probe", instances=2))
-    info = installation.client.wait_until_running("predict_probe", timeout=60)
+    installation.client.wait_until_running("predict_probe", timeout=60)
     return {
         "name": "predict_probe",
         "token": installation.client.describe_service("predict_probe")["AccessToken"],

@@ -18,10 +18,14 @@ def test_demo_installation_answers_its_curl_and_stops_cleanly(tmp_path: Path) ->
     running = start_installation(data, demo=True)
     out = tmp_path / "data-server.out"
     try:
-        line = wait_for(lambda: re.search(r"^curl .*$", out.read_text(), re.M), timeout=90,
-                        what="the demo's curl line")
-        answer = subprocess.run(["bash", "-c", line.group(0) + " -s"], capture_output=True,
-                                text=True, timeout=30)
+        line = wait_for(
+            lambda: re.search(r"^curl .*$", out.read_text(), re.M),
+            timeout=90,
+            what="the demo's curl line",
+        )
+        answer = subprocess.run(
+            ["bash", "-c", line.group(0) + " -s"], capture_output=True, text=True, timeout=30
+        )
         assert answer.stdout == "hello eas"
         assert "eascmd config -i" in out.read_text()
         records = [json.loads(p.read_text()) for p in (data / "instances").glob("*/record.json")]
@@ -32,6 +36,9 @@ def test_demo_installation_answers_its_curl_and_stops_cleanly(tmp_path: Path) ->
         running.process.wait(timeout=60)
     assert running.process.returncode == 0
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+        )
     assert not list((data / "instances").glob("*/record.json"))
     running.client.close()

@@ -29,7 +29,9 @@ def test_roll_rollback_blue_green_and_scale_with_no_failed_request(
     installation: Installation, unique_name: str, workdir: Path
 ) -> None:
     name = unique_name
-    installation.client.create_service(python_service(name, instances=2, model_path=model(workdir, "v1")))
+    installation.client.create_service(
+        python_service(name, instances=2, model_path=model(workdir, "v1"))
+    )
     installation.client.wait_until_running(name, timeout=60)
     token = installation.client.describe_service(name)["AccessToken"]
     url = f"{installation.gateway_url}/api/predict/{name}"
@@ -62,11 +64,15 @@ def test_roll_rollback_blue_green_and_scale_with_no_failed_request(
 
         # (c) blue-green: a related service, then 20% → 100% → delete the original.
         related_doc = workdir / "green.json"
-        related_doc.write_text(json.dumps(python_service(name, instances=2,
-                                                         model_path=model(workdir, "green"))))
+        related_doc.write_text(
+            json.dumps(python_service(name, instances=2, model_path=model(workdir, "green")))
+        )
         created = installation.eascmd("create", str(related_doc), "-r").stdout
-        related = next(s["ServiceName"] for s in installation.client.list_services()
-                       if s["ServiceName"].startswith(name + "_"))
+        related = next(
+            s["ServiceName"]
+            for s in installation.client.list_services()
+            if s["ServiceName"].startswith(name + "_")
+        )
         assert f"/api/predict/{related}" in created
         related_token = installation.client.describe_service(related)["AccessToken"]
         assert installation.predict(related, b"whoami", related_token).status_code == 200
@@ -109,14 +115,19 @@ def test_roll_rollback_blue_green_and_scale_with_no_failed_request(
     # The original endpoint and token kept answering throughout, now from the related service.
     assert who(installation.predict(name, b"whoami", token).content) == "green"
     installation.client.delete_service(related)
-    wait_for(lambda: installation.predict(name, b"whoami", token).status_code == 404,
-             what="both sides gone")
+    wait_for(
+        lambda: installation.predict(name, b"whoami", token).status_code == 404,
+        what="both sides gone",
+    )
 
 
-def test_failed_roll_keeps_the_previous_version_serving(installation: Installation,
-                                                        unique_name: str, workdir: Path) -> None:
+def test_failed_roll_keeps_the_previous_version_serving(
+    installation: Installation, unique_name: str, workdir: Path
+) -> None:
     name = unique_name
-    installation.client.create_service(python_service(name, instances=2, model_path=model(workdir, "good")))
+    installation.client.create_service(
+        python_service(name, instances=2, model_path=model(workdir, "good"))
+    )
     installation.client.wait_until_running(name, timeout=60)
     token = installation.client.describe_service(name)["AccessToken"]
     change = workdir / "bad.json"
@@ -131,8 +142,10 @@ def test_failed_roll_keeps_the_previous_version_serving(installation: Installati
     info = installation.client.describe_service(name)
     assert (info["CurrentVersion"], info["LatestVersion"]) == (1, 2)
     assert "Rolling to version 2 failed" in info["Message"]
-    wait_for(lambda: {w["Version"] for w in installation.client.list_instances(name)} == {1},
-             what="the failed version's instances to go")
+    wait_for(
+        lambda: {w["Version"] for w in installation.client.list_instances(name)} == {1},
+        what="the failed version's instances to go",
+    )
     # Every version stays retrievable, with its artefact snapshot.
     stored = installation.eascmd_json("desc", name, "--version", "2")
     assert stored["ServiceConfig"]["model_path"].endswith("fail-initialize.txt")
@@ -141,8 +154,9 @@ def test_failed_roll_keeps_the_previous_version_serving(installation: Installati
     installation.client.delete_service(name)
 
 
-def test_old_version_restores_after_its_source_changed(installation: Installation,
-                                                       unique_name: str, workdir: Path) -> None:
+def test_old_version_restores_after_its_source_changed(
+    installation: Installation, unique_name: str, workdir: Path
+) -> None:
     name = unique_name
     source = workdir / "model.txt"
     source.write_text("first")
@@ -154,29 +168,46 @@ def test_old_version_restores_after_its_source_changed(installation: Installatio
     source.write_text("overwritten")  # the artefact source changes after the fact
     installation.client.switch_version(name, 1)
     installation.client.wait_until_running(name, timeout=60, version=1)
-    wait_for(lambda: who(installation.predict(name, b"whoami", token).content) == "first",
-             what="version 1's own model")
+    wait_for(
+        lambda: who(installation.predict(name, b"whoami", token).content) == "first",
+        what="version 1's own model",
+    )
     installation.client.delete_service(name)
 
 
-def test_controller_restart_mid_roll_finishes_the_roll(installation: Installation,
-                                                       unique_name: str, workdir: Path) -> None:
+def test_controller_restart_mid_roll_finishes_the_roll(
+    installation: Installation, unique_name: str, workdir: Path
+) -> None:
     name = unique_name
-    installation.client.create_service(python_service(name, instances=2, model_path=model(workdir, "old")))
+    installation.client.create_service(
+        python_service(name, instances=2, model_path=model(workdir, "old"))
+    )
     installation.client.wait_until_running(name, timeout=60)
     token = installation.client.describe_service(name)["AccessToken"]
     with SteadyLoad(f"{installation.gateway_url}/api/predict/{name}", token, b"whoami") as load:
-        installation.client.modify_service(name, {"model_path": model(workdir, "slow-initialize:2")})
+        installation.client.modify_service(
+            name, {"model_path": model(workdir, "slow-initialize:2")}
+        )
         time.sleep(0.8)  # new instances are starting, old ones serve
         old_pid = installation.pid("controller")
         os.kill(old_pid, signal.SIGKILL)
-        wait_for(lambda: installation.pid("controller") != old_pid
-                 and httpx.get(f"{installation.controller_url}/api/v1/health").status_code == 200,
-                 timeout=60, what="the controller to come back")
+        wait_for(
+            lambda: (
+                installation.pid("controller") != old_pid
+                and httpx.get(f"{installation.controller_url}/api/v1/health").status_code == 200
+            ),
+            timeout=60,
+            what="the controller to come back",
+        )
         installation.client.wait_until_running(name, timeout=60, version=2)
-        wait_for(lambda: {w["Version"] for w in installation.client.list_instances(name)} == {2}
-                 and len(installation.client.list_instances(name)) == 2,
-                 timeout=30, what="exactly the new version's instances")
+        wait_for(
+            lambda: (
+                {w["Version"] for w in installation.client.list_instances(name)} == {2}
+                and len(installation.client.list_instances(name)) == 2
+            ),
+            timeout=30,
+            what="exactly the new version's instances",
+        )
         time.sleep(0.5)
         mark = time.monotonic()
         time.sleep(1)

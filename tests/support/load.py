@@ -26,8 +26,16 @@ class SteadyLoad:
     """``threads`` callers, each sending ``body`` in a loop until stopped, at most
     ``max_seconds`` and ``max_requests`` in all."""
 
-    def __init__(self, url: str, token: str, body: bytes, *, threads: int = 4,
-                 max_seconds: float = 180.0, max_requests: int = 200_000) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        body: bytes,
+        *,
+        threads: int = 4,
+        max_seconds: float = 180.0,
+        max_requests: int = 200_000,
+    ) -> None:
         self.url = url
         self.token = token
         self.body = body
@@ -52,7 +60,9 @@ class SteadyLoad:
         with httpx.Client(timeout=30) as client:
             while not self.stopping.is_set() and time.monotonic() < self.deadline:
                 try:
-                    answer = client.post(self.url, content=self.body, headers={"Authorization": self.token})
+                    answer = client.post(
+                        self.url, content=self.body, headers={"Authorization": self.token}
+                    )
                     record = (time.monotonic(), answer.status_code, answer.content)
                 except httpx.HTTPError as exc:
                     record = (time.monotonic(), 0, repr(exc).encode())

@@ -19,16 +19,23 @@ def sdk_signature(token: str, body: bytes, content_type: str, date: str, resourc
 
 
 def check(token: str, headers: dict[str, str], body: bytes, path: str) -> bool:
-    return is_authorized(token, headers.get("Authorization"), path=path, body=body,
-                         content_md5=headers.get("Content-MD5"),
-                         content_type=headers.get("Content-Type"), date=headers.get("Date"))
+    return is_authorized(
+        token,
+        headers.get("Authorization"),
+        path=path,
+        body=body,
+        content_md5=headers.get("Content-MD5"),
+        content_type=headers.get("Content-Type"),
+        date=headers.get("Date"),
+    )
 
 
 def test_signature_matches_the_official_sdk() -> None:
     date = "Wed, 25 Nov 2026 08:00:00 GMT"
     headers = sign("tok", b"body", "/api/predict/svc", date=date)
-    assert headers["Authorization"] == sdk_signature("tok", b"body", "application/octet-stream",
-                                                     date, "/api/predict/svc")
+    assert headers["Authorization"] == sdk_signature(
+        "tok", b"body", "application/octet-stream", date, "/api/predict/svc"
+    )
     assert check("tok", headers, b"body", "/api/predict/svc")
 
 
@@ -43,7 +50,9 @@ def test_plain_and_open() -> None:
     assert check("tok", {"Authorization": "tok"}, b"", "/x")
     assert not check("tok", {"Authorization": "to"}, b"", "/x")
     assert not check("tok", {}, b"", "/x")
-    assert is_authorized(None, None, path="/x", body=b"", content_md5=None, content_type=None, date=None)
+    assert is_authorized(
+        None, None, path="/x", body=b"", content_md5=None, content_type=None, date=None
+    )
 
 
 def test_generated_tokens_are_long_and_distinct() -> None:
@@ -57,6 +66,10 @@ def test_access_key_round_trip() -> None:
     key_id, signature = parse_authorization(headers["Authorization"]) or ("", "")
     assert key_id == "LTEASX"
     date = headers["x-eas-date"]
-    assert verify_request("secret", signature, "POST", "/api/v1/services", "related=true", b"{}", date)
+    assert verify_request(
+        "secret", signature, "POST", "/api/v1/services", "related=true", b"{}", date
+    )
     assert not verify_request("secret", signature, "POST", "/api/v1/services", "", b"{}", date)
-    assert not verify_request("wrong", signature, "POST", "/api/v1/services", "related=true", b"{}", date)
+    assert not verify_request(
+        "wrong", signature, "POST", "/api/v1/services", "related=true", b"{}", date
+    )

@@ -17,6 +17,6 @@ def test_weights_are_respected_and_spread_evenly() -> None:
 def test_zero_weight_and_exclusion() -> None:
     wrr = WeightedRoundRobin([("a", 0), ("b", 1), ("c", 1)])
     assert len(wrr) == 2
-    index, item = wrr.pick({0}) or (None, None)
+    _, item = wrr.pick({0}) or (None, None)
     assert item == "c"
     assert wrr.pick({0, 1}) is None

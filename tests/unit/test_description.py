@@ -7,8 +7,13 @@ import pytest
 from eas_core.errors import InvalidDescription
 from eas_core.spec.service import changes_version, merge_documents, parse_description
 
-BASE = {"name": "svc", "processor_type": "python", "processor_path": "/p", "processor_entry": "app.py",
-        "metadata": {"instance": 1}}
+BASE = {
+    "name": "svc",
+    "processor_type": "python",
+    "processor_path": "/p",
+    "processor_entry": "app.py",
+    "metadata": {"instance": 1},
+}
 
 
 def test_defaults_and_rpc_keys() -> None:
@@ -19,7 +24,9 @@ def test_defaults_and_rpc_keys() -> None:
 
 
 def test_unknown_keys_are_kept() -> None:
-    d = parse_description({**BASE, "extra": {"a": 1}, "metadata": {"instance": 1, "custom.key": "v"}})
+    d = parse_description(
+        {**BASE, "extra": {"a": 1}, "metadata": {"instance": 1, "custom.key": "v"}}
+    )
     document = d.to_document()
     assert document["extra"] == {"a": 1} and document["metadata"]["custom.key"] == "v"
 
@@ -33,14 +40,17 @@ def test_model_config_object_is_handed_over_as_text() -> None:
     assert parse_description({**BASE, "model_config": {"a": 1}}).model_config_text == '{"a":1}'
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"name": "9x"}, "name:"),
-    ({"metadata": {"instance": -1}}, "metadata.instance:"),
-    ({"metadata": {"instance": 1, "rpc.max_queue_size": 0}}, "metadata.rpc.max_queue_size:"),
-    ({"metadata": {"instance": 1, "gpu": "two"}}, "metadata.gpu:"),
-    ({"processor_type": "ruby"}, "processor_type:"),
-    ({"token": ""}, "token:"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"name": "9x"}, "name:"),
+        ({"metadata": {"instance": -1}}, "metadata.instance:"),
+        ({"metadata": {"instance": 1, "rpc.max_queue_size": 0}}, "metadata.rpc.max_queue_size:"),
+        ({"metadata": {"instance": 1, "gpu": "two"}}, "metadata.gpu:"),
+        ({"processor_type": "ruby"}, "processor_type:"),
+        ({"token": ""}, "token:"),
+    ],
+)
 def test_errors_name_the_field(change: dict[str, object], field: str) -> None:
     with pytest.raises(InvalidDescription) as err:
         parse_description({**BASE, **change})

@@ -10,13 +10,30 @@ RUNNING = InstanceStatus.RUNNING
 STARTING = InstanceStatus.STARTING
 
 
-def inst(id: str, service: str = "s", version: int = 1, status: InstanceStatus = RUNNING,
-         restarts: int = 0, revision: int = 0) -> ObservedInstance:
-    return ObservedInstance(id=id, service=service, version=version, revision=revision,
-                            status=status, host="127.0.0.1", port=1, node="local", restarts=restarts)
+def inst(
+    id: str,
+    service: str = "s",
+    version: int = 1,
+    status: InstanceStatus = RUNNING,
+    restarts: int = 0,
+    revision: int = 0,
+) -> ObservedInstance:
+    return ObservedInstance(
+        id=id,
+        service=service,
+        version=version,
+        revision=revision,
+        status=status,
+        host="127.0.0.1",
+        port=1,
+        node="local",
+        restarts=restarts,
+    )
 
 
-def want(instances: int = 2, version: int = 1, running: bool = True, revision: int = 0) -> DesiredService:
+def want(
+    instances: int = 2, version: int = 1, running: bool = True, revision: int = 0
+) -> DesiredService:
     return DesiredService("s", running, version, revision, instances)
 
 
@@ -39,8 +56,12 @@ def test_scale_down_stops_not_ready_first() -> None:
 
 
 def test_roll_keeps_old_until_new_are_ready() -> None:
-    observed = [inst("a"), inst("b"), inst("n1", version=2, status=STARTING),
-                inst("n2", version=2, status=STARTING)]
+    observed = [
+        inst("a"),
+        inst("b"),
+        inst("n1", version=2, status=STARTING),
+        inst("n2", version=2, status=STARTING),
+    ]
     assert plan([want(2, version=2)], observed) == []
 
 

@@ -18,6 +18,7 @@ instance id) and adopts it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -307,10 +308,8 @@ class LocalBackend:
     def _signal(self, record: InstanceRecord, signum: int) -> None:
         if record.pid is None or not self._is_alive(record):
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(record.pid, signum)
-        except ProcessLookupError:
-            pass
 
     def _read_reason(self, record: InstanceRecord) -> str:
         try:

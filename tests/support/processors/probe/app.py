@@ -1,6 +1,7 @@
 """A test processor whose behaviour the request chooses.
 
-    echo:<text>   → <text>                 pid       → this worker process's pid   pid_after:<ms> → sleeps, then the pid
+    echo:<text>   → <text>                 pid       → this worker process's pid
+    pid_after:<ms> → sleeps, then the pid
     sleep:<ms>    → sleeps, then "slept"    raise     → raises (the instance keeps running)
     exit          → kills the process       status:<n> → answers with status n
     whoami        → JSON: service version, model text, model config, instance id
