@@ -365,10 +365,16 @@ def versions(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.option("--instance", help="Only this instance.")
 @click.option("--tail", default=200, show_default=True, help="Lines per instance.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@json_option
 @click.pass_context
-def logs(ctx: click.Context, name: str, instance: str | None, tail: int, follow: bool) -> None:
+def logs(
+    ctx: click.Context, name: str, instance: str | None, tail: int, follow: bool, as_json: bool
+) -> None:
     """Print the log of each instance of a service."""
     client = _client(ctx)
+    if as_json:
+        output.emit_json(client.logs(name, instance=instance, tail=tail))
+        return
     seen: dict[str, int] = {}
     while True:
         data = client.logs(name, instance=instance, tail=tail if not seen else 10_000)

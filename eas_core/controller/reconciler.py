@@ -85,6 +85,11 @@ def plan(desired: list[DesiredService], observed: list[ObservedInstance]) -> lis
         can_stop = max(0, ready_current + len(old_ready) - service.instances)
         if ready_current >= service.instances:
             can_stop = len(old_ready)
+        # New instances waiting for room on a full node: make room one old instance at a
+        # time, never the last one serving, rather than wait forever.
+        waiting_for_room = sum(1 for i in current if i.status == InstanceStatus.PENDING)
+        if waiting_for_room and can_stop == 0 and ready_current + len(old_ready) > 1:
+            can_stop = 1
         for instance in sorted(old_ready, key=_stop_order)[:can_stop]:
             actions.append(Stop(instance.id, "replaced by a new version"))
     return actions

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from eas_core.auth.tokens import is_authorized
 from eas_core.config import GatewaySettings
 from eas_core.gateway.proxy import forward
-from eas_core.gateway.table import RouteTableHolder
+from eas_core.gateway.table import CompiledRoute, RouteTableHolder
 from eas_core.http.server import HttpServer, Request, Response, text
 from eas_core.http.upstream import UpstreamPool
 from eas_core.spec.routes import RouteTable
@@ -93,13 +93,8 @@ class GatewayApp:
             max_skew=self.settings.signature_max_skew,
         ):
             return text(UNAUTHORIZED, "invalid or missing token")
-        target = route
-        if route.split is not None:
-            picked = route.split.pick()
-            target = self.table.get(picked[1]) if picked else None
-            if target is None:
-                return text(SERVICE_UNAVAILABLE, f"service {name!r} has no ready instance")
-        if not len(target.balancer):
+        target = self.pick_target(route)
+        if target is None:
             return text(SERVICE_UNAVAILABLE, f"service {name!r} has no ready instance")
         return await forward(
             self.pool,
@@ -109,6 +104,21 @@ class GatewayApp:
             retries=self.settings.retries,
             timeout=self.settings.upstream_timeout,
         )
+
+    def pick_target(self, route: CompiledRoute) -> CompiledRoute | None:
+        """The service whose instances answer this call: the route itself, or for a
+        blue-green split the side the weights pick — the other side when that one has no
+        ready instance, so a split never turns into errors."""
+        if route.split is None:
+            return route if len(route.balancer) else None
+        picked = route.split.pick()
+        names = [picked[1]] if picked else []
+        names += [n for n in route.split.items if n not in names]
+        for name in names:
+            target = self.table.get(name)
+            if target is not None and len(target.balancer):
+                return target
+        return None
 
     def discover(self, name: str) -> Response:
         document = self.table.discovery(name)
