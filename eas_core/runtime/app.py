@@ -68,7 +68,9 @@ class RuntimeApp:
         job.add_done_callback(self._left)
         self.metrics.queue.set(self.admission.in_flight)
         try:
-            body, status = await asyncio.wait_for(asyncio.shield(job), self.deadline)
+            # shield: a timed-out call keeps its slot until the processor really returns.
+            async with asyncio.timeout(self.deadline):
+                body, status = await asyncio.shield(job)
         except TimeoutError:
             self.metrics.answered(REQUEST_TIMEOUT, time.monotonic() - started)
             return text(
