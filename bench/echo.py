@@ -192,6 +192,20 @@ def to_result(path: str, connections: int, stats: dict[str, Any]) -> Result:
     )
 
 
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Share of all cores busy over a short sample (load averages lag by a minute)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return 100.0 * (busy1 - busy0) / max(1, total1 - total0)
+
+
 def machine() -> dict[str, str]:
     cpu = "unknown"
     try:
@@ -209,6 +223,7 @@ def machine() -> dict[str, str]:
         "wrk": (wrk_version.stdout or wrk_version.stderr).split(" Copyright")[0].strip(),
         "kernel": platform.release(),
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "busy": f"{cpu_busy():.0f}%",
     }
 
 
@@ -243,7 +258,7 @@ def report(
             f"- command: `{command}`",
             f"- date: {started}",
             f"- machine: nproc {info['nproc']}, {info['cpu']}, Linux {info['kernel']}; "
-            f"load average before the runs: {info['load']} (other work shares the machine)",
+            f"before the runs: CPU {info['busy']} busy over 1 s, load average {info['load']}",
             f"- python: {info['python']}; load generator: {info['wrk']}, "
             f"at most {args.threads} thread(s), keep-alive",
             f"- installation: {mode}; service: examples/echo (python, 1 instance, cpu 1, "
