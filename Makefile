@@ -28,6 +28,7 @@ serve: install
 # Every test. pytest's exit status 5 (nothing collected) fails like any other.
 test: install-test
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 test-fast: install-test
@@ -36,6 +37,7 @@ test-fast: install-test
 lint: install-test
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 fmt: install-test
 	$(PY) -m ruff format .

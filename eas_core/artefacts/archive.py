@@ -18,6 +18,7 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -104,11 +105,19 @@ def _has_tar_magic(header: bytes) -> bool:
     return header[_TAR_MAGIC_OFFSET : _TAR_MAGIC_OFFSET + 5] == b"ustar"
 
 
+def _gzip(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb")  # type: ignore[return-value]  # GzipFile is a binary IO
+
+
+def _bz2(path: Path) -> IO[bytes]:
+    return bz2.open(path, "rb")
+
+
 def _decompressor(head: bytes) -> Callable[[Path], IO[bytes]] | None:
     if head.startswith(b"\x1f\x8b"):
-        return gzip.open
+        return _gzip
     if head.startswith(b"BZh"):
-        return bz2.open
+        return _bz2
     return None
 
 
@@ -289,7 +298,7 @@ def _unpack_tar(archive: Path, writer: _Writer) -> None:
                     raise ArtefactError(f"{label}: member {name!r} has an invalid name")
                 if member.size > writer.max_bytes - writer.written:
                     raise PayloadTooLarge(f"{label} unpacks to more than {writer.max_bytes} bytes")
-                source = _reading(label, lambda m=member: tar.extractfile(m))
+                source = _reading(label, partial(tar.extractfile, member))
                 if source is None:
                     raise ArtefactError(f"{label}: member {name!r} has no data")
                 with source:
@@ -298,7 +307,7 @@ def _unpack_tar(archive: Path, writer: _Writer) -> None:
 
 def _unpack_zip(archive: Path, writer: _Writer) -> None:
     label = writer.label
-    with _reading(label, lambda: zipfile.ZipFile(archive)) as zf:
+    with _reading(label, partial(zipfile.ZipFile, archive)) as zf:
         infos = zf.infolist()
         if len(infos) > writer.max_members:
             raise PayloadTooLarge(f"{label} has more than {writer.max_members} members")
@@ -310,11 +319,11 @@ def _unpack_zip(archive: Path, writer: _Writer) -> None:
                 writer.directory(info.filename)
             elif kind == stat.S_IFLNK:
                 # Zip stores a symlink's target as the member's data.
-                with _reading(label, lambda i=info: zf.open(i)) as source:
-                    raw = _reading(label, lambda s=source: s.read(4096))
+                with _reading(label, partial(zf.open, info)) as source:
+                    raw = _reading(label, partial(source.read, 4096))
                 writer.symlink(info.filename, raw.decode("utf-8", "replace"))
             elif kind in (0, stat.S_IFREG):
-                with _reading(label, lambda i=info: zf.open(i)) as source:
+                with _reading(label, partial(zf.open, info)) as source:
                     writer.file(info.filename, source, bool(mode & 0o111))
             else:
                 raise ArtefactError(

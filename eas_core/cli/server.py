@@ -7,6 +7,7 @@ import json
 import signal
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -72,7 +73,7 @@ def server(
     demo: bool,
 ) -> None:
     """Start a whole installation on this machine: controller, gateway, local instances."""
-    overrides = {
+    overrides: dict[str, Any] = {
         k: v
         for k, v in {
             "data_dir": data_dir,

@@ -160,8 +160,8 @@ def _supervise(
             pid, status = os.wait()
         except ChildProcessError:
             break
-        index = children.pop(pid, None)
-        if index is None or stopping:
+        index = children.pop(pid, -1)
+        if index < 0 or stopping:
             continue
         code = os.waitstatus_to_exitcode(status)
         if code == LOAD_FAILED:
