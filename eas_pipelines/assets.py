@@ -7,7 +7,8 @@ records the live version, endpoint and previous version, with the ``smoke`` chec
 Selected alone, the ``smoke`` check tests the live version without deploying anything.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Dagster reads the annotations of op, asset
+# and sensor parameters (config classes, resources) at definition time, as objects.
 
 import importlib
 import tempfile
@@ -166,7 +167,11 @@ def build_deployment_asset(declaration: PipelineDeclaration) -> dg.AssetsDefinit
                 metadata = failure_metadata(declaration, failed)
                 context.log.error(
                     f"{failed}; service {service} "
-                    + (f"serves version {failed.state.version}" if failed.state else "state unknown")
+                    + (
+                        f"serves version {failed.state.version}"
+                        if failed.state
+                        else "state unknown"
+                    )
                     + f"; details: { {k: getattr(v, 'value', v) for k, v in metadata.items()} }"
                 )
                 if failed.state is not None:

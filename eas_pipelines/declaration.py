@@ -91,9 +91,7 @@ class OSSStore(_Model):
     access_key_secret_env: str = "OSS_ACCESS_KEY_SECRET"
 
 
-StoreDeclaration = Annotated[
-    InstallationStore | LocalStore | OSSStore, Field(discriminator="kind")
-]
+StoreDeclaration = Annotated[InstallationStore | LocalStore | OSSStore, Field(discriminator="kind")]
 
 
 # -- smoke tests ------------------------------------------------------------------------
@@ -406,10 +404,9 @@ def load_declarations(directory: Path) -> list[PipelineDeclaration]:
     for path in find_declarations(directory):
         declaration = load_declaration(path)
         if declaration.name in seen:
-            raise DeclarationError(
-                str(path),
-                [f"service.name: {declaration.name!r} is already declared by {seen[declaration.name]}"],
-            )
+            first = seen[declaration.name]
+            message = f"service.name: {declaration.name!r} is already declared by {first}"
+            raise DeclarationError(str(path), [message])
         seen[declaration.name] = path
         declarations.append(declaration)
     return declarations

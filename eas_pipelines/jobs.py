@@ -11,11 +11,15 @@ different services roll out side by side. The steps that change the service also
 concurrency pool ``eas/<service>`` for instances that limit pools instead.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Dagster reads the annotations of op, asset
+# and sensor parameters (config classes, resources) at definition time, as objects.
 
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
 from pydantic import Field
 
 from eas_core.errors import EASError
@@ -45,7 +49,7 @@ def rollback_run_config(service: str, version: int | None = None) -> dict[str, A
 
 def build_asset_jobs(
     declaration: PipelineDeclaration,
-) -> tuple[dg.UnresolvedAssetJobDefinition, dg.UnresolvedAssetJobDefinition]:
+) -> tuple[UnresolvedAssetJobDefinition, UnresolvedAssetJobDefinition]:
     service = declaration.name
     retrain = dg.define_asset_job(
         f"{service}_retrain_and_deploy",
@@ -110,7 +114,9 @@ def build_rollback_job(declaration: PipelineDeclaration) -> dg.JobDefinition:
             recorded = latest_metadata(context.instance, deployment_key(service))
             target = config.version or default_previous(current, recorded)
             if target is None:
-                raise dg.Failure(f"{service}: version {current} is the first; nothing to roll back to")
+                raise dg.Failure(
+                    f"{service}: version {current} is the first; nothing to roll back to"
+                )
             try:
                 state = rollout.rollback(target)
             except EASError as exc:
@@ -189,7 +195,7 @@ def build_release_job(declaration: PipelineDeclaration) -> dg.JobDefinition:
 
 
 def build_schedule(
-    declaration: PipelineDeclaration, job: dg.UnresolvedAssetJobDefinition
+    declaration: PipelineDeclaration, job: UnresolvedAssetJobDefinition
 ) -> dg.ScheduleDefinition | None:
     schedule = declaration.schedule
     if schedule is None:
@@ -201,7 +207,9 @@ def build_schedule(
         execution_timezone=schedule.timezone,
         tags=service_tags(declaration),
         default_status=(
-            dg.DefaultScheduleStatus.RUNNING if schedule.enabled else dg.DefaultScheduleStatus.STOPPED
+            dg.DefaultScheduleStatus.RUNNING
+            if schedule.enabled
+            else dg.DefaultScheduleStatus.STOPPED
         ),
-        description=f"Retrain and deploy {declaration.name} ({schedule.cron}, {schedule.timezone}).",
+        description=f"Retrain and deploy {declaration.name} ({schedule.cron} {schedule.timezone}).",
     )

@@ -156,7 +156,9 @@ class Rollout:
         if all(document.get(k) == current.get(k) for k in VERSIONED_FIELDS):
             return {}
         change = {
-            k: v for k, v in document.items() if k not in ("name", "metadata") and current.get(k) != v
+            k: v
+            for k, v in document.items()
+            if k not in ("name", "metadata") and current.get(k) != v
         }
         metadata = {
             k: v
@@ -265,15 +267,22 @@ class Rollout:
         except EASError as exc:
             self._stop_first(document)
             raise RolloutFailed(
-                "ready", f"instances never ready: {exc.message}", rolled_back=False,
-                state=self.state(None), model_uri=document["model_path"],
+                "ready",
+                f"instances never ready: {exc.message}",
+                rolled_back=False,
+                state=self.state(None),
+                model_uri=document["model_path"],
             ) from None
         report = self.smoke(info)
         if not report.passed and self.declaration.rollback_on.smoke_failure:
             self._stop_first(document)
             raise RolloutFailed(
-                "smoke", "; ".join(report.failures), report=report, rolled_back=False,
-                state=self.state(None), model_uri=document["model_path"],
+                "smoke",
+                "; ".join(report.failures),
+                report=report,
+                rolled_back=False,
+                state=self.state(None),
+                model_uri=document["model_path"],
             )
         return Outcome(self.state(None, self.describe()), report, new_version=True)
 
@@ -305,15 +314,22 @@ class Rollout:
         except EASError as exc:
             state = self._back_to(previous)
             raise RolloutFailed(
-                "ready", f"version {version} never became ready: {exc.message}",
-                state=state, rolled_back=previous is not None, model_uri=uri,
+                "ready",
+                f"version {version} never became ready: {exc.message}",
+                state=state,
+                rolled_back=previous is not None,
+                model_uri=uri,
             ) from None
         report = self.smoke(info)
         if not report.passed and self.declaration.rollback_on.smoke_failure:
             state = self._back_to(previous)
             raise RolloutFailed(
-                "smoke", "; ".join(report.failures), report=report, state=state,
-                rolled_back=previous is not None, model_uri=uri,
+                "smoke",
+                "; ".join(report.failures),
+                report=report,
+                state=state,
+                rolled_back=previous is not None,
+                model_uri=uri,
             )
         outcome = Outcome(self.state(previous, info), report, new_version=bool(change))
         if self.declaration.rollout.bake_seconds > 0:
@@ -322,8 +338,12 @@ class Rollout:
             if not bake.passed:
                 state = self._back_to(previous)
                 raise RolloutFailed(
-                    "bake", "; ".join(bake.failures), report=bake, state=state,
-                    rolled_back=previous is not None, model_uri=uri,
+                    "bake",
+                    "; ".join(bake.failures),
+                    report=bake,
+                    state=state,
+                    rolled_back=previous is not None,
+                    model_uri=uri,
                 )
         return outcome
 
@@ -345,15 +365,20 @@ class Rollout:
         except EASError as exc:
             self.retire(related)
             raise RolloutFailed(
-                "ready", f"related service {related} never became ready: {exc.message}",
-                state=self.state(None), model_uri=uri,
+                "ready",
+                f"related service {related} never became ready: {exc.message}",
+                state=self.state(None),
+                model_uri=uri,
             ) from None
         report = self.smoke(related_info, related)
         if not report.passed and self.declaration.rollback_on.smoke_failure:
             self.retire(related)
             raise RolloutFailed(
-                "smoke", "; ".join(report.failures), report=report,
-                state=self.state(None), model_uri=uri,
+                "smoke",
+                "; ".join(report.failures),
+                report=report,
+                state=self.state(None),
+                model_uri=uri,
             )
         outcome = self.release(related, model_uri=uri)
         outcome.smoke = report
@@ -382,8 +407,11 @@ class Rollout:
                 if not bake.passed:
                     self.retire(related)
                     raise RolloutFailed(
-                        "bake", f"at {weight}%: " + "; ".join(bake.failures), report=bake,
-                        state=self.state(None), model_uri=uri,
+                        "bake",
+                        f"at {weight}%: " + "; ".join(bake.failures),
+                        report=bake,
+                        state=self.state(None),
+                        model_uri=uri,
                     )
         state = self._promote(related, related_info, previous)
         return Outcome(state, None, new_version=True, bakes=bakes)
@@ -401,8 +429,9 @@ class Rollout:
             except EASError as exc:
                 self.retire(related)
                 raise RolloutFailed(
-                    "promote", f"version {version} of {self.name} never became ready: "
-                    f"{exc.message}", state=self.state(None),
+                    "promote",
+                    f"version {version} of {self.name} never became ready: {exc.message}",
+                    state=self.state(None),
                 ) from None
         self.retire(related)
         return self.state(previous)

@@ -16,7 +16,8 @@ declared window, while no run of the service is in flight. Its run key names the
 one broken version is rolled back once.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Dagster reads the annotations of op, asset
+# and sensor parameters (config classes, resources) at definition time, as objects.
 
 import json
 from datetime import UTC, datetime
@@ -24,6 +25,9 @@ from typing import Any
 
 import dagster as dg
 import httpx
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
 
 from eas_core.errors import EASError, NotFound
 from eas_pipelines.assets import SERVICE_TAG
@@ -73,7 +77,7 @@ def new_artefacts(
 
 
 def build_new_model_sensor(
-    declaration: PipelineDeclaration, deploy_job: dg.UnresolvedAssetJobDefinition
+    declaration: PipelineDeclaration, deploy_job: UnresolvedAssetJobDefinition
 ) -> dg.SensorDefinition | None:
     watched = declaration.sensors.new_model
     if watched is None:
@@ -133,7 +137,9 @@ def build_health_sensor(
 
     @dg.sensor(
         name=f"{service}_health",
-        job=rollback_job,
+        # By name: a sensor holding the job object would make Dagster rebuild it to bind
+        # resources, which warns (BetaWarning on `owners`) in dagster 1.13.
+        job_name=rollback_job.name,
         minimum_interval_seconds=health.interval_seconds,
         default_status=_status(health.enabled),
         description=f"Probes {service} with its smoke requests; rolls back a newly deployed "
@@ -166,8 +172,8 @@ def build_health_sensor(
                 return dg.SkipReason(f"cannot tell the age of version {current}: {exc}")
             if age > health.window_seconds:
                 return dg.SkipReason(
-                    f"version {current} has served {age:.0f} s, beyond the {health.window_seconds:g} s "
-                    "window"
+                    f"version {current} has served {age:.0f} s, beyond the window of "
+                    f"{health.window_seconds:g} s"
                 )
             with rollout.prober(info) as prober:
                 report = run_smoke_tests(prober, probe)
@@ -179,7 +185,11 @@ def build_health_sensor(
         return dg.RunRequest(
             run_key=f"health:{service}:{current}",
             run_config=rollback_run_config(service),
-            tags={SERVICE_TAG: service, "eas/trigger": "health", "eas/broken_version": str(current)},
+            tags={
+                SERVICE_TAG: service,
+                "eas/trigger": "health",
+                "eas/broken_version": str(current),
+            },
         )
 
     return health_sensor
@@ -218,6 +228,8 @@ def build_run_failure_sensor(
             httpx.post(url, json=payload, timeout=10).raise_for_status()
         except httpx.HTTPError as exc:
             # A webhook that is down must not hide the failure: Dagster shows the run anyway.
-            context.log.warning(f"webhook {url} did not take the failure of {payload['run_id']}: {exc}")
+            context.log.warning(
+                f"webhook {url} did not take the failure of {payload['run_id']}: {exc}"
+            )
 
     return run_failure

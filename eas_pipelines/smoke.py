@@ -53,9 +53,9 @@ def lookup(document: Any, path: str) -> Any:
     """The value at ``path``, or ``_MISSING``."""
     value = document
     for step in parse_json_path(path):
-        if isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value):
-            value = value[step]
-        elif isinstance(step, str) and isinstance(value, dict) and step in value:
+        if (
+            isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value)
+        ) or (isinstance(step, str) and isinstance(value, dict) and step in value):
             value = value[step]
         else:
             return _MISSING

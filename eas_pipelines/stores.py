@@ -75,16 +75,18 @@ def _walk(root: Path) -> Iterator[Path]:
 def pack(directory: Path, dest: Path) -> Path:
     """A reproducible ``.tar.gz`` of ``directory``: same files, same bytes, same digest —
     so uploading an unchanged processor gives the same URI and makes no new version."""
-    with dest.open("wb") as raw:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
-            with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                for path in _walk(directory):
-                    info = tarfile.TarInfo(path.relative_to(directory).as_posix())
-                    info.size = path.stat().st_size
-                    info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
-                    info.mtime = 0
-                    with path.open("rb") as f:
-                        tar.addfile(info, f)
+    with (
+        dest.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for path in _walk(directory):
+            info = tarfile.TarInfo(path.relative_to(directory).as_posix())
+            info.size = path.stat().st_size
+            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            info.mtime = 0
+            with path.open("rb") as f:
+                tar.addfile(info, f)
     return dest
 
 
@@ -124,12 +126,15 @@ class InstallationModelStore:
             source = _as_file(path, Path(tmp))
             unique, filename = _unique_name(source, name)
             # The upload keeps the file name: make it unique so every model has its own URI.
-            named = Path(tmp) / "named" / f"{name}-{unique}{filename[len(name):]}"
+            named = Path(tmp) / "named" / f"{name}-{unique}{filename[len(name) :]}"
             named.parent.mkdir()
             shutil.copyfile(source, named)
             result = self.client.upload(named)
             return StoredArtefact(
-                uri=str(result["uri"]), key=named.name, modified=time.time(), size=named.stat().st_size
+                uri=str(result["uri"]),
+                key=named.name,
+                modified=time.time(),
+                size=named.stat().st_size,
             )
 
     def list(self, prefix: str) -> list[StoredArtefact]:
@@ -164,8 +169,10 @@ class LocalModelStore:
             staged.rename(final)
         file = final / filename
         return StoredArtefact(
-            uri=str(file), key=file.relative_to(self.root).as_posix(),
-            modified=file.stat().st_mtime, size=file.stat().st_size,
+            uri=str(file),
+            key=file.relative_to(self.root).as_posix(),
+            modified=file.stat().st_mtime,
+            size=file.stat().st_size,
         )
 
     def list(self, prefix: str) -> list[StoredArtefact]:
@@ -180,8 +187,10 @@ class LocalModelStore:
             stat = path.stat()
             found.append(
                 StoredArtefact(
-                    uri=str(path), key=path.relative_to(self.root).as_posix(),
-                    modified=stat.st_mtime, size=stat.st_size,
+                    uri=str(path),
+                    key=path.relative_to(self.root).as_posix(),
+                    modified=stat.st_mtime,
+                    size=stat.st_size,
                 )
             )
         return found
@@ -201,7 +210,9 @@ class OSSModelStore:
         try:
             import oss2  # type: ignore[import-not-found]
         except ImportError:
-            raise EASError("the oss store needs the 'oss2' package: pip install openeas[oss]")
+            raise EASError(
+                "the oss store needs the 'oss2' package: pip install openeas[oss]"
+            ) from None
         key_id = os.environ.get(self.declared.access_key_id_env)
         secret = os.environ.get(self.declared.access_key_secret_env)
         if not (key_id and secret):
@@ -233,8 +244,10 @@ class OSSModelStore:
         watched = self._key(prefix) + "/"
         return [
             StoredArtefact(
-                uri=f"oss://{self.declared.bucket}/{obj.key}", key=obj.key,
-                modified=float(obj.last_modified), size=int(obj.size),
+                uri=f"oss://{self.declared.bucket}/{obj.key}",
+                key=obj.key,
+                modified=float(obj.last_modified),
+                size=int(obj.size),
             )
             for obj in oss2.ObjectIterator(bucket, prefix=watched)
             if not obj.key.endswith("/")

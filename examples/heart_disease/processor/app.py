@@ -10,9 +10,10 @@ A single object (not a list) is answered with a single object. The model file (f
 
 import json
 
-import allspark
 import joblib
 import numpy as np
+
+import allspark
 
 
 class HeartDiseaseProcessor(allspark.BaseProcessor):
@@ -38,7 +39,9 @@ class HeartDiseaseProcessor(allspark.BaseProcessor):
         except (TypeError, ValueError):
             return b'{"error": "every input must be a number"}', 400
         probabilities = self.model.predict_proba(matrix)
-        answers = [{"p_0": round(float(p[0]), 6), "p_1": round(float(p[1]), 6)} for p in probabilities]
+        answers = [
+            {"p_0": round(float(p[0]), 6), "p_1": round(float(p[1]), 6)} for p in probabilities
+        ]
         return json.dumps(answers[0] if single else answers).encode(), 200
 
 
