@@ -6,6 +6,7 @@ reconciler is poked after each change so instances follow within a tick.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import tempfile
@@ -261,32 +262,39 @@ class Services:
         for record in self.repo.list_services():
             if record.rollback is None or not record.is_running:
                 continue
-            key = (record.current_version, record.revision)
-            mine = [
-                o
-                for o in observed
-                if o.service == record.name and o.status != InstanceStatus.TERMINATING
-            ]
-            current = [o for o in mine if (o.version, o.revision) == key]
-            old = [o for o in mine if (o.version, o.revision) != key]
-            if not old and sum(1 for o in current if o.is_ready) >= record.instance_count:
-                self.repo.update_service(record.name, rollback=None, message="")
-                continue
-            broken = [o for o in current if o.restarts and not o.is_ready]
-            if broken and any(o.is_ready for o in old):
-                back = record.rollback
-                reason = broken[0].reason or "instance died"
-                self.repo.update_service(
-                    record.name,
-                    current_version=back["version"],
-                    revision=back["revision"],
-                    document=back["document"],
-                    rollback=None,
-                    message=(
-                        f"Rolling to version {record.current_version} failed: {reason}; "
-                        f"serving version {back['version']}"
-                    ),
-                )
+            with contextlib.suppress(Conflict):  # the user changed it meanwhile: next tick
+                self._check_roll(record, observed)
+
+    def _check_roll(self, record: ServiceRecord, observed: list[ObservedInstance]) -> None:
+        back = record.rollback
+        assert back is not None
+        key = (record.current_version, record.revision)
+        unchanged = {"current_version": record.current_version, "revision": record.revision}
+        mine = [
+            o
+            for o in observed
+            if o.service == record.name and o.status != InstanceStatus.TERMINATING
+        ]
+        current = [o for o in mine if (o.version, o.revision) == key]
+        old = [o for o in mine if (o.version, o.revision) != key]
+        if not old and sum(1 for o in current if o.is_ready) >= record.instance_count:
+            self.repo.update_service(record.name, expect=unchanged, rollback=None, message="")
+            return
+        broken = [o for o in current if o.restarts and not o.is_ready]
+        if broken and any(o.is_ready for o in old):
+            reason = broken[0].reason or "instance died"
+            self.repo.update_service(
+                record.name,
+                expect=unchanged,
+                current_version=back["version"],
+                revision=back["revision"],
+                document=back["document"],
+                rollback=None,
+                message=(
+                    f"Rolling to version {record.current_version} failed: {reason}; "
+                    f"serving version {back['version']}"
+                ),
+            )
 
     def _require_active(self, record: ServiceRecord) -> None:
         if record.state in ("deleting", "retired"):

@@ -182,11 +182,17 @@ class Repository:
         with self.session() as s:
             return [_service(r) for r in s.scalars(select(ServiceRow).order_by(ServiceRow.name))]
 
-    def update_service(self, name: str, **changes: Any) -> ServiceRecord:
+    def update_service(
+        self, name: str, *, expect: dict[str, Any] | None = None, **changes: Any
+    ) -> ServiceRecord:
+        """Apply ``changes``; with ``expect``, only if those fields still hold those values
+        (so a background decision never overwrites a change a user made meanwhile)."""
         with self.session() as s:
             row = s.get(ServiceRow, name, with_for_update=True)
             if row is None:
                 raise NotFound(f"service {name!r} not found")
+            if expect and any(getattr(row, k) != v for k, v in expect.items()):
+                raise Conflict(f"service {name!r} changed meanwhile")
             for key, value in changes.items():
                 setattr(row, key, value)
             row.updated_at = now()
