@@ -48,13 +48,12 @@ class DeclarationError(ValueError):
 
 
 class FieldProblem(ValueError):
-    """Raised by a validator about a sub-field it checked itself (``steps[1]``), so the
-    reported path still ends at the exact element."""
+    """Raised by a validator about sub-fields it checked itself (``steps[1]``), so the
+    reported paths still end at the exact element."""
 
-    def __init__(self, path: str, message: str) -> None:
+    def __init__(self, path: str, message: str, *more: tuple[str, str]) -> None:
         super().__init__(message)
-        self.path = path
-        self.message = message
+        self.problems = [(path, message), *more]
 
 
 class _Model(BaseModel):
@@ -91,7 +90,12 @@ class OSSStore(_Model):
     access_key_secret_env: str = "OSS_ACCESS_KEY_SECRET"
 
 
-StoreDeclaration = Annotated[InstallationStore | LocalStore | OSSStore, Field(discriminator="kind")]
+StoreDeclaration = InstallationStore | LocalStore | OSSStore
+_STORES: dict[str, type[_Model]] = {
+    "installation": InstallationStore,
+    "local": LocalStore,
+    "oss": OSSStore,
+}
 
 
 # -- smoke tests ------------------------------------------------------------------------
@@ -290,7 +294,8 @@ class PipelineDeclaration(_Model):
         name = value.get("name")
         if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
             raise FieldProblem(
-                "name", "required: lowercase letters, digits and '_', starting with a letter"
+                "name",
+                f"must be lowercase letters, digits and '_', starting with a letter (got {name!r})",
             )
         if "model_path" in value:
             raise FieldProblem("model_path", "set by the pipeline from the store; remove it")
@@ -298,6 +303,22 @@ class PipelineDeclaration(_Model):
         if not isinstance(metadata, dict) or "instance" not in metadata:
             raise FieldProblem("metadata.instance", "required (number of instances)")
         return value
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store(cls, value: Any) -> Any:
+        # Chosen by `kind` here rather than by a pydantic discriminator, whose errors would
+        # put the kind into the path (`store.local.path`) where the file has none.
+        if not isinstance(value, dict):
+            return value
+        kind = value.get("kind")
+        if kind not in _STORES:
+            raise FieldProblem("kind", f"expected one of {', '.join(_STORES)}, got {kind!r}")
+        try:
+            return _STORES[kind].model_validate(value)
+        except ValidationError as exc:
+            problems = _problems(exc)
+            raise FieldProblem(*problems[0], *problems[1:]) from None
 
     @field_validator("train")
     @classmethod
@@ -346,23 +367,26 @@ def _join(path: str, sub: str) -> str:
     return path + sub if sub.startswith("[") else f"{path}.{sub}"
 
 
-def format_errors(exc: ValidationError) -> list[str]:
-    """pydantic's errors as ``field.path: message`` lines, in the file's own spelling."""
-    lines = []
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    out = []
     for error in exc.errors():
         path = _location(tuple(error["loc"]))
         cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, FieldProblem):
-            lines.append(f"{_join(path, cause.path)}: {cause.message}")
+            out += [(_join(path, sub), message) for sub, message in cause.problems]
             continue
-        message = error["msg"]
-        message = message.removeprefix("Value error, ")
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown field"
         elif error["type"] == "missing":
             message = "required"
-        lines.append(f"{path or '(top level)'}: {message}")
-    return lines
+        out.append((path, message))
+    return out
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """pydantic's errors as ``field.path: message`` lines, in the file's own spelling."""
+    return [f"{path or '(top level)'}: {message}" for path, message in _problems(exc)]
 
 
 def parse_declaration(

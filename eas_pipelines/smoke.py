@@ -65,7 +65,8 @@ def lookup(document: Any, path: str) -> Any:
 def differences(expected: Any, actual: Any, tolerance: float, where: str = "$") -> list[str]:
     """Where ``actual`` differs from ``expected``; numbers may differ by ``tolerance``."""
     if isinstance(expected, bool) or isinstance(actual, bool):
-        return [] if expected == actual else [f"{where}: expected {expected!r}, got {actual!r}"]
+        same = isinstance(expected, bool) and isinstance(actual, bool) and expected == actual
+        return [] if same else [f"{where}: expected {expected!r}, got {actual!r}"]
     if isinstance(expected, int | float) and isinstance(actual, int | float):
         if math.isclose(expected, actual, rel_tol=0.0, abs_tol=tolerance):
             return []
