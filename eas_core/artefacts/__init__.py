@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from eas_core.artefacts.archive import ARCHIVE_SUFFIXES, is_archive, unpack
 from eas_core.artefacts.cache import ArtefactCache
-from eas_core.artefacts.fetch import fetch, pack_directory
+from eas_core.artefacts.fetch import fetch, pack_directory, snapshot
 from eas_core.artefacts.store import (
     URI_SCHEME,
     ArtefactRef,
@@ -30,5 +30,6 @@ __all__ = [
     "is_archive",
     "pack_directory",
     "safe_filename",
+    "snapshot",
     "unpack",
 ]

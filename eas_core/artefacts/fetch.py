@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from eas_core.artefacts.store import URI_SCHEME, ArtefactStore, safe_filename
+from eas_core.artefacts.store import URI_SCHEME, ArtefactRef, ArtefactStore, safe_filename
 from eas_core.errors import ArtefactError, PayloadTooLarge
 
 _CHUNK = 1024 * 1024
@@ -345,3 +345,26 @@ def _empty(directory: Path) -> None:
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
+
+
+def snapshot(
+    source: str,
+    store: ArtefactStore,
+    *,
+    max_bytes: int,
+    oss_endpoint: str | None = None,
+    timeout: float = 60.0,
+) -> ArtefactRef:
+    """Fetch ``source`` once and keep the bytes in ``store``: a version deployed from it stays
+    restorable whatever happens to the source later."""
+    store.root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=store.root, prefix=".snapshot-") as tmp:
+        path = fetch(
+            source,
+            Path(tmp),
+            store=store,
+            max_bytes=max_bytes,
+            timeout=timeout,
+            oss_endpoint=oss_endpoint,
+        )
+        return store.put_file(path)

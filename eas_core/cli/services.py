@@ -389,6 +389,28 @@ def logs(
         time.sleep(1.0)
 
 
+@cli.command(name="test")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--port", default=8080, show_default=True, help="Port to serve on.")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where packages are unpacked (default: a temporary directory).",
+)
+def test_locally(file: Path, port: int, workdir: Path | None) -> None:
+    """Run a service locally in the foreground, no control plane (for debugging)."""
+    import tempfile
+
+    from eas_core.runtime.local import run
+
+    run(
+        read_description(file),
+        port=port,
+        workdir=workdir or Path(tempfile.mkdtemp(prefix="eas-test-")),
+    )
+
+
 @cli.group()
 def resource() -> None:
     """Resource groups."""

@@ -7,21 +7,19 @@ reconciler is poked after each change so instances follow within a tick.
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
-import tempfile
 from collections.abc import Callable
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 
-from eas_core.artefacts import ArtefactStore, fetch
+from eas_core.artefacts import ArtefactStore, snapshot
 from eas_core.auth.tokens import generate_token
 from eas_core.config import ControllerSettings
 from eas_core.controller.backends.base import InstanceSpec, NodeInfo, ObservedInstance
 from eas_core.controller.reconciler import DesiredService
 from eas_core.controller.store import Repository, ServiceRecord
-from eas_core.errors import BadRequest, Conflict, InvalidDescription
+from eas_core.errors import BadRequest, Conflict, EASError, InvalidDescription, PayloadTooLarge
+from eas_core.spec.instance import boot_spec, runtime_environment
 from eas_core.spec.service import (
     ServiceDescription,
     changes_version,
@@ -101,21 +99,19 @@ class Services:
             source = getattr(description, field)
             if not source:
                 continue
-            with tempfile.TemporaryDirectory(dir=self.settings.data_dir) as tmp:
-                try:
-                    path = fetch(
-                        source,
-                        Path(tmp),
-                        store=self.store,
-                        max_bytes=self.settings.max_artefact_bytes,
-                        oss_endpoint=description.oss_endpoint,
-                    )
-                except InvalidDescription:
-                    raise
-                except Exception as exc:
-                    message = getattr(exc, "message", str(exc))
-                    raise InvalidDescription([f"{field}: {message}"]) from None
-                ref = self.store.put_file(path)
+            try:
+                ref = snapshot(
+                    source,
+                    self.store,
+                    max_bytes=self.settings.max_artefact_bytes,
+                    oss_endpoint=description.oss_endpoint,
+                )
+            except PayloadTooLarge as exc:
+                raise PayloadTooLarge(f"{field}: {exc.message}") from None
+            except EASError as exc:
+                raise InvalidDescription([f"{field}: {exc.message}"]) from None
+            except OSError as exc:
+                raise InvalidDescription([f"{field}: {exc}"]) from None
             artefacts[kind] = {
                 "uri": ref.uri,
                 "digest": ref.digest,
@@ -362,45 +358,28 @@ class Services:
         record = self.repo.get_service(service)
         version_record = self.repo.get_version(service, version)
         document = record.document if version == record.current_version else version_record.document
-        description = parse_description(document)
+        description = parse_description({**document, "name": service})
         meta = description.metadata
-        artefacts = version_record.artefacts
-        boot = {
-            "service": service,
-            "version": version,
-            "model": artefacts.get("model"),
-            "model_entry": description.model_entry,
-            "processor_code": description.processor,
-            "processor_type": description.processor_type,
-            "processor": artefacts.get("processor"),
-            "processor_entry": description.processor_entry,
-            "artefact_store": str(self.store.root),
-            "cache_dir": str(self.settings.data_dir / "cache"),
-            "max_artefact_bytes": self.settings.max_artefact_bytes,
-        }
-        env = {
-            "EAS_SERVICE_NAME": service,
-            "EAS_VERSION": str(version),
-            "EAS_MAX_QUEUE_SIZE": str(meta.max_queue_size),
-            "EAS_KEEPALIVE_MS": str(meta.keepalive),
-            "EAS_BATCHING": json.dumps(meta.batching),
-            "EAS_MAX_BATCH_SIZE": str(meta.max_batch_size),
-            "EAS_MAX_BATCH_TIMEOUT_MS": str(meta.max_batch_timeout),
-            "EAS_MAX_BODY_BYTES": str(self.settings.max_body_bytes),
-            "EAS_MODEL_CONFIG": description.model_config_text,
-        }
-        if record.token is not None:
-            env["EAS_TOKEN"] = record.token
-        if meta.worker_threads or meta.workers:
-            env["EAS_WORKER_THREADS"] = str(meta.threads)
-        if description.processor:
-            env["EAS_PROCESSOR"] = description.processor
+        boot = boot_spec(
+            description,
+            version=version,
+            artefacts=version_record.artefacts,
+            artefact_store=self.store.root,
+            cache_dir=self.settings.data_dir / "cache",
+            max_artefact_bytes=self.settings.max_artefact_bytes,
+        )
+        env = runtime_environment(
+            description,
+            version=version,
+            token=record.token,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
         return InstanceSpec(
             id=instance_id,
             service=service,
             version=version,
             revision=revision,
-            boot=boot,
+            boot=boot.model_dump(mode="json"),
             env=env,
             cpu=meta.cpu,
             memory_mb=meta.memory_mb,

@@ -16,36 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from eas_core.artefacts import ArtefactCache, ArtefactStore
 from eas_core.config import RuntimeSettings
 from eas_core.errors import EASError
 from eas_core.runtime.workers import report_failure
+from eas_core.spec.instance import ArtefactSpec, BootSpec
 
 BOOT_FAILED = 4
-
-
-class ArtefactSpec(BaseModel):
-    uri: str
-    digest: str
-    filename: str
-
-
-class BootSpec(BaseModel):
-    """What the controller decided an instance runs (one version of one service)."""
-
-    service: str
-    version: int
-    model: ArtefactSpec | None = None
-    model_entry: str | None = None
-    processor_code: str | None = None
-    processor_type: str | None = None
-    processor: ArtefactSpec | None = None
-    processor_entry: str | None = None
-    artefact_store: Path
-    cache_dir: Path
-    max_artefact_bytes: int
 
 
 def _inside(root: Path, relative: str, field: str) -> Path:

@@ -1,0 +1,63 @@
+"""`eascmd test DESC.json`: run a service in the foreground with no control plane (SPEC §4).
+
+The same boot and runtime as a deployed instance — the packages are snapshotted into a
+working directory, unpacked the same way, served with the same API — with the processor's
+output on the console. Local paths are allowed, as when debugging before a deployment.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from eas_core.artefacts import ArtefactStore, snapshot
+from eas_core.config import MiB
+from eas_core.spec.instance import boot_spec, runtime_environment
+from eas_core.spec.service import parse_description
+
+ARTEFACT_FIELDS = {"model": "model_path", "processor": "processor_path"}
+MAX_ARTEFACT_BYTES = 2048 * MiB
+MAX_BODY_BYTES = 64 * MiB
+
+
+def run(document: dict[str, Any], *, port: int, workdir: Path) -> NoReturn:
+    description = parse_description(document)
+    store = ArtefactStore(workdir / "artefacts")
+    artefacts: dict[str, dict[str, object]] = {}
+    for kind, field in ARTEFACT_FIELDS.items():
+        source = getattr(description, field)
+        if source:
+            ref = snapshot(
+                source, store, max_bytes=MAX_ARTEFACT_BYTES, oss_endpoint=description.oss_endpoint
+            )
+            artefacts[kind] = {"uri": ref.uri, "digest": ref.digest, "filename": ref.filename}
+    boot = boot_spec(
+        description,
+        version=1,
+        artefacts=artefacts,
+        artefact_store=store.root,
+        cache_dir=workdir / "cache",
+        max_artefact_bytes=MAX_ARTEFACT_BYTES,
+    )
+    env = runtime_environment(
+        description, version=1, token=description.token, max_body_bytes=MAX_BODY_BYTES
+    )
+    # A managed-like instance id makes the runtime listen where we say, not on the
+    # processor's own `endpoint`.
+    env.update(
+        EAS_INSTANCE_ID="local-test",
+        EAS_HOST="0.0.0.0",
+        EAS_PORT=str(port),
+        EAS_INSTANCE_DIR=str(workdir),
+    )
+    boot_path = workdir / "boot.json"
+    boot_path.write_text(boot.model_dump_json())
+    print(
+        f"[OK] Serving {description.name} on http://127.0.0.1:{port}/api/predict/"
+        f"{description.name} (Ctrl-C to stop)",
+        flush=True,
+    )
+    command = [sys.executable, "-m", "eas_core.runtime.boot", str(boot_path)]
+    os.execve(command[0], command, {**os.environ, **env})

@@ -1,0 +1,91 @@
+"""What one instance runs: the boot document and the runtime environment.
+
+The controller (or `eascmd test`) writes these; the instance's boot reads them. Keeping the
+shapes here lets both sides agree without importing each other.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from eas_core.spec.service import ServiceDescription
+
+
+class ArtefactSpec(BaseModel):
+    """A package snapshot in the artefact store."""
+
+    uri: str
+    digest: str
+    filename: str
+
+
+class BootSpec(BaseModel):
+    """What an instance runs: one version of one service, with its artefacts."""
+
+    service: str
+    version: int
+    model: ArtefactSpec | None = None
+    model_entry: str | None = None
+    processor_code: str | None = None
+    processor_type: str | None = None
+    processor: ArtefactSpec | None = None
+    processor_entry: str | None = None
+    artefact_store: Path
+    cache_dir: Path
+    max_artefact_bytes: int
+
+
+def boot_spec(
+    description: ServiceDescription,
+    *,
+    version: int,
+    artefacts: dict[str, dict[str, object]],
+    artefact_store: Path,
+    cache_dir: Path,
+    max_artefact_bytes: int,
+) -> BootSpec:
+    def artefact(kind: str) -> ArtefactSpec | None:
+        found = artefacts.get(kind)
+        return ArtefactSpec.model_validate(found) if found else None
+
+    return BootSpec(
+        service=description.name,
+        version=version,
+        model=artefact("model"),
+        model_entry=description.model_entry,
+        processor_code=description.processor,
+        processor_type=description.processor_type,
+        processor=artefact("processor"),
+        processor_entry=description.processor_entry,
+        artefact_store=artefact_store,
+        cache_dir=cache_dir,
+        max_artefact_bytes=max_artefact_bytes,
+    )
+
+
+def runtime_environment(
+    description: ServiceDescription, *, version: int, token: str | None, max_body_bytes: int
+) -> dict[str, str]:
+    """The ``EAS_*`` variables the runtime reads (eas_core.config.RuntimeSettings)."""
+    meta = description.metadata
+    env = {
+        "EAS_SERVICE_NAME": description.name,
+        "EAS_VERSION": str(version),
+        "EAS_MAX_QUEUE_SIZE": str(meta.max_queue_size),
+        "EAS_KEEPALIVE_MS": str(meta.keepalive),
+        "EAS_BATCHING": json.dumps(meta.batching),
+        "EAS_MAX_BATCH_SIZE": str(meta.max_batch_size),
+        "EAS_MAX_BATCH_TIMEOUT_MS": str(meta.max_batch_timeout),
+        "EAS_MAX_BODY_BYTES": str(max_body_bytes),
+        "EAS_MODEL_CONFIG": description.model_config_text,
+    }
+    if token is not None:
+        env["EAS_TOKEN"] = token
+    if meta.worker_threads or meta.workers:
+        env["EAS_WORKER_THREADS"] = str(meta.threads)
+    if description.processor:
+        env["EAS_PROCESSOR"] = description.processor
+    return env
