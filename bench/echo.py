@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ import httpx
 
 from eas_core.errors import Conflict
 from eas_core.sdk.control import ClientConfig, ControlClient
-from tests.support.installation import REPO, start_installation
+from tests.support.installation import REPO, free_port, start_installation
 
 BENCH = Path(__file__).resolve().parent
 LUA = BENCH / "post.lua"
@@ -251,7 +251,7 @@ def report(
     mode = "connected to an existing installation" if args.gateway else "own installation"
     return "\n".join(
         [
-            "# Echo benchmark: gateway and direct data path",
+            "# Echo benchmark: gateway and direct data path (and a FastAPI peer)",
             "",
             table(results),
             "",
@@ -263,6 +263,9 @@ def report(
             f"at most {args.threads} thread(s), keep-alive",
             f"- installation: {mode}; service: examples/echo (python, 1 instance, cpu 1, "
             f"8 worker threads); body: {args.body_size} bytes POST with `Authorization: <token>`",
+            "- peer: bench/peers/fastapi_echo.py — the same token check and echo in FastAPI "
+            "under uvicorn (uvloop + httptools, 1 worker), called directly (one hop, like "
+            "`direct`)",
             f"- each run: at most {args.duration:g} s and {args.max_requests} requests, "
             "after a 1 s warm-up per path; latencies are wrk's (no coordinated-omission "
             "correction)",
@@ -305,6 +308,29 @@ def target_service(args: argparse.Namespace) -> Iterator[Target]:
             installation.stop()
 
 
+@contextmanager
+def fastapi_peer(token: str) -> Iterator[str]:
+    """The FastAPI echo beside us (bench/peers/fastapi_echo.py); yields its predict URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.peers.fastapi_echo", "--port", str(port), "--token", token],
+        cwd=REPO,
+    )
+    url = f"http://127.0.0.1:{port}/api/predict/echo"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.post(url, content=b"x", headers={"Authorization": token}, timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
@@ -318,6 +344,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--controller", help="its control API (default: the config's)")
     parser.add_argument("--config", type=Path, help="eascmd config with the access key")
     parser.add_argument("--verbose", action="store_true", help="print wrk's own output")
+    parser.add_argument("--no-peers", action="store_true", help="skip the FastAPI baseline")
     args = parser.parse_args(argv)
     if not 0 < args.duration <= 600 or not 0 < args.max_requests <= 10_000_000:
         parser.error("--duration must be in (0, 600] and --max-requests in (0, 10000000]")
@@ -335,8 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()  # before the runs: the load average shows what else is running
     body = b"x" * args.body_size
     results: list[Result] = []
-    with target_service(args) as target:
+    with target_service(args) as target, ExitStack() as peers:
         paths = {"gateway": target.gateway_url, "direct": target.direct_url}
+        if not args.no_peers:
+            paths["fastapi (peer)"] = peers.enter_context(fastapi_peer(target.token))
         for url in paths.values():
             check_echo(url, target.token, body)
         for name, url in paths.items():

@@ -1,0 +1,1 @@
+"""Peers served beside us on the same load, for comparison."""
