@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -81,6 +82,27 @@ def is_authorized(
         return False
     expected = _signature(token, content_md5, content_type or DEFAULT_CONTENT_TYPE, date, path)
     return hmac.compare_digest(authorization[4:].strip().encode(), expected.encode())
+
+
+def is_authorized_request(
+    token: str | None,
+    headers: Mapping[str, str],
+    *,
+    path: str,
+    body: bytes,
+    max_skew: float | None = None,
+) -> bool:
+    """:func:`is_authorized` with the values read from lower-cased request headers."""
+    return is_authorized(
+        token,
+        headers.get("authorization"),
+        path=path,
+        body=body,
+        content_md5=headers.get("content-md5"),
+        content_type=headers.get("content-type"),
+        date=headers.get("date"),
+        max_skew=max_skew,
+    )
 
 
 def _is_fresh(date: str, max_skew: float) -> bool:

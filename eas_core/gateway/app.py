@@ -20,7 +20,7 @@ from typing import Any
 import uvloop
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-from eas_core.auth.tokens import is_authorized
+from eas_core.auth.tokens import is_authorized_request
 from eas_core.config import GatewaySettings
 from eas_core.gateway.proxy import forward
 from eas_core.gateway.table import CompiledRoute, RouteTableHolder
@@ -91,14 +91,11 @@ class GatewayApp:
         route = self.table.get(name)
         if route is None or route.released_into is not None:
             return text(NOT_FOUND, f"service {name!r} not found")
-        if not is_authorized(
+        if not is_authorized_request(
             route.token,
-            request.headers.get("authorization"),
+            request.headers,
             path=request.path,
             body=request.body,
-            content_md5=request.headers.get("content-md5"),
-            content_type=request.headers.get("content-type"),
-            date=request.headers.get("date"),
             max_skew=self.settings.signature_max_skew,
         ):
             return text(UNAUTHORIZED, "invalid or missing token")

@@ -11,7 +11,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from eas_core.auth.tokens import is_authorized
+from eas_core.auth.tokens import is_authorized_request
 from eas_core.config import RuntimeSettings
 from eas_core.http.server import Request, Response, text
 from eas_core.runtime.admission import Admission
@@ -45,14 +45,11 @@ class RuntimeApp:
     async def handle(self, request: Request) -> Response:
         if request.path.startswith(BUILTIN_PREFIX):
             return self.builtin(request.path[len(BUILTIN_PREFIX) :])
-        if not is_authorized(
+        if not is_authorized_request(
             self.token,
-            request.headers.get("authorization"),
+            request.headers,
             path=request.path,
             body=request.body,
-            content_md5=request.headers.get("content-md5"),
-            content_type=request.headers.get("content-type"),
-            date=request.headers.get("date"),
             max_skew=self.settings.signature_max_skew,
         ):
             return text(UNAUTHORIZED, "invalid or missing token")
