@@ -14,6 +14,7 @@ concurrency pool ``eas/<service>`` for instances that limit pools instead.
 # No `from __future__ import annotations` here: Dagster reads the annotations of op, asset
 # and sensor parameters (config classes, resources) at definition time, as objects.
 
+import itertools
 from typing import Any
 
 import dagster as dg
@@ -165,8 +166,11 @@ def build_release_job(declaration: PipelineDeclaration) -> dg.JobDefinition:
                     f"{candidates or 'none'}; give config.related (create one with "
                     "`eascmd create -r` or a blue_green deploy)"
                 )
+            steps = config.steps or declaration.rollout.steps
+            if any(b <= a for a, b in itertools.pairwise(steps)) or steps[-1] != 100:
+                raise dg.Failure(f"steps: {steps} must increase and end at 100")
             try:
-                outcome = rollout.release(candidates[0], steps=config.steps)
+                outcome = rollout.release(candidates[0], steps=steps)
             except RolloutFailed as failed:
                 raise _fail(context, declaration, failed) from None
             context.log_event(

@@ -448,10 +448,10 @@ class Rollout:
 
     # -- rollback -------------------------------------------------------------------------
     def _back_to(self, previous: int | None) -> LiveState:
-        """Roll back after a failed check; with no previous version, stop the service."""
+        """Roll back after a failed check. With no previous version the service is left as it
+        is: it served this model before this run, so stopping it would only add an outage."""
         if previous is None:
-            self.log.error(f"{self.name}: no previous version to roll back to; stopping it")
-            self.client.stop_service(self.name)
+            self.log.error(f"{self.name}: no previous version to roll back to")
             return self.state(None)
         return self.rollback(previous)
 

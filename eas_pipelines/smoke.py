@@ -53,9 +53,11 @@ def lookup(document: Any, path: str) -> Any:
     """The value at ``path``, or ``_MISSING``."""
     value = document
     for step in parse_json_path(path):
-        if (
-            isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value)
-        ) or (isinstance(step, str) and isinstance(value, dict) and step in value):
+        if isinstance(value, list) and isinstance(step, int):
+            if not -len(value) <= step < len(value):
+                return _MISSING
+            value = value[step]
+        elif isinstance(value, dict) and isinstance(step, str) and step in value:
             value = value[step]
         else:
             return _MISSING

@@ -55,6 +55,7 @@ def load(directory: Path) -> tuple[InstanceRef, dict[str, Any]]:
     coordinator = (
         ref.run_coordinator_data.rehydrate(as_type=object) if ref.run_coordinator_data else None
     )
+    assert ref.run_launcher_data is not None
     launcher = ref.run_launcher_data.rehydrate(as_type=object)
     storage = processed(ref.storage_data) if ref.storage_data else {}
     return ref, {"coordinator": coordinator, "launcher": launcher, "storage": storage}
@@ -63,6 +64,7 @@ def load(directory: Path) -> tuple[InstanceRef, dict[str, Any]]:
 def test_instance_config_loads_with_postgres_storage_docker_launcher_and_run_queue() -> None:
     ref, built = load(DEPLOY)
 
+    assert ref.storage_data is not None
     assert (ref.storage_data.module_name, ref.storage_data.class_name) == (
         "dagster_postgres",
         "DagsterPostgresStorage",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,13 +17,24 @@ import pytest
 
 from eas_core.errors import EASError
 from eas_core.sdk.control import ClientConfig
-from eas_pipelines.declaration import BakeThresholds, Expectation, parse_declaration
+from eas_pipelines.declaration import BakeThresholds, Expectation, SmokeTests, parse_declaration
 from eas_pipelines.factory import build_definitions
 from eas_pipelines.jobs import deploy_run_config
 from eas_pipelines.resources import EASResource
 from eas_pipelines.rollout import default_previous
 from eas_pipelines.sensors import new_artefacts
-from eas_pipelines.smoke import Attempt, Report, differences, judge, judge_bake, lookup, percentile
+from eas_pipelines.smoke import (
+    Attempt,
+    Prober,
+    Report,
+    differences,
+    judge,
+    judge_bake,
+    lookup,
+    percentile,
+    probe_for,
+    run_smoke_tests,
+)
 from eas_pipelines.stores import LocalModelStore, StoredArtefact, pack
 from tests.pipelines.conftest import heart_document
 
@@ -232,3 +244,73 @@ def test_a_failed_run_is_posted_to_the_webhook(
     assert payload["run_id"] == result.run_id
     assert payload["tags"]["eas/service"] == "notified"
     assert deploy_run_config("notified", "x")["ops"]["notified__deployment"]
+
+
+class _Service(BaseHTTPRequestHandler):
+    """A stand-in processor behind a "gateway": ``slow`` sleeps, ``flaky`` fails every other
+    request, anything else answers "pong"."""
+
+    calls: ClassVar[int] = 0
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        type(self).calls += 1
+        if body == b"slow":
+            time.sleep(0.05)
+        status = 500 if body == b"flaky" and self.calls % 2 == 0 else 200
+        self.send_response(status)
+        self.send_header("content-length", "4")
+        self.end_headers()
+        self.wfile.write(b"pong")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Service)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def smoke(requests: list[dict[str, Any]], **budgets: Any) -> SmokeTests:
+    return SmokeTests.model_validate({"requests": requests, **budgets})
+
+
+def test_smoke_tests_fail_on_latency_and_error_budgets(gateway: str) -> None:
+    pong = {"expect": {"body": "pong"}}
+    with Prober(gateway, "svc", "token", timeout=5) as prober:
+        fast = run_smoke_tests(prober, smoke([{"body": "hi", **pong}], repeat=3))
+        slow = run_smoke_tests(
+            prober, smoke([{"name": "slow", "body": "slow", "latency_ms": 10, **pong}])
+        )
+        overall = run_smoke_tests(
+            prober, smoke([{"body": "slow", **pong}], latency={"percentile": 50, "budget_ms": 10})
+        )
+        tolerated = run_smoke_tests(
+            prober, smoke([{"body": "flaky", **pong}], repeat=4, max_error_rate=0.5)
+        )
+        strict = run_smoke_tests(prober, smoke([{"body": "flaky", **pong}], repeat=4))
+
+    assert fast.passed and len(fast.attempts) == 3
+    assert [f.split(" ms")[0].rsplit(" ", 1)[0] for f in slow.failures] == ["slow: latency"]
+    assert slow.failing is not None and slow.failing.request == "slow"
+    assert overall.failures[0].startswith("smoke tests: p50 latency")
+    assert tolerated.passed and tolerated.errors == 2
+    assert strict.failures[0].startswith("error rate 50.0% over the budget of 0.0%")
+    assert strict.failing is not None and strict.failing.status == 500
+
+
+def test_a_bake_probe_stops_at_the_first_breach(gateway: str) -> None:
+    tests = smoke([{"body": "flaky", "expect": {"body": "pong"}}])
+    with Prober(gateway, "svc", None, timeout=5) as prober:
+        started = time.monotonic()
+        report = probe_for(prober, tests, 30, 0.01, BakeThresholds(max_errors=0))
+    assert time.monotonic() - started < 5
+    assert report.failures == ["1 errors, more than the threshold of 0"]
+    assert len(report.attempts) <= 2

@@ -17,12 +17,12 @@ import allspark
 
 
 class HeartDiseaseProcessor(allspark.BaseProcessor):
-    def initialize(self):
+    def initialize(self) -> None:
         bundle = joblib.load(self.get_model_path())
         self.model = bundle["model"]
         self.features = list(bundle["features"])
 
-    def process(self, data):
+    def process(self, data: bytes) -> tuple[bytes, int]:
         try:
             document = json.loads(data)
         except ValueError:

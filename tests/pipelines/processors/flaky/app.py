@@ -13,13 +13,13 @@ import allspark
 
 
 class FlakyProcessor(allspark.BaseProcessor):
-    def initialize(self):
+    def initialize(self) -> None:
         with open(self.get_model_path()) as f:
             self.model = json.load(f)
         self.pings = 0
         self.lock = threading.Lock()
 
-    def process(self, data):
+    def process(self, data: bytes) -> tuple[bytes, int]:
         if data == b"label":
             return self.model["label"].encode(), 200
         if data == b"ping":
