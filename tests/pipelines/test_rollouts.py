@@ -333,6 +333,39 @@ def test_blue_green_release_steps_up_and_promotes_the_new_model(
     assert {installation.predict(name, "label", token).text for _ in range(10)} == {"v2"}
 
 
+def test_release_job_steps_a_related_service_up_and_promotes_it(
+    installation: Installation,
+    eas: EASResource,
+    dagster_instance: dg.DagsterInstance,
+    declare: Any,
+    cleanup: Any,
+    unique_name: str,
+    tmp_path: Path,
+) -> None:
+    name = cleanup(unique_name)
+    rollout = {"strategy": "blue_green", "steps": [100], "bake_seconds": 0.3}
+    defs = build_definitions([declare(flaky_document(name, tmp_path / "s", rollout=rollout))], eas)
+    assert deploy(defs, dagster_instance, name, flaky_model(tmp_path, "v1")).success
+    # A related service made by hand (`eascmd create -r`), to be released by the job.
+    document = installation.client.describe_service(name)["ServiceConfig"]
+    document["model_path"] = str(flaky_model(tmp_path, "v2"))
+    related = installation.client.create_service(document, related=True)["ServiceName"]
+    installation.client.wait_until_running(related, timeout=60)
+
+    result = defs.resolve_job_def(f"{name}_release").execute_in_process(
+        run_config={"ops": {f"{name}__release": {"config": {"steps": [20, 100]}}}},
+        instance=dagster_instance,
+    )
+
+    assert result.success
+    assert versions(installation, name) == (2, 2)
+    assert related_of(installation, name) == []
+    token = installation.client.describe_service(name)["AccessToken"]
+    assert installation.predict(name, "label", token).text == "v2"
+    materialization = result.asset_materializations_for_node(f"{name}__release")[0]
+    assert materialization.metadata["released"].value == related
+
+
 def test_health_sensor_rolls_back_a_new_version_that_breaks_while_serving(
     installation: Installation,
     eas: EASResource,
