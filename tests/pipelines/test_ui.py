@@ -46,6 +46,7 @@ telemetry:
   enabled: false
 """
 LOCATION_QUERY = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+EDITOR_VALUE = "document.querySelector('.CodeMirror').CodeMirror.getValue()"
 RUN_QUERY = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 
 
@@ -127,13 +128,16 @@ def test_a_deploy_launched_from_the_launchpad_succeeds(
             )
             page.goto(f"{webserver}/locations/openeas/jobs/{SERVICE}_deploy/playground")
             page.wait_for_selector(".CodeMirror", timeout=60_000)
-            page.locator(".CodeMirror").click()
-            page.keyboard.press("Control+A")
-            page.keyboard.insert_text(config)
-            typed = page.evaluate(
-                "() => document.querySelector('.CodeMirror').CodeMirror.getValue()"
-            )
-            assert typed == config
+            # The Launchpad fills the editor with the job's default config once it has loaded
+            # it: type only after that, or the default overwrites what was typed.
+            page.wait_for_function(f"() => {EDITOR_VALUE}.length > 0", timeout=60_000)
+            for _ in range(3):  # a dialog opening mid-typing steals the keys: type again
+                page.locator(".CodeMirror").click()
+                page.keyboard.press("Control+A")
+                page.keyboard.insert_text(config)
+                if page.evaluate(f"() => {EDITOR_VALUE}") == config:
+                    break
+            assert page.evaluate(f"() => {EDITOR_VALUE}") == config
             page.get_by_text("No errors").wait_for(timeout=30_000)  # the config form validated it
             page.get_by_role("button", name="Launch Run").click()
 
