@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from eas_core.errors import EASError, NotFound
+from eas_core.errors import Conflict, EASError, NotFound
 from eas_core.sdk.control import ControlClient
 from eas_pipelines.declaration import PipelineDeclaration
 from eas_pipelines.resources import EASResource
@@ -190,6 +190,8 @@ class Rollout:
         found = []
         for summary in self.client.list_services():
             name = str(summary["ServiceName"])
+            if summary.get("Status") == "Deleting":
+                continue  # on its way out already
             suffix = name[len(self.name) :]
             if name.startswith(self.name) and _RELATED_SUFFIX.fullmatch(suffix):
                 try:
@@ -437,13 +439,19 @@ class Rollout:
         return self.state(previous)
 
     def retire(self, related: str) -> None:
-        """Release weight 0 and delete a related service: all traffic back to the original."""
-        try:
-            self.client.release(related, 0)
-            self.client.delete_service(related)
-            self.client.wait_until_deleted(related, timeout=120)
-        except NotFound:
-            return
+        """Release weight 0 and delete a related service: all traffic back to the original.
+        Safe to repeat: a side already being deleted (Conflict) or gone (NotFound) is fine."""
+        for step in (
+            lambda: self.client.release(related, 0),
+            lambda: self.client.delete_service(related),
+        ):
+            try:
+                step()
+            except NotFound:
+                return
+            except Conflict:
+                continue
+        self.client.wait_until_deleted(related, timeout=120)
         self.log.info(f"retired related service {related}: all traffic on {self.name}")
 
     # -- rollback -------------------------------------------------------------------------
