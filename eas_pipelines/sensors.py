@@ -115,7 +115,7 @@ def build_new_model_sensor(
 
 def _age_seconds(created: str) -> float:
     moment = datetime.fromisoformat(created)
-    if moment.tzinfo is None:  # the control API writes versions' times in UTC, unlabelled
+    if moment.tzinfo is None:  # older installations wrote versions' times unlabelled, in UTC
         moment = moment.replace(tzinfo=UTC)
     return (datetime.now(UTC) - moment).total_seconds()
 

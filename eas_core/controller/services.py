@@ -444,7 +444,9 @@ class Services:
             "Memory": meta.memory_mb,
             "GPU": meta.gpu,
             "Resource": meta.resource,
-            "Weight": record.weight if record.weight is not None else 100,
+            # A related service's share of its original's traffic (0 until released); an
+            # original keeps what its released related services leave it.
+            "Weight": self.weight_of(record),
             "LatestVersion": record.latest_version,
             "CurrentVersion": record.current_version,
             "Message": message,
@@ -454,8 +456,19 @@ class Services:
         if full:
             data["AccessToken"] = record.token or ""
             data["RelatedTo"] = record.related_to
+            data["Released"] = record.related_to is not None and record.weight is not None
             data["ServiceConfig"] = record.document
         return data
+
+    def weight_of(self, record: ServiceRecord) -> int:
+        if record.related_to is not None:
+            return record.weight or 0
+        released = [
+            s.weight or 0
+            for s in self.repo.list_services()
+            if s.related_to == record.name and s.weight is not None
+        ]
+        return max(100 - sum(released), 0)
 
     def endpoint_of(self, record: ServiceRecord) -> str:
         return f"{self.settings.endpoint}/api/predict/{record.name}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -110,7 +111,7 @@ def versions(request: Request, name: str) -> list[dict[str, Any]]:
     return [
         {
             "Version": v.version,
-            "CreateTime": v.created_at.isoformat(timespec="seconds"),
+            "CreateTime": v.created_at.replace(tzinfo=UTC).isoformat(timespec="seconds"),
             "ServiceConfig": v.document,
             "Artefacts": v.artefacts,
         }
@@ -123,7 +124,7 @@ def version(request: Request, name: str, version: int) -> dict[str, Any]:
     v = _services(request).repo.get_version(name, version)
     return {
         "Version": v.version,
-        "CreateTime": v.created_at.isoformat(timespec="seconds"),
+        "CreateTime": v.created_at.replace(tzinfo=UTC).isoformat(timespec="seconds"),
         "ServiceConfig": v.document,
         "Artefacts": v.artefacts,
     }
