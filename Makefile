@@ -7,7 +7,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 
 $(VENV)/.core: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PIP) install -e .
+	$(PIP) install -e ".[pipelines]"
 	touch $@
 
 $(VENV)/.test: pyproject.toml
@@ -21,9 +21,10 @@ install: $(VENV)/.core
 
 install-test: $(VENV)/.test
 
-# A whole installation on this machine, with the echo demo deployed; Ctrl-C stops it.
+# A whole installation on this machine — controller, gateway, instances, the echo demo and
+# the Dagster deployment pipelines (UI on :3000); Ctrl-C stops it all.
 serve: install
-	$(VENV)/bin/eascmd server --demo
+	$(VENV)/bin/eascmd server --demo --pipelines
 
 # Every test. pytest's exit status 5 (nothing collected) fails like any other.
 test: install-test

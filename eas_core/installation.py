@@ -9,13 +9,14 @@ first (it stops the instances), then the gateway.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -30,13 +31,12 @@ RESTART_BACKOFF_MAX = 10.0
 @dataclass
 class Part:
     name: str
-    module: str
+    command: list[str]
     health_url: str
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class Installation:
@@ -54,10 +54,15 @@ class Installation:
         if settings.public_endpoint:
             base["EAS_PUBLIC_ENDPOINT"] = settings.public_endpoint
         self.parts = [
-            Part("gateway", "eas_core.gateway", f"{settings.gateway_url}/api/builtin/ping", base),
+            Part(
+                "gateway",
+                [sys.executable, "-m", "eas_core.gateway"],
+                f"{settings.gateway_url}/api/builtin/ping",
+                base,
+            ),
             Part(
                 "controller",
-                "eas_core.controller",
+                [sys.executable, "-m", "eas_core.controller"],
                 f"{settings.controller_url}/api/v1/health",
                 {**base, "EAS_STOP_INSTANCES_ON_EXIT": "true"},
             ),
@@ -73,10 +78,16 @@ class Installation:
         for part in self.parts:
             self._wait_healthy(part, timeout=60)
 
+    def add(self, part: Part, *, timeout: float = 180) -> None:
+        """Start one more supervised part once the core is up (the pipelines)."""
+        self.parts.append(part)
+        self._spawn(part)
+        self._wait_healthy(part, timeout=timeout)
+
     def _spawn(self, part: Part) -> None:
         logfile = open(self.log_dir / f"{part.name}.log", "ab")  # noqa: SIM115 (child keeps it)
         part.process = subprocess.Popen(
-            [sys.executable, "-m", part.module],
+            part.command,
             env=child_environment(part.env),
             stdout=logfile,
             stderr=subprocess.STDOUT,
@@ -122,17 +133,35 @@ class Installation:
             time.sleep(0.2)
 
     def stop(self) -> None:
+        """Stop the parts in reverse order: pipelines, then the controller (it stops the
+        instances), then the gateway. Each part runs in its own session, so its whole
+        process group goes, its own children included."""
         self.stopping = True
-        for part in reversed(self.parts):  # controller first: it stops the instances
-            if part.process is None or part.process.poll() is not None:
+        for part in reversed(self.parts):
+            process = part.process
+            if process is None or process.poll() is not None:
                 continue
-            part.process.send_signal(signal.SIGTERM)
-            try:
-                part.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                part.process.kill()
-                part.process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=30)
+            # The part's own children may outlive it by a moment; none may outlive us.
+            if not _group_gone(process.pid, timeout=15):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
             (self.run_dir / f"{part.name}.pid").unlink(missing_ok=True)
+
+
+def _group_gone(pgid: int, *, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def pid_of(data_dir: Path, part: str) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -20,11 +21,46 @@ from eas_core.config import (
     InstallationSettings,
 )
 from eas_core.errors import Conflict, EASError
-from eas_core.installation import Installation
+from eas_core.installation import Installation, Part
 from eas_core.sdk.control import ControlClient
 
 DEMO_SERVICE = "demo"
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+WORKSPACE = REPO / "workspace.yaml"
+# `dagster dev` with one rollout per service at a time, as in deploy/dagster/dagster.yaml.
+DAGSTER_INSTANCE = """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: eas/service
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+"""
+
+
+def pipelines_part(installation: Installation, credentials: dict[str, str], port: int) -> Part:
+    """`dagster dev` over workspace.yaml, connected to this installation."""
+    dagster = Path(sys.executable).parent / "dagster"
+    if not dagster.exists():
+        raise EASError("--pipelines needs the pipelines extra: pip install -e '.[pipelines]'")
+    home = installation.data_dir / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(DAGSTER_INSTANCE)
+    settings = installation.settings
+    env = {
+        "DAGSTER_HOME": str(home),
+        "EAS_PIPELINES_ENDPOINT": settings.controller_url,
+        "EAS_PIPELINES_ACCESS_KEY_ID": credentials["AccessKeyId"],
+        "EAS_PIPELINES_ACCESS_KEY_SECRET": credentials["AccessKeySecret"],
+        "EAS_PIPELINES_GATEWAY": settings.endpoint,
+    }
+    command = [str(dagster), "dev", "-w", str(WORKSPACE), "-h", settings.host, "-p", str(port)]
+    return Part("pipelines", command, f"http://{settings.host}:{port}/server_info", env)
 
 
 def deploy_demo(client: ControlClient) -> dict[str, object]:
@@ -65,12 +101,20 @@ def deploy_demo(client: ControlClient) -> dict[str, object]:
 @click.option(
     "--demo/--no-demo", default=False, help="Deploy the echo demo service and print a curl."
 )
+@click.option(
+    "--pipelines/--no-pipelines",
+    default=False,
+    help="Also run the Dagster deployment pipelines (`dagster dev` over workspace.yaml).",
+)
+@click.option("--dagster-port", type=int, default=3000, show_default=True)
 def server(
     data_dir: Path | None,
     host: str | None,
     controller_port: int | None,
     gateway_port: int | None,
     demo: bool,
+    pipelines: bool,
+    dagster_port: int,
 ) -> None:
     """Start a whole installation on this machine: controller, gateway, local instances."""
     overrides: dict[str, Any] = {
@@ -112,6 +156,9 @@ def server(
             click.echo(
                 f"curl {info['IntranetEndpoint']} -H 'Authorization: {token}' -d 'hello eas'"
             )
+        if pipelines:
+            installation.add(pipelines_part(installation, credentials, dagster_port))
+            output.progress(f"Pipelines    http://{settings.host}:{dagster_port} (Dagster UI)")
         output.progress("Press Ctrl-C to stop everything")
         installation.supervise()
     except (RuntimeError, EASError) as exc:

@@ -9,7 +9,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.support.installation import start_installation, wait_for
+import httpx
+
+from tests.support.installation import free_port, start_installation, wait_for
 
 
 def test_demo_installation_answers_its_curl_and_stops_cleanly(tmp_path: Path) -> None:
@@ -42,3 +44,51 @@ def test_demo_installation_answers_its_curl_and_stops_cleanly(tmp_path: Path) ->
         )
     assert not list((data / "instances").glob("*/record.json"))
     running.client.close()
+
+
+def test_installation_with_pipelines_serves_dagster_and_stops_it(tmp_path: Path) -> None:
+    """`eascmd server --pipelines` (what `make serve` runs) adds `dagster dev` over
+    workspace.yaml, connected to the installation; Ctrl-C stops its whole process tree."""
+    data = tmp_path / "data"
+    data.mkdir()
+    port = free_port()
+    running = start_installation(data, extra_args=["--pipelines", "--dagster-port", str(port)])
+    out = tmp_path / "data-server.out"
+    try:
+        wait_for(lambda: "Dagster UI" in out.read_text(), timeout=180, what="dagster dev")
+        query = (
+            "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+        )
+        answer = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=30)
+        jobs = {
+            j["name"]
+            for n in answer.json()["data"]["repositoriesOrError"]["nodes"]
+            for j in n["jobs"]
+        }
+        assert {
+            "heart_disease_deploy",
+            "heart_disease_retrain_and_deploy",
+            "heart_disease_rollback",
+            "heart_disease_release",
+        } <= jobs
+        group = running.pid("pipelines")
+        members = [
+            p for p in Path("/proc").iterdir() if p.name.isdigit() and _process_group(p) == group
+        ]
+        assert len(members) >= 2  # dagster dev and its webserver / daemon
+    finally:
+        running.process.send_signal(signal.SIGINT)
+        running.process.wait(timeout=90)
+    assert running.process.returncode == 0
+    assert not [
+        p for p in Path("/proc").iterdir() if p.name.isdigit() and _process_group(p) == group
+    ]
+    running.client.close()
+
+
+def _process_group(proc: Path) -> int | None:
+    try:
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return None if fields[0] == "Z" else int(fields[2])

@@ -126,7 +126,11 @@ class Installation:
 
 
 def start_installation(
-    data_dir: Path, *, extra_env: dict[str, str] | None = None, demo: bool = False
+    data_dir: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    demo: bool = False,
+    extra_args: list[str] | None = None,
 ) -> Installation:
     controller_port, gateway_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EAS_")}
@@ -154,6 +158,7 @@ def start_installation(
     ]
     if demo:
         args.append("--demo")
+    args += extra_args or []
     with open(data_dir.parent / f"{data_dir.name}-server.out", "wb") as log:
         process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     credentials = data_dir / "credentials.json"
