@@ -30,6 +30,7 @@ serve: install
 test: install-test
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 test-fast: install-test
@@ -39,6 +40,7 @@ lint: install-test
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 fmt: install-test
 	$(PY) -m ruff format .
