@@ -24,25 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from eas_core.errors import Conflict, EASError, NotFound
+from eas_core.sdk import VERSIONED_FIELDS
 from eas_core.sdk.control import ControlClient
 from eas_pipelines.declaration import PipelineDeclaration
 from eas_pipelines.resources import EASResource
 from eas_pipelines.smoke import Prober, Report, probe_for, run_smoke_tests
 from eas_pipelines.stores import open_store, upload_local
 
-# Fields whose change makes a new version (SPEC §2): the same list the core uses.
-VERSIONED_FIELDS = (
-    "model_path",
-    "model_entry",
-    "model_config",
-    "processor",
-    "processor_path",
-    "processor_entry",
-    "processor_mainclass",
-    "processor_type",
-    "data_image",
-    "oss_endpoint",
-)
 _RELATED_SUFFIX = re.compile(r"_[0-9a-f]{8}")
 
 

@@ -2,5 +2,6 @@
 for callers of services, the prediction client."""
 
 from eas_core.sdk.control import ClientConfig, ControlClient
+from eas_core.spec.service import VERSIONED_FIELDS
 
-__all__ = ["ClientConfig", "ControlClient"]
+__all__ = ["VERSIONED_FIELDS", "ClientConfig", "ControlClient"]
