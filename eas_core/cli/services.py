@@ -259,16 +259,12 @@ def delete(ctx: click.Context, name: str, yes: bool, wait: bool) -> None:
     client = _client(ctx)
     client.delete_service(name)
     if wait:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                info = client.describe_service(name)
-            except EASError as exc:
-                if getattr(exc, "status", 0) == 404:
-                    break
-                raise
-            output.progress(f"Service {name} is terminating ({info['Message']})")
-            time.sleep(0.5)
+        client.wait_until_deleted(
+            name,
+            on_progress=lambda info: output.progress(
+                f"Service {name} is terminating ({info['Message']})"
+            ),
+        )
     output.progress(f"Service {name} deleted")
 
 

@@ -244,13 +244,25 @@ class ControlClient:
                 )
             time.sleep(poll)
 
-    def wait_until_deleted(self, name: str, *, timeout: float = 120.0, poll: float = 0.5) -> None:
+    def wait_until_deleted(
+        self,
+        name: str,
+        *,
+        timeout: float = 120.0,
+        poll: float = 0.5,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Return once the service is gone (its instances stopped); EASError on timeout."""
         deadline = time.monotonic() + timeout
+        last = None
         while time.monotonic() < deadline:
             try:
-                self.list_instances(name)
+                info = self.describe_service(name)
             except NotFound:
                 return
+            if on_progress is not None and info["Message"] != last:
+                on_progress(info)
+            last = info["Message"]
             time.sleep(poll)
         raise EASError(f"service {name!r} still present after {timeout:g} s")
 
