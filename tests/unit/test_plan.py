@@ -91,8 +91,12 @@ def test_terminating_instances_are_left_alone() -> None:
 
 def test_roll_on_a_full_node_frees_room_one_instance_at_a_time() -> None:
     pending = InstanceStatus.PENDING
-    observed = [inst("a"), inst("b"), inst("n1", version=2, status=pending),
-                inst("n2", version=2, status=pending)]
+    observed = [
+        inst("a"),
+        inst("b"),
+        inst("n1", version=2, status=pending),
+        inst("n2", version=2, status=pending),
+    ]
     assert plan([want(2, version=2)], observed) == [Stop("a", "replaced by a new version")]
     # With a single instance there is nothing to spare: keep it serving.
     assert plan([want(1, version=2)], [inst("a"), inst("n1", version=2, status=pending)]) == []
