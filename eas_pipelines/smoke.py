@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from jsonpath_ng import JSONPath
+from jsonpath_ng.ext import parse as jsonpath_parse
 
 from eas_pipelines.declaration import (
     BakeThresholds,
@@ -26,42 +28,27 @@ from eas_pipelines.declaration import (
     SmokeTests,
 )
 
-_PATH_TOKEN = re.compile(r"\.([A-Za-z_][\w-]*)|\[(-?\d+)\]|\[\"([^\"]*)\"\]|\['([^']*)'\]")
 _MAX_SHOWN = 2000  # characters of a body kept in metadata and logs
 
 
-def parse_json_path(path: str) -> list[str | int]:
-    """``$[0].p_1`` → [0, "p_1"]. The subset every user needs: keys and list indexes."""
+def parse_json_path(path: str) -> JSONPath:
+    """Compile a JSON path (``$[0].p_1``, ``$.outputs[0].scores[-1]``) with jsonpath-ng;
+    a ValueError names what is wrong."""
     if not path.startswith("$"):
         raise ValueError(f"{path!r}: a JSON path starts with '$', e.g. '$[0].p_1'")
-    steps: list[str | int] = []
-    pos = 1
-    while pos < len(path):
-        match = _PATH_TOKEN.match(path, pos)
-        if match is None:
-            raise ValueError(f"{path!r}: cannot read the path at {path[pos:]!r}")
-        key, index, dq, sq = match.groups()
-        steps.append(int(index) if index is not None else (key or dq or sq or ""))
-        pos = match.end()
-    return steps
+    try:
+        return jsonpath_parse(path)
+    except Exception as exc:  # jsonpath-ng raises its own lexer/parser errors
+        raise ValueError(f"{path!r}: not a JSON path ({exc})") from None
 
 
 _MISSING = object()
 
 
 def lookup(document: Any, path: str) -> Any:
-    """The value at ``path``, or ``_MISSING``."""
-    value = document
-    for step in parse_json_path(path):
-        if isinstance(value, list) and isinstance(step, int):
-            if not -len(value) <= step < len(value):
-                return _MISSING
-            value = value[step]
-        elif isinstance(value, dict) and isinstance(step, str) and step in value:
-            value = value[step]
-        else:
-            return _MISSING
-    return value
+    """The first value at ``path``, or ``_MISSING``."""
+    found = parse_json_path(path).find(document)
+    return found[0].value if found else _MISSING
 
 
 def differences(expected: Any, actual: Any, tolerance: float, where: str = "$") -> list[str]:
