@@ -12,13 +12,14 @@ from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
-from eas_core.artefacts import ArtefactStore, snapshot
+from eas_core.artefacts import ArtefactStore
+from eas_core.artefacts.packages import snapshot_packages
 from eas_core.auth.tokens import generate_token
 from eas_core.config import ControllerSettings
 from eas_core.controller.backends.base import InstanceSpec, NodeInfo, ObservedInstance
 from eas_core.controller.reconciler import DesiredService
 from eas_core.controller.store import Repository, ServiceRecord
-from eas_core.errors import BadRequest, Conflict, EASError, InvalidDescription, PayloadTooLarge
+from eas_core.errors import BadRequest, Conflict, InvalidDescription
 from eas_core.spec.instance import boot_spec, runtime_environment
 from eas_core.spec.service import (
     ServiceDescription,
@@ -28,8 +29,6 @@ from eas_core.spec.service import (
 )
 from eas_core.spec.status import InstanceStatus, ServiceStatus
 from processors import registry
-
-ARTEFACT_FIELDS = {"model": "model_path", "processor": "processor_path"}
 
 
 class Services:
@@ -94,32 +93,9 @@ class Services:
     def snapshot(self, description: ServiceDescription) -> dict[str, Any]:
         """Copy model and processor packages into the artefact store, so every version stays
         restorable whatever happens to the source later."""
-        artefacts: dict[str, Any] = {}
-        for kind, field in ARTEFACT_FIELDS.items():
-            source = getattr(description, field)
-            if not source:
-                continue
-            try:
-                ref = snapshot(
-                    source,
-                    self.store,
-                    max_bytes=self.settings.max_artefact_bytes,
-                    oss_endpoint=description.oss_endpoint,
-                )
-            except PayloadTooLarge as exc:
-                raise PayloadTooLarge(f"{field}: {exc.message}") from None
-            except EASError as exc:
-                raise InvalidDescription([f"{field}: {exc.message}"]) from None
-            except OSError as exc:
-                raise InvalidDescription([f"{field}: {exc}"]) from None
-            artefacts[kind] = {
-                "uri": ref.uri,
-                "digest": ref.digest,
-                "filename": ref.filename,
-                "size": ref.size,
-                "source": source,
-            }
-        return artefacts
+        return snapshot_packages(
+            description, self.store, max_bytes=self.settings.max_artefact_bytes
+        )
 
     # -- operations ---------------------------------------------------------------------
     def create(self, document: Any, *, related: bool = False) -> ServiceRecord:

@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from eas_core.artefacts import ArtefactStore, snapshot
+from eas_core.artefacts import ArtefactStore
+from eas_core.artefacts.packages import snapshot_packages
 from eas_core.config import MiB
 from eas_core.spec.instance import boot_spec, runtime_environment
 from eas_core.spec.service import parse_description
 
-ARTEFACT_FIELDS = {"model": "model_path", "processor": "processor_path"}
 MAX_ARTEFACT_BYTES = 2048 * MiB
 MAX_BODY_BYTES = 64 * MiB
 
@@ -25,14 +25,7 @@ MAX_BODY_BYTES = 64 * MiB
 def run(document: dict[str, Any], *, port: int, workdir: Path) -> NoReturn:
     description = parse_description(document)
     store = ArtefactStore(workdir / "artefacts")
-    artefacts: dict[str, dict[str, object]] = {}
-    for kind, field in ARTEFACT_FIELDS.items():
-        source = getattr(description, field)
-        if source:
-            ref = snapshot(
-                source, store, max_bytes=MAX_ARTEFACT_BYTES, oss_endpoint=description.oss_endpoint
-            )
-            artefacts[kind] = {"uri": ref.uri, "digest": ref.digest, "filename": ref.filename}
+    artefacts = snapshot_packages(description, store, max_bytes=MAX_ARTEFACT_BYTES)
     boot = boot_spec(
         description,
         version=1,
