@@ -13,7 +13,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
+
+from eas_core.auth.tokens import is_fresh
 
 SCHEME = "EAS-HMAC-SHA256"
 DATE_HEADER = "x-eas-date"
@@ -60,15 +62,7 @@ def verify_request(
     body: bytes,
     date: str | None,
 ) -> bool:
-    if not date:
-        return False
-    try:
-        when = parsedate_to_datetime(date)
-    except (TypeError, ValueError):
-        return False
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    if abs((datetime.now(UTC) - when).total_seconds()) > MAX_SKEW_SECONDS:
+    if not date or not is_fresh(date, MAX_SKEW_SECONDS):
         return False
     mac = hmac.new(secret.encode(), _string_to_sign(method, path, query, date, body), "sha256")
     expected = base64.b64encode(mac.digest()).decode()

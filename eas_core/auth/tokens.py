@@ -78,7 +78,7 @@ def is_authorized(
     # The signature covers Content-MD5; make sure that header describes this body.
     if not hmac.compare_digest(content_md5.lower(), hashlib.md5(body).hexdigest()):
         return False
-    if max_skew is not None and not _is_fresh(date, max_skew):
+    if max_skew is not None and not is_fresh(date, max_skew):
         return False
     expected = _signature(token, content_md5, content_type or DEFAULT_CONTENT_TYPE, date, path)
     return hmac.compare_digest(authorization[4:].strip().encode(), expected.encode())
@@ -105,7 +105,8 @@ def is_authorized_request(
     )
 
 
-def _is_fresh(date: str, max_skew: float) -> bool:
+def is_fresh(date: str, max_skew: float) -> bool:
+    """Is the RFC 1123 ``date`` within ``max_skew`` seconds of now? (False if unreadable.)"""
     try:
         when = parsedate_to_datetime(date)
     except (TypeError, ValueError):
