@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from eas_core.gateway.balancer import WeightedRoundRobin
+from eas_core.http.balancer import WeightedRoundRobin
 from eas_core.spec.discovery import discovery_document
 from eas_core.spec.routes import RouteTable, ServiceRoute, Upstream
 

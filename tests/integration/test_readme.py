@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.support.installation import REPO, Installation
@@ -24,7 +26,7 @@ def test_readme_starts_with_the_two_commands() -> None:
 def test_readme_processor_and_description_deploy(
     installation: Installation, tmp_path: Path
 ) -> None:
-    [processor] = blocks("python")
+    processor, client_snippet = blocks("python")
     [description] = blocks("json")
     package = tmp_path / "my_processor"
     package.mkdir()
@@ -42,4 +44,14 @@ def test_readme_processor_and_description_deploy(
     assert (answer.status_code, answer.content) == (200, b"True")
     answer = installation.predict("readme_tour", b"10 200", token)
     assert (answer.status_code, answer.content) == (400, b"False")
+    # The SDK snippet, pointed at this installation and this service.
+    snippet = (
+        client_snippet.replace("127.0.0.1:8080", installation.gateway_url)
+        .replace('"demo_py"', '"readme_tour"')
+        .replace("<token>", token)
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert ran.stdout.strip() == "b'True'", ran.stderr
     installation.eascmd("delete", "readme_tour", "-y")

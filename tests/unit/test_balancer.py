@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from eas_core.gateway.balancer import WeightedRoundRobin
+from eas_core.http.balancer import WeightedRoundRobin
 
 
 def test_weights_are_respected_and_spread_evenly() -> None:

@@ -1,6 +1,7 @@
 """Smooth weighted round robin (nginx's): even spreading, deterministic, O(n) per pick.
 
-Used twice: over a service's instances, and over the services of a blue-green split.
+Used by the gateway (over a service's instances, and over the sides of a blue-green split)
+and by the SDK's direct connection (over the instances it discovered).
 """
 
 from __future__ import annotations

@@ -1,0 +1,286 @@
+"""Calling services: the eas_prediction API, without its protobuf pin, sync and asyncio.
+
+    client = PredictClient("127.0.0.1:8080", "demo")
+    client.set_token(token)
+    client.init()
+    print(client.predict(StringRequest(b"hello")).response_data)
+
+``ENDPOINT_TYPE_GATEWAY`` (the default) sends every call to the gateway;
+``ENDPOINT_TYPE_DIRECT`` reads the service's instances from the discovery endpoint, keeps
+the list fresh in the background and balances across them itself (weighted round robin),
+trying another instance when one fails. Requests are signed with the token exactly as the
+official SDK signs them. One client per service, shared: it holds a connection pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from eas_core.auth.tokens import sign
+from eas_core.http.balancer import WeightedRoundRobin
+
+ENDPOINT_TYPE_GATEWAY = "DEFAULT"
+ENDPOINT_TYPE_DEFAULT = ENDPOINT_TYPE_GATEWAY
+ENDPOINT_TYPE_DIRECT = "DIRECT"
+DISCOVERY_PATH = "/api/v1/servicediscovery/upstreams/"
+REFRESH_SECONDS = 3.0
+RETRIED_STATUSES = frozenset({450, 502, 503, 504})
+
+
+class PredictException(Exception):
+    """A call that failed: the HTTP status (or 500 for a transport failure) and the body."""
+
+    def __init__(self, code: int, message: str | bytes) -> None:
+        text = message.decode(errors="replace") if isinstance(message, bytes) else message
+        super().__init__(f"[{code}] {text}")
+        self.code = code
+        self.message = text
+
+
+class Request(Protocol):
+    def to_string(self) -> bytes | str: ...
+
+    def parse_response(self, response_data: bytes) -> Any: ...
+
+
+@dataclass
+class StringResponse:
+    response_data: bytes
+
+    def to_string(self) -> str:
+        return self.response_data.decode(errors="replace")
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+
+class StringRequest:
+    """A raw body, sent as it is; the answer comes back as a StringResponse."""
+
+    def __init__(self, request_data: bytes | str = b"") -> None:
+        self.request_data = request_data
+
+    def to_string(self) -> bytes | str:
+        return self.request_data
+
+    def parse_response(self, response_data: bytes) -> StringResponse:
+        return StringResponse(response_data)
+
+
+def _base_url(endpoint: str) -> str:
+    endpoint = endpoint.strip().rstrip("/")
+    return endpoint if "://" in endpoint else "http://" + endpoint
+
+
+class _Settings:
+    """The setters both clients share (the eas_prediction names)."""
+
+    def __init__(self, endpoint: str = "", service_name: str = "") -> None:
+        self.endpoint = endpoint
+        self.service_name = service_name
+        self.endpoint_type = ENDPOINT_TYPE_GATEWAY
+        self.token = ""
+        self.retry_count = 5
+        self.max_connection_count = 100
+        self.timeout_ms = 5000
+        self.content_type = "application/octet-stream"
+        self.instances: WeightedRoundRobin[str] = WeightedRoundRobin([])
+        self._pick_lock = threading.Lock()  # callers may share one client across threads
+
+    def set_endpoint(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    def set_service_name(self, service_name: str) -> None:
+        self.service_name = service_name
+
+    def set_endpoint_type(self, endpoint_type: str) -> None:
+        if endpoint_type not in (ENDPOINT_TYPE_GATEWAY, ENDPOINT_TYPE_DIRECT):
+            raise PredictException(500, f"unsupported endpoint type: {endpoint_type}")
+        self.endpoint_type = endpoint_type
+
+    def set_token(self, token: str) -> None:
+        self.token = token
+
+    def set_retry_count(self, count: int) -> None:
+        self.retry_count = max(1, count)
+
+    def set_max_connection_count(self, count: int) -> None:
+        self.max_connection_count = count
+
+    def set_timeout(self, timeout_ms: int) -> None:
+        self.timeout_ms = timeout_ms
+
+    def set_content_type(self, content_type: str) -> None:
+        self.content_type = content_type
+
+    # -- shared mechanics --------------------------------------------------------------
+    @property
+    def is_direct(self) -> bool:
+        return self.endpoint_type == ENDPOINT_TYPE_DIRECT
+
+    @property
+    def path(self) -> str:
+        return f"/api/predict/{self.service_name}"
+
+    def _limits(self) -> httpx.Limits:
+        count = self.max_connection_count
+        return httpx.Limits(max_connections=count, max_keepalive_connections=count)
+
+    def _discovery_url(self) -> str:
+        name = self.service_name.split("/")[0]
+        return f"{_base_url(self.endpoint)}{DISCOVERY_PATH}{name}"
+
+    def _take_instances(self, document: dict[str, Any]) -> None:
+        items = document["endpoints"]["items"]
+        self.instances = WeightedRoundRobin(
+            [(f"http://{i['ip']}:{i['port']}", int(i["weight"])) for i in items]
+        )
+
+    def _targets(self) -> list[str]:
+        """The base URL of each attempt: the gateway every time, or instances in WRR order."""
+        if not self.is_direct:
+            return [_base_url(self.endpoint)] * self.retry_count
+        picks: list[str] = []
+        balancer = self.instances
+        with self._pick_lock:
+            for _ in range(self.retry_count):
+                picked = balancer.pick()
+                if picked is None:
+                    break
+                picks.append(picked[1])
+        if not picks:
+            raise PredictException(503, f"no instance of {self.service_name!r} is known yet")
+        return picks
+
+    @staticmethod
+    def _outcome(request: Request, answer: httpx.Response) -> tuple[Any, PredictException | None]:
+        """(parsed answer, None), or (None, the failure) when another attempt may succeed;
+        raises when it cannot."""
+        if answer.status_code in RETRIED_STATUSES:
+            return None, PredictException(answer.status_code, answer.content)
+        if answer.status_code != 200:
+            raise PredictException(answer.status_code, answer.content)
+        return request.parse_response(answer.content), None
+
+    def _body_and_headers(self, request: Request) -> tuple[bytes, dict[str, str]]:
+        data = request.to_string()
+        body = data.encode() if isinstance(data, str) else bytes(data)
+        headers = {"Content-Type": self.content_type}
+        if self.token:
+            headers.update(sign(self.token, body, self.path, content_type=self.content_type))
+        return body, headers
+
+
+class PredictClient(_Settings):
+    """The synchronous client (a pool of keep-alive connections, thread-safe)."""
+
+    def __init__(self, endpoint: str = "", service_name: str = "") -> None:
+        super().__init__(endpoint, service_name)
+        self._http: httpx.Client | None = None
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
+
+    def init(self) -> None:
+        self._http = httpx.Client(timeout=self.timeout_ms / 1000, limits=self._limits())
+        if self.is_direct:
+            self.sync()
+            self._refresher = threading.Thread(target=self._refresh, daemon=True)
+            self._refresher.start()
+
+    def sync(self) -> None:
+        """Read the service's instances from the discovery endpoint now."""
+        assert self._http is not None, "call init() first"
+        try:
+            answer = self._http.get(self._discovery_url())
+        except httpx.HTTPError as exc:
+            raise PredictException(500, f"service discovery failed: {exc}") from None
+        if answer.status_code != 200:
+            raise PredictException(answer.status_code, answer.content)
+        self._take_instances(answer.json())
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(REFRESH_SECONDS):
+            with contextlib.suppress(PredictException):
+                self.sync()  # keep the last list when discovery hiccups
+
+    def predict(self, request: Request) -> Any:
+        assert self._http is not None, "call init() first"
+        body, headers = self._body_and_headers(request)
+        failure = PredictException(500, "no attempt was made")
+        for base in self._targets():
+            try:
+                answer = self._http.post(base + self.path, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                failure = PredictException(500, f"{base}: {exc}")
+                continue
+            result, retry = self._outcome(request, answer)
+            if retry is None:
+                return result
+            failure = retry
+        raise failure
+
+    def destroy(self) -> None:
+        self._stop.set()
+        if self._http is not None:
+            self._http.close()
+
+
+class AsyncPredictClient(_Settings):
+    """The asyncio client: ``await client.init()``, ``await client.predict(request)``."""
+
+    def __init__(self, endpoint: str = "", service_name: str = "") -> None:
+        super().__init__(endpoint, service_name)
+        self._http: httpx.AsyncClient | None = None
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def init(self) -> None:
+        self._http = httpx.AsyncClient(timeout=self.timeout_ms / 1000, limits=self._limits())
+        if self.is_direct:
+            await self.sync()
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh())
+
+    async def sync(self) -> None:
+        assert self._http is not None, "call init() first"
+        try:
+            answer = await self._http.get(self._discovery_url())
+        except httpx.HTTPError as exc:
+            raise PredictException(500, f"service discovery failed: {exc}") from None
+        if answer.status_code != 200:
+            raise PredictException(answer.status_code, answer.content)
+        self._take_instances(answer.json())
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            with contextlib.suppress(PredictException):
+                await self.sync()
+
+    async def predict(self, request: Request) -> Any:
+        assert self._http is not None, "call init() first"
+        body, headers = self._body_and_headers(request)
+        failure = PredictException(500, "no attempt was made")
+        for base in self._targets():
+            try:
+                answer = await self._http.post(base + self.path, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                failure = PredictException(500, f"{base}: {exc}")
+                continue
+            result, retry = self._outcome(request, answer)
+            if retry is None:
+                return result
+            failure = retry
+        raise failure
+
+    async def destroy(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        if self._http is not None:
+            await self._http.aclose()
