@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
@@ -162,18 +161,3 @@ def _group_gone(pgid: int, *, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return False
-
-
-def pid_of(data_dir: Path, part: str) -> int | None:
-    try:
-        return int((data_dir / "run" / f"{part}.pid").read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -265,7 +264,3 @@ class ControlClient:
             last = info["Message"]
             time.sleep(poll)
         raise EASError(f"service {name!r} still present after {timeout:g} s")
-
-
-def endpoint_host(endpoint: str) -> str:
-    return urlsplit(normalize_endpoint(endpoint)).netloc

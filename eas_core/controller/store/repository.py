@@ -198,12 +198,6 @@ class Repository:
             row.updated_at = now()
             return _service(row)
 
-    def set_message(self, name: str, message: str) -> None:
-        with self.session() as s:
-            row = s.get(ServiceRow, name)
-            if row is not None and row.message != message:
-                row.message = message
-
     def add_version(
         self,
         name: str,
