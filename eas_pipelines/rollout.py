@@ -299,42 +299,33 @@ class Rollout:
             previous = default_previous(current, recorded)
             self.log.info(f"{self.name}: version {version} already serves this model")
         uri = document["model_path"]
-        try:
-            info = self.wait(self.name, version)
-        except EASError as exc:
-            state = self._back_to(previous)
-            raise RolloutFailed(
-                "ready",
-                f"version {version} never became ready: {exc.message}",
-                state=state,
-                rolled_back=previous is not None,
-                model_uri=uri,
-            ) from None
-        report = self.smoke(info)
-        if not report.passed and self.declaration.rollback_on.smoke_failure:
-            state = self._back_to(previous)
-            raise RolloutFailed(
-                "smoke",
-                "; ".join(report.failures),
+
+        def fail_back(check: str, reason: str, report: Report | None = None) -> RolloutFailed:
+            """Go back to the previous version, then say which check failed and why."""
+            return RolloutFailed(
+                check,
+                reason,
                 report=report,
-                state=state,
+                state=self._back_to(previous),
                 rolled_back=previous is not None,
                 model_uri=uri,
             )
+
+        try:
+            info = self.wait(self.name, version)
+        except EASError as exc:
+            raise fail_back(
+                "ready", f"version {version} never became ready: {exc.message}"
+            ) from None
+        report = self.smoke(info)
+        if not report.passed and self.declaration.rollback_on.smoke_failure:
+            raise fail_back("smoke", "; ".join(report.failures), report)
         outcome = Outcome(self.state(previous, info), report, new_version=bool(change))
         if self.declaration.rollout.bake_seconds > 0:
             bake = self.bake(info, f"version {version}")
             outcome.bakes.append((100, bake))
             if not bake.passed:
-                state = self._back_to(previous)
-                raise RolloutFailed(
-                    "bake",
-                    "; ".join(bake.failures),
-                    report=bake,
-                    state=state,
-                    rolled_back=previous is not None,
-                    model_uri=uri,
-                )
+                raise fail_back("bake", "; ".join(bake.failures), bake)
         return outcome
 
     def _blue_green(
