@@ -23,12 +23,13 @@ from typing import Protocol, runtime_checkable
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """What a processor may want beyond the body: the subpath and query of the call."""
+    """What a processor may want beyond the body: the method, subpath and query of the call."""
 
     service: str
     path: str
     query: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    method: str = "POST"
 
 
 @runtime_checkable

@@ -59,7 +59,9 @@ class RuntimeApp:
             self.metrics.answered(QUEUE_FULL, 0.0)
             return text(QUEUE_FULL, "request queue is full", close=True)
         started = time.monotonic()
-        ctx = RequestContext(self.service, request.path, request.query, request.headers)
+        ctx = RequestContext(
+            self.service, request.path, request.query, request.headers, request.method
+        )
         job = asyncio.wrap_future(self.executor.submit(self.run_processor, request.body, ctx))
         # The slot is freed on the loop thread when the processor call really ends.
         job.add_done_callback(self._left)
