@@ -70,10 +70,11 @@ class RuntimeApp:
             return text(UNAUTHORIZED, "invalid or missing token")
         if not self.ready:
             return text(SERVICE_UNAVAILABLE, "instance is not ready")
-        stuck = self.occupancy.stuck()
+        stuck = self.occupancy.stuck(here_only=True)
         if stuck is not None:
             # It would only queue behind calls already past the deadline: another instance
-            # (the gateway retries 503) answers sooner.
+            # (the gateway retries 503) answers sooner. A sibling worker process that is
+            # stuck makes the instance unready, but this process still answers.
             self.metrics.answered(SERVICE_UNAVAILABLE, 0.0)
             return text(SERVICE_UNAVAILABLE, f"instance cannot answer now: {stuck.reason}")
         if not self.admission.try_enter():

@@ -103,20 +103,23 @@ class Occupancy:
                 self._slots[self.slot] = 0.0
             started.pop(threading.get_ident(), None)
 
-    def stuck(self) -> Stuck | None:
-        """Whether some worker process of the instance has every thread stuck, and since when
-        (the longest-stuck process is the one reported)."""
+    def stuck(self, *, here_only: bool = False) -> Stuck | None:
+        """Whether some worker process of the instance (or this one, with ``here_only``) has
+        every thread stuck, and since when (the longest-stuck process is the one reported)."""
         slots = self._slots
-        if not any(slots):
+        if here_only:
+            if not slots[self.slot]:
+                return None
+            candidates = [(self.slot, slots[self.slot])]
+        elif not any(slots):
             return None
+        else:
+            candidates = list(enumerate(slots))
         now = time.monotonic()
-        worst: tuple[int, float] | None = None
-        for index, since in enumerate(slots):
-            if 0 < since <= now and (worst is None or since < worst[1]):
-                worst = (index, since)
-        if worst is None:
+        stuck = [(since, index) for index, since in candidates if 0 < since <= now]
+        if not stuck:
             return None
-        index, since = worst
+        since, index = min(stuck)
         where = f"worker process {index + 1} of {len(slots)}: " if len(slots) > 1 else ""
         return Stuck(
             f"{where}all {self.threads} worker threads busy for more than {self.deadline_ms} ms",
