@@ -58,6 +58,9 @@ class ControllerSettings(InstallationSettings):
     drain_seconds: float = Field(default=1.5, ge=0)
     restart_backoff_initial: float = Field(default=1.0, gt=0)
     restart_backoff_max: float = Field(default=30.0, gt=0)
+    # Seconds an instance may stay unable to answer — every worker thread stuck past the
+    # request deadline, or its readiness probe unanswered — before it is killed and restarted.
+    hung_restart_seconds: float = Field(default=30.0, gt=0)
     max_artefact_bytes: int = 2048 * MiB
     # True for `eascmd server`: a clean shutdown also stops the instances. A crash never does,
     # so a restarted controller adopts the instances that kept running.

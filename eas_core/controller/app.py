@@ -69,6 +69,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         drain_seconds=settings.drain_seconds,
         backoff_initial=settings.restart_backoff_initial,
         backoff_max=settings.restart_backoff_max,
+        hung_restart_seconds=settings.hung_restart_seconds,
     )
     publisher = Publisher([settings.gateway_url], settings.internal_token())
     reconciler: Reconciler

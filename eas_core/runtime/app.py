@@ -1,7 +1,8 @@
 """The instance's request handler: built-in endpoints, authentication, admission, deadline.
 
-One ``RuntimeApp`` per worker process. The predict path is: authenticate → admit (450) →
-run ``processor.process`` on a worker thread under the deadline (408) → answer.
+One ``RuntimeApp`` per worker process. The predict path is: authenticate → refuse at once
+while every worker thread is stuck (503, see ``occupancy``) → admit (450) → run
+``processor.process`` on a worker thread under the deadline (408) → answer.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from eas_core.config import RuntimeSettings
 from eas_core.http.server import Request, Response, text
 from eas_core.runtime.admission import Admission
 from eas_core.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
+from eas_core.runtime.occupancy import Occupancy
+from eas_core.spec.instance import STUCK_SECONDS_HEADER
 from eas_core.spec.status import (
     NOT_FOUND,
     QUEUE_FULL,
@@ -31,7 +34,13 @@ BUILTIN_PREFIX = "/api/builtin/"
 
 
 class RuntimeApp:
-    def __init__(self, processor: Processor, settings: RuntimeSettings, threads: int) -> None:
+    def __init__(
+        self,
+        processor: Processor,
+        settings: RuntimeSettings,
+        threads: int,
+        occupancy: Occupancy | None = None,
+    ) -> None:
         self.processor = processor
         self.settings = settings
         self.service = settings.service_name
@@ -39,7 +48,13 @@ class RuntimeApp:
         self.deadline = settings.keepalive_ms / 1000
         self.admission = Admission(threads, settings.max_queue_size)
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="eas-worker")
-        self.metrics = RuntimeMetrics(self.service)
+        self.occupancy = occupancy or Occupancy(threads, settings.keepalive_ms)
+        self.metrics = RuntimeMetrics(
+            self.service,
+            threads,
+            queued=lambda: self.admission.in_flight,
+            busy=lambda: self.occupancy.busy,
+        )
         self.ready = False
 
     async def handle(self, request: Request) -> Response:
@@ -55,6 +70,13 @@ class RuntimeApp:
             return text(UNAUTHORIZED, "invalid or missing token")
         if not self.ready:
             return text(SERVICE_UNAVAILABLE, "instance is not ready")
+        stuck = self.occupancy.stuck(here_only=True)
+        if stuck is not None:
+            # It would only queue behind calls already past the deadline: another instance
+            # (the gateway retries 503) answers sooner. A sibling worker process that is
+            # stuck makes the instance unready, but this process still answers.
+            self.metrics.answered(SERVICE_UNAVAILABLE, 0.0)
+            return text(SERVICE_UNAVAILABLE, f"instance cannot answer now: {stuck.reason}")
         if not self.admission.try_enter():
             self.metrics.answered(QUEUE_FULL, 0.0)
             return text(QUEUE_FULL, "request queue is full", close=True)
@@ -65,7 +87,6 @@ class RuntimeApp:
         job = asyncio.wrap_future(self.executor.submit(self.run_processor, request.body, ctx))
         # The slot is freed on the loop thread when the processor call really ends.
         job.add_done_callback(self._left)
-        self.metrics.queue.set(self.admission.in_flight)
         try:
             # shield: a timed-out call keeps its slot until the processor really returns.
             async with asyncio.timeout(self.deadline):
@@ -82,20 +103,33 @@ class RuntimeApp:
         self.admission.leave()
 
     def run_processor(self, body: bytes, ctx: RequestContext) -> tuple[bytes, int]:
+        self.occupancy.enter()
         try:
             return normalize_result(self.processor.process(body, ctx))
         except Exception as exc:  # a processor exception answers that request only
             log.warning("processor raised on %s: %r", ctx.path, exc)
             return f"{type(exc).__name__}: {exc}".encode(), 400
+        finally:
+            self.occupancy.leave()
 
     def builtin(self, name: str) -> Response:
         if name == "ping":
             return text(200, "pong")
         if name == "ready":
-            return text(200, "ready") if self.ready else text(SERVICE_UNAVAILABLE, "not ready")
+            return self.readiness()
         if name == "metrics":
             return Response(200, self.metrics.render(), CONTENT_TYPE)
         return text(NOT_FOUND, f"no built-in endpoint {name!r}")
+
+    def readiness(self) -> Response:
+        if not self.ready:
+            return text(SERVICE_UNAVAILABLE, "not ready")
+        stuck = self.occupancy.stuck()
+        if stuck is None:
+            return text(200, "ready")
+        answer = text(SERVICE_UNAVAILABLE, stuck.reason)
+        answer.headers.append((STUCK_SECONDS_HEADER, f"{stuck.seconds:.3f}"))
+        return answer
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

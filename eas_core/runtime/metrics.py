@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class RuntimeMetrics:
-    def __init__(self, service: str) -> None:
+    def __init__(
+        self,
+        service: str,
+        threads: int,
+        *,
+        queued: Callable[[], float],
+        busy: Callable[[], float],
+    ) -> None:
         self.registry = CollectorRegistry()
         labels = {"service": service}
         self.requests = Counter(
@@ -24,12 +33,24 @@ class RuntimeMetrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         ).labels(**labels)
-        self.queue = Gauge(
+        # Gauges read when scraped: nothing to keep up to date on the predict path.
+        Gauge(
             "eas_queue_length",
-            "Requests admitted and not yet answered",
+            "Requests admitted whose processor call has not ended yet",
             ["service"],
             registry=self.registry,
-        ).labels(**labels)
+        ).labels(**labels).set_function(queued)
+        # A worker thread stays busy until the processor call really returns, even after
+        # its caller was answered 408: busy == threads for long means a hung processor.
+        Gauge(
+            "eas_busy_workers",
+            "Worker threads inside a processor call",
+            ["service"],
+            registry=self.registry,
+        ).labels(**labels).set_function(busy)
+        Gauge(
+            "eas_workers", "Worker threads of this process", ["service"], registry=self.registry
+        ).labels(**labels).set(threads)
         self.service = service
         self._by_code: dict[int, Counter] = {}
 

@@ -7,6 +7,7 @@ processor, then listens on the same port with SO_REUSEPORT, so the kernel spread
 connections evenly over the workers that are ready (a shared accept socket would hand most
 of them to whichever process wakes first). The supervisor holds the port bound, not
 listening, so no other program takes it meanwhile. A worker that dies is forked again.
+The worker processes share one table of how stuck each is (``occupancy``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import uvloop
 from eas_core.config import RuntimeSettings
 from eas_core.http.server import HttpServer
 from eas_core.runtime.app import RuntimeApp
+from eas_core.runtime.occupancy import Occupancy, private_table, shared_table
 from processors.base import Processor
 
 log = logging.getLogger(__name__)
@@ -69,9 +71,13 @@ def bind(host: str, port: int, *, listen: bool = True, reuse_port: bool = False)
 
 
 async def _serve_one(
-    processor: Processor, sock: socket.socket, settings: RuntimeSettings, threads: int
+    processor: Processor,
+    sock: socket.socket,
+    settings: RuntimeSettings,
+    threads: int,
+    occupancy: Occupancy,
 ) -> None:
-    app = RuntimeApp(processor, settings, threads)
+    app = RuntimeApp(processor, settings, threads, occupancy)
     server = HttpServer(app.handle, max_body_bytes=settings.max_body_bytes)
     await server.serve(settings.host, settings.port, sock=sock)
     app.ready = True
@@ -103,7 +109,8 @@ def serve(
         except OSError as exc:
             report_failure(settings, f"cannot listen on {settings.host}:{settings.port}: {exc}")
             sys.exit(1)
-        uvloop.run(_serve_one(processor, sock, settings, threads))
+        occupancy = Occupancy(threads, settings.keepalive_ms, private_table())
+        uvloop.run(_serve_one(processor, sock, settings, threads, occupancy))
         sys.exit(0)
     try:
         reserved = bind(settings.host, settings.port, listen=False, reuse_port=True)
@@ -122,6 +129,7 @@ def _supervise(
 ) -> NoReturn:
     children: dict[int, int] = {}  # pid → worker index
     stopping = False
+    table = shared_table(processes)
 
     def fork(index: int) -> None:
         pid = os.fork()
@@ -133,7 +141,8 @@ def _supervise(
                 reserved.close()
                 processor = load(factory, settings)
                 sock = bind(settings.host, settings.port, reuse_port=True)
-                uvloop.run(_serve_one(processor, sock, settings, threads))
+                occupancy = Occupancy(threads, settings.keepalive_ms, table, index)
+                uvloop.run(_serve_one(processor, sock, settings, threads, occupancy))
             except BaseException:
                 traceback.print_exc()
                 code = 1
@@ -163,6 +172,7 @@ def _supervise(
         index = children.pop(pid, -1)
         if index < 0 or stopping:
             continue
+        table[index] = 0.0  # its stuck threads died with it
         code = os.waitstatus_to_exitcode(status)
         if code == LOAD_FAILED:
             # Every worker loads the same model: one failing to load means all will.

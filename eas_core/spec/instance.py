@@ -13,6 +13,10 @@ from pydantic import BaseModel
 
 from eas_core.spec.service import ServiceDescription
 
+# On the 503 readiness answer of an instance whose every worker thread is stuck past the
+# request deadline: for how many seconds it has been so (the backend restarts it past a bound).
+STUCK_SECONDS_HEADER = "x-eas-stuck-seconds"
+
 
 class ArtefactSpec(BaseModel):
     """A package snapshot in the artefact store."""

@@ -43,10 +43,13 @@ class ObservedInstance:
     started_at: datetime | None = None
     reason: str = ""
     pid: int | None = None
+    # False while a Running instance cannot answer now (every worker stuck, or its readiness
+    # probe unanswered): it leaves the route table until it answers again.
+    answering: bool = True
 
     @property
     def is_ready(self) -> bool:
-        return self.status == InstanceStatus.RUNNING
+        return self.status == InstanceStatus.RUNNING and self.answering
 
 
 @dataclass(frozen=True)

@@ -3,17 +3,24 @@
 Each instance has a directory under ``<data_dir>/instances/<id>/`` holding its record
 (``record.json``, rewritten atomically on every change), its boot spec and the ``reason``
 file the runtime writes when it fails. The log lives in ``<data_dir>/logs/`` so it outlives
-the instance.
+the instance. Records and boot specs carry the service token: directories are 0700, files
+0600, logs included.
 
 Supervision happens in ``observe`` (called by the reconciler every tick): a dead process is
 started again after an exponential back-off and its restart counted; an instance that does
 not fit the node's free capacity stays ``Pending`` until it does; a stopped instance leaves
 the route table first, keeps serving in-flight requests for the drain time, then gets
-SIGTERM (and SIGKILL if it lingers).
+SIGTERM (and SIGKILL if it lingers). An instance that was ready and then cannot answer — every
+worker thread stuck past the request deadline, or its readiness probe unanswered — leaves the
+route table at once and, if it stays so for ``hung_restart_seconds``, is killed and restarted
+like a crashed one (the reason goes to `eascmd w` and to its log). A slow instance that still
+finishes calls is never stuck for long, so it is never killed.
 
-Instances run in their own sessions and survive a controller crash; a new controller reads
-the records, checks each process is still the one it started (its environment carries the
-instance id) and adopts it.
+Instances run in their own sessions and survive a controller crash. The record is written,
+marked ``launching``, before the process is started, and the pid right after; a new
+controller reads the records, finds the processes by their environment (``processes``),
+adopts each record's process — also one whose pid was never recorded — and stops processes
+of this installation that have no record.
 """
 
 from __future__ import annotations
@@ -29,18 +36,24 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
+import psutil
 
+from eas_core.controller.backends import processes
 from eas_core.controller.backends.base import InstanceSpec, NodeInfo, ObservedInstance
+from eas_core.spec.instance import STUCK_SECONDS_HEADER
 from eas_core.spec.status import InstanceStatus
 
 log = logging.getLogger(__name__)
 
 KILL_GRACE_SECONDS = 10.0
+STRAY_GRACE_SECONDS = 5.0  # a process with no record never served routed traffic
+LAST_RESTART = "last restart: "
 
 
 @dataclass
@@ -64,8 +77,22 @@ class InstanceRecord:
     term_sent: bool = False
     reason: str = ""
     placed: bool = False  # False while Pending (no room on the node)
-    ready_seen: bool = False
+    ready_seen: bool = False  # ready at least once since it was last started
     gpus: list[int] = field(default_factory=list)
+    # True from just before the process is started until its pid is recorded: the process
+    # may exist though no pid says so (a new controller finds it by its environment).
+    launching: bool = False
+    kill_reason: str = ""  # why the backend killed it, reported once it is seen dead
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One readiness probe of an instance."""
+
+    answered: bool
+    ready: bool = False
+    reason: str = ""  # why not ready, as the instance says
+    stuck_seconds: float | None = None  # every worker thread stuck for this long
 
 
 class LocalBackend:
@@ -81,17 +108,23 @@ class LocalBackend:
         backoff_initial: float = 1.0,
         backoff_max: float = 30.0,
         probe_timeout: float = 0.5,
+        hung_restart_seconds: float = 30.0,
     ) -> None:
         self.root = data_dir / "instances"
         self.logs = data_dir / "logs"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(parents=True, exist_ok=True)
+        for directory in (self.root, self.logs):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            directory.chmod(0o700)  # also when an older version made it readable to all
+        self.resolved_root = self.root.resolve()
         self.host = host
         self.capacity = NodeInfo(name="local", ip=host, cpu=cpu, memory_mb=memory_mb, gpu=gpu)
         self.drain_seconds = drain_seconds
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
+        self.hung_restart_seconds = hung_restart_seconds
         self.records: dict[str, InstanceRecord] = {}
+        # Instance id → first unanswered readiness probe since it last answered.
+        self.unanswered_since: dict[str, float] = {}
         self.children: dict[int, subprocess.Popen[bytes]] = {}
         self.http = httpx.Client(timeout=probe_timeout)
         self.probes = ThreadPoolExecutor(8, thread_name_prefix="eas-probe")
@@ -102,8 +135,8 @@ class LocalBackend:
         if spec.id in self.records:
             return  # placing twice is placing once
         directory = self.root / spec.id
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "boot.json").write_text(json.dumps(spec.boot))
+        directory.mkdir(mode=0o700, exist_ok=True)
+        _write_private(directory / "boot.json", json.dumps(spec.boot))
         record = InstanceRecord(
             id=spec.id,
             service=spec.service,
@@ -134,15 +167,13 @@ class LocalBackend:
         for record in list(self.records.values()):
             self._supervise(record, now)
         alive = [r for r in self.records.values() if r.pid is not None and r.term_at is None]
-        ready = dict(zip([r.id for r in alive], self.probes.map(self._probe, alive), strict=True))
+        probes = dict(zip([r.id for r in alive], self.probes.map(self._probe, alive), strict=True))
         observed = []
         for record in self.records.values():
-            is_ready = ready.get(record.id, False)
-            if is_ready and not record.ready_seen:
-                record.ready_seen = True
-                record.reason = ""
-                self._save(record)
-            observed.append(self._observed(record, is_ready))
+            probe = probes.get(record.id)
+            if probe is not None:
+                self._judge(record, probe, now)
+            observed.append(self._observed(record, probe))
         return observed
 
     def nodes(self) -> list[NodeInfo]:
@@ -200,7 +231,11 @@ class LocalBackend:
             return
         # The process died: count it, remember why, start again after a back-off.
         code = self._exit_code(record)
-        reason = self._read_reason(record) or f"process exited with code {code}"
+        reason = (
+            record.kill_reason or self._read_reason(record) or f"process exited with code {code}"
+        )
+        record.kill_reason = ""
+        self.unanswered_since.pop(record.id, None)
         record.pid = None
         record.restarts += 1
         record.reason = reason
@@ -241,7 +276,11 @@ class LocalBackend:
             CUDA_VISIBLE_DEVICES=",".join(map(str, record.gpus)),
             PYTHONUNBUFFERED="1",
         )
-        with open(self.log_path(record.id), "ab") as logfile:
+        # Intent first: a controller that dies between here and the pid below leaves a record
+        # through which the next one finds the process (by its environment) and adopts it.
+        record.launching = True
+        self._save(record)
+        with self._open_log(record.id) as logfile:
             process = subprocess.Popen(
                 [sys.executable, "-m", "eas_core.runtime.boot", str(directory / "boot.json")],
                 env=env,
@@ -253,25 +292,81 @@ class LocalBackend:
             )
         self.children[process.pid] = process
         record.pid = process.pid
+        record.launching = False
         record.started_at = time.time()
         log.info("started instance %s (pid %d, port %d)", record.id, process.pid, record.port)
 
-    def _probe(self, record: InstanceRecord) -> bool:
+    def _probe(self, record: InstanceRecord) -> Probe:
         try:
             answer = self.http.get(f"http://{self.host}:{record.port}/api/builtin/ready")
         except httpx.HTTPError:
-            return False
-        return answer.status_code == 200
+            return Probe(answered=False)
+        if answer.status_code == 200:
+            return Probe(answered=True, ready=True)
+        stuck = answer.headers.get(STUCK_SECONDS_HEADER)
+        try:
+            stuck_seconds = float(stuck) if stuck is not None else None
+        except ValueError:
+            stuck_seconds = None
+        return Probe(answered=True, reason=answer.text[:300], stuck_seconds=stuck_seconds)
 
-    def _observed(self, record: InstanceRecord, is_ready: bool) -> ObservedInstance:
+    def _judge(self, record: InstanceRecord, probe: Probe, now: float) -> None:
+        """Mark an instance ready; kill one that has not been able to answer for too long."""
+        if probe.ready:
+            self.unanswered_since.pop(record.id, None)
+            if not record.ready_seen:
+                record.ready_seen = True
+                # Back after a restart: why it restarted stays visible in `eascmd w`.
+                record.reason = _last_restart(record.reason) if record.restarts else ""
+                self._save(record)
+            return
+        # Still starting (initialize may take long), or already being killed.
+        if not record.ready_seen or record.kill_reason:
+            return
+        if probe.answered:
+            self.unanswered_since.pop(record.id, None)
+            if probe.stuck_seconds is not None and probe.stuck_seconds >= self.hung_restart_seconds:
+                self._kill(
+                    record,
+                    f"hung: {probe.reason}, stuck for {probe.stuck_seconds:.0f} s; "
+                    "killed and restarted",
+                )
+            return
+        since = self.unanswered_since.setdefault(record.id, now)
+        if now - since >= self.hung_restart_seconds:
+            self._kill(
+                record,
+                f"hung: did not answer its readiness probe for {now - since:.0f} s; "
+                "killed and restarted",
+            )
+
+    def _kill(self, record: InstanceRecord, reason: str) -> None:
+        log.warning("instance %s %s", record.id, reason)
+        record.kill_reason = record.reason = reason
+        self._save(record)
+        with self._open_log(record.id) as logfile:
+            logfile.write(f"[ERROR] {reason}\n".encode())
+        self._signal(record, signal.SIGKILL)
+
+    def _observed(self, record: InstanceRecord, probe: Probe | None) -> ObservedInstance:
+        answering = True
+        reason = record.reason
         if record.term_at is not None:
             status = InstanceStatus.TERMINATING
         elif not record.placed:
             status = InstanceStatus.PENDING
         elif record.pid is None:
             status = InstanceStatus.FAILED if record.restarts else InstanceStatus.PENDING
-        elif is_ready:
+        elif probe is not None and probe.ready:
             status = InstanceStatus.RUNNING
+        elif record.ready_seen:
+            # It ran and cannot answer now: out of the route table until it can again.
+            status = InstanceStatus.RUNNING
+            answering = False
+            if not record.kill_reason:
+                reason = (probe.reason if probe and probe.answered else "") or (
+                    "does not answer its readiness probe"
+                )
         elif record.restarts:
             status = InstanceStatus.RESTARTING
         else:
@@ -288,8 +383,9 @@ class LocalBackend:
             node=self.capacity.name,
             restarts=record.restarts,
             started_at=started,
-            reason=record.reason,
+            reason=reason,
             pid=record.pid,
+            answering=answering,
         )
 
     # -- processes -----------------------------------------------------------------------
@@ -299,7 +395,7 @@ class LocalBackend:
         child = self.children.get(record.pid)
         if child is not None:
             return child.poll() is None
-        return _is_our_process(record.pid, record.id)
+        return processes.is_instance_process(record.pid, record.id, self.resolved_root)
 
     def _exit_code(self, record: InstanceRecord) -> int | None:
         child = self.children.pop(record.pid, None) if record.pid else None
@@ -307,6 +403,10 @@ class LocalBackend:
 
     def _signal(self, record: InstanceRecord, signum: int) -> None:
         if record.pid is None or not self._is_alive(record):
+            return
+        if signum == signal.SIGKILL:
+            # The whole group: a supervisor's worker processes must not outlive it.
+            processes.kill_group(record.pid)
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.pid, signum)
@@ -321,49 +421,107 @@ class LocalBackend:
         if record.pid is not None:
             self.children.pop(record.pid, None)
         self.records.pop(record.id, None)
+        self.unanswered_since.pop(record.id, None)
         shutil.rmtree(self.root / record.id, ignore_errors=True)
+
+    def _open_log(self, instance_id: str) -> BinaryIO:
+        logfile = open(self.log_path(instance_id), "ab", opener=_private_opener)  # noqa: SIM115
+        os.fchmod(logfile.fileno(), 0o600)  # also a log an older version made readable
+        return logfile
 
     # -- persistence -----------------------------------------------------------------------
     def _save(self, record: InstanceRecord) -> None:
         directory = self.root / record.id
         if not directory.exists():
             return
-        tmp = directory / "record.json.tmp"
-        tmp.write_text(json.dumps(asdict(record)))
-        os.replace(tmp, directory / "record.json")
+        _write_private(directory / "record.json", json.dumps(asdict(record)))
 
     def _adopt(self) -> None:
+        running = processes.running_instances(self.resolved_root)
         for path in sorted(self.root.glob("*/record.json")):
             try:
-                record = InstanceRecord(**json.loads(path.read_text()))
-            except (ValueError, TypeError) as exc:
+                data = json.loads(path.read_text())
+                # Fields this version does not know (a newer controller wrote it) are dropped.
+                record = InstanceRecord(**{k: v for k, v in data.items() if k in RECORD_FIELDS})
+            except (ValueError, TypeError, AttributeError) as exc:
                 log.warning("ignoring unreadable instance record %s: %s", path, exc)
                 continue
-            if record.pid is not None and not _is_our_process(record.pid, record.id):
-                # It died while no controller watched: supervise() restarts it.
-                record.pid = None
-                record.restarts += 1
-                record.reason = (
-                    self._read_reason(record) or "process ended while the controller was down"
-                )
+            self._reattach(record, running.pop(record.id, []))
             self.records[record.id] = record
+            # Written again 0600, and made private if an older version left them readable.
+            self._save(record)
+            path.parent.chmod(0o700)
+            with contextlib.suppress(FileNotFoundError):
+                (path.parent / "boot.json").chmod(0o600)
             log.info("adopted instance %s (pid %s)", record.id, record.pid)
+        # What is left runs with no record: started by a controller that died before it
+        # recorded anything. Nothing routes to it and nothing would ever stop it.
+        for instance_id, found in running.items():
+            log.warning(
+                "stopping instance %s (pids %s): this installation has no record of it",
+                instance_id,
+                ", ".join(str(p.pid) for p in found),
+            )
+        processes.stop([p for found in running.values() for p in found], grace=STRAY_GRACE_SECONDS)
+        for directory in self.root.iterdir():
+            if directory.is_dir() and not (directory / "record.json").exists():
+                shutil.rmtree(directory, ignore_errors=True)  # placed, never started
+
+    def _reattach(self, record: InstanceRecord, found: list[psutil.Process]) -> None:
+        """Point ``record`` at the process that runs it, if one does."""
+        leaders = processes.leaders(found)
+        recorded = [p for p in leaders if p.pid == record.pid]
+        leader = recorded[0] if recorded else leaders[0] if leaders else None
+        extra = [p for p in leaders if p is not leader]
+        if extra:  # two starts of one instance: keep one
+            log.warning("stopping extra processes of instance %s: %s", record.id, extra)
+            processes.stop(extra, grace=STRAY_GRACE_SECONDS)
+        if leader is not None:
+            if leader.pid != record.pid:
+                log.warning(
+                    "instance %s runs as pid %d, which was never recorded: adopting it",
+                    record.id,
+                    leader.pid,
+                )
+                record.pid = leader.pid
+                record.started_at = processes.started_at(leader)
+            record.launching = False
+            return
+        if record.pid is not None:
+            # It died while no controller watched: supervise() restarts it.
+            record.pid = None
+            record.restarts += 1
+            record.reason = (
+                self._read_reason(record) or "process ended while the controller was down"
+            )
+            record.ready_seen = False
+        # A start that never happened (or died at once) is simply made again.
+        record.launching = False
+
+
+RECORD_FIELDS = {f.name for f in fields(InstanceRecord)}
+
+
+def _last_restart(reason: str) -> str:
+    if not reason or reason.startswith(LAST_RESTART):
+        return reason
+    return LAST_RESTART + reason
+
+
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` atomically, readable by this user only."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", opener=_private_opener) as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def _is_our_process(pid: int, instance_id: str) -> bool:
-    """Is ``pid`` alive (not a zombie) and the instance we started (not a reused pid)?"""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-        if state in (b"Z", b"X"):
-            return False
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return f"EAS_INSTANCE_ID={instance_id}".encode() in f.read().split(b"\0")
-    except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
-        return False

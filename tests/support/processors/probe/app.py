@@ -5,14 +5,18 @@
     sleep:<ms>    → sleeps, then "slept"    raise     → raises (the instance keeps running)
     exit          → kills the process       status:<n> → answers with status n
     whoami        → JSON: service version, model text, model config, instance id
+    hang          → never returns (its worker thread is stuck until the process dies)
 Any other body is echoed back.
 """
 
 import json
 import os
+import threading
 import time
 
 import allspark
+
+NEVER = threading.Event()  # nobody sets it
 
 
 class ProbeProcessor(allspark.BaseProcessor):
@@ -40,6 +44,8 @@ class ProbeProcessor(allspark.BaseProcessor):
             return b"slept", 200
         if data == b"raise":
             raise ValueError("the processor was asked to raise")
+        if data == b"hang":
+            NEVER.wait()
         if data == b"exit":
             os._exit(17)
         if data.startswith(b"status:"):
