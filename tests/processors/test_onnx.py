@@ -120,7 +120,9 @@ def test_json_by_content_type_and_output_filter(model: tuple[Path, dict[str, Any
     answer, status = call(processor, body, ctx)
     assert status == 200
     assert json.loads(answer) == {
-        "outputs": {"label": in_process(path, np.float32([[1, 2, 3, 4]]))["label"].tolist()}
+        "outputs": {
+            "label": in_process(path, np.array([[1, 2, 3, 4]], np.float32))["label"].tolist()
+        }
     }
 
 
