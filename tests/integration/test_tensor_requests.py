@@ -5,7 +5,9 @@ token and direct to the instance."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -246,6 +248,22 @@ def test_our_requests_are_byte_identical_to_the_official_ones(official: dict[str
     torch_request.add_feed(0, [2, 3], TorchRequest.DT_FLOAT, X.ravel().tolist())
     torch_request.add_feed(1, [2], TorchRequest.DT_INT64, IDS.tolist())
     assert torch_request.to_string().hex() == official["torch_bytes"]
+
+
+def test_readme_tensor_snippet_runs(services: dict[str, Deployed]) -> None:
+    """The README's TFRequest snippet (its `py` block), with a client for the TF service."""
+    [snippet] = re.findall(r"```py\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    service = services["tf"]
+    setup = (
+        f"client = PredictClient({service.gateway!r}, {service.name!r})\n"
+        f"client.set_token({service.token!r})\nclient.init()\n"
+    )
+    lines = snippet.splitlines()
+    program = "\n".join([lines[0], setup, *lines[1:], "print(scores.shape)"])
+    ran = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert ran.returncode == 0 and ran.stdout.strip() == "(1, 3)", ran.stderr
 
 
 def test_responses_parse_without_a_server() -> None:
