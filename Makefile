@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: install install-test serve test test-fast lint fmt bench clean
+.PHONY: install install-test serve test test-fast lint fmt bench proto clean
 
 $(VENV)/.core: pyproject.toml
 	python3 -m venv $(VENV)
@@ -12,7 +12,7 @@ $(VENV)/.core: pyproject.toml
 
 $(VENV)/.test: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PIP) install -e ".[pipelines,test]"
+	$(PIP) install -e ".[pipelines,test,all]"
 	@# Headless Chromium drives the Dagster UI in the pipeline tests.
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	touch $@ $(VENV)/.core
@@ -48,6 +48,13 @@ fmt: install-test
 
 bench: install-test
 	$(PY) bench/echo.py
+
+# Regenerate processors/wire/*_pb2.py(i) from the .proto files; fails when the committed ones
+# differ from what protoc makes of them.
+proto: install-test
+	$(PY) -m grpc_tools.protoc -I processors/wire --python_out=processors/wire \
+		--pyi_out=processors/wire processors/wire/*.proto
+	git diff --exit-code -- processors/wire
 
 clean:
 	rm -rf $(VENV) .venv-easpred .pytest_cache .ruff_cache test-artifacts

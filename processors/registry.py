@@ -13,6 +13,19 @@ from processors.base import Processor
 
 BUILTIN: dict[str, str] = {}
 
+# Tensor processors. The version in a code is the PAI-EAS one a description names; each is
+# served by the framework release this installation has (SPEC §6).
+for _version in ("1.12", "1.14", "1.15"):
+    BUILTIN[f"tensorflow_cpu_{_version}"] = "processors.builtin.tensorflow:TensorFlowProcessor"
+    BUILTIN[f"tensorflow_gpu_{_version}"] = "processors.builtin.tensorflow:TensorFlowGPUProcessor"
+BUILTIN["pytorch_cpu_1.6"] = "processors.builtin.pytorch:PyTorchProcessor"
+BUILTIN["pytorch_gpu_1.6"] = "processors.builtin.pytorch:PyTorchGPUProcessor"
+BUILTIN["onnx"] = "processors.builtin.onnx:ONNXProcessor"
+BUILTIN["onnx_cpu"] = "processors.builtin.onnx:ONNXProcessor"
+BUILTIN["onnx_gpu"] = "processors.builtin.onnx:ONNXGPUProcessor"
+BUILTIN["caffe_cpu"] = "processors.builtin.caffe:CaffeProcessor"
+BUILTIN["caffe_gpu"] = "processors.builtin.caffe:CaffeGPUProcessor"
+
 CUSTOM_TYPES_SUPPORTED = ("python",)
 
 

@@ -30,6 +30,10 @@ class Case:
     # Bodies that must be answered 400, each with a text the answer must contain.
     bad_requests: list[tuple[bytes, str]] = field(default_factory=list)
     method: str = "POST"
+    # False where the framework's kernels give other bits for another batch size (TensorFlow's
+    # matrix product does): each batched answer must then pass `check` instead of equalling
+    # the lone answer byte for byte.
+    batch_exact: bool = True
 
 
 def context(service: str = "contract", method: str = "POST") -> RequestContext:
@@ -70,6 +74,11 @@ def check_contract(case: Case, *, threads: int = 8, calls: int = 64) -> Processo
 
     batch = getattr(processor, "process_batch", None)
     if batch is not None:
-        results = batch([case.request] * 3, [context()] * 3)
-        assert [normalize_result(r) for r in results] == [(body, 200)] * 3
+        results = [normalize_result(r) for r in batch([case.request] * 3, [context()] * 3)]
+        if case.batch_exact:
+            assert results == [(body, 200)] * 3
+        else:
+            assert [status for _, status in results] == [200] * 3
+            for answer, _ in results:
+                case.check(answer)
     return processor
