@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from eas_core.auth.keys import AccessKey, sign_request
+from eas_core.errors import InvalidDescription
 from tests.support.installation import PROCESSORS, Installation, python_service, wait_for
 
 
@@ -237,20 +238,16 @@ def test_hostile_or_corrupt_archive_is_refused(
     expected: str,
 ) -> None:
     before = services(installation)
-    installation.client.create_service(
-        python_service(unique_name, processor_path=f"{http_server}/{archive}")
-    )
-    # The package is unpacked where the instance starts: the instance fails and says why.
-    info = wait_for(
-        lambda: (
-            (d := installation.client.describe_service(unique_name))["Status"] == "Failed" and d
-        ),
-        timeout=30,
-        what="the service to fail",
-    )
-    assert expected in info["Message"], info["Message"]
+    # The package is unpacked once when the version is made: refused there, nothing stored,
+    # rather than a service that fails again at every start of every instance.
+    with pytest.raises(InvalidDescription) as refused:
+        installation.client.create_service(
+            python_service(unique_name, processor_path=f"{http_server}/{archive}")
+        )
+    assert refused.value.message.startswith("processor_path:"), refused.value.message
+    assert expected in refused.value.message
     assert not (archives.parent / "escaped.txt").exists()
-    installation.client.delete_service(unique_name)
+    assert services(installation) == before
     assert unique_name not in before
 
 

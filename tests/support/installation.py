@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,10 @@ def start_installation(
             "EAS_NODE_MEMORY_MB": "262144",
             "EAS_RESTART_BACKOFF_INITIAL": "0.5",
             "EAS_DRAIN_SECONDS": "1.0",
+            # Tests deploy from tmp directories, the repository and loopback HTTP servers;
+            # the data dir and the installation's own ports stay refused whatever this says.
+            "EAS_ARTEFACT_LOCAL_ROOTS": json.dumps([tempfile.gettempdir(), str(REPO)]),
+            "EAS_ARTEFACT_URL_HOSTS": json.dumps(["*", "127.0.0.1", "localhost"]),
         }
     )
     env.update(extra_env or {})
