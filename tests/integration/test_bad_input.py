@@ -17,7 +17,7 @@ import pytest
 
 from eas_core.auth.keys import AccessKey, sign_request
 from eas_core.errors import InvalidDescription
-from tests.support.installation import PROCESSORS, Installation, python_service, wait_for
+from tests.support.installation import PROCESSORS, Installation, python_service
 
 
 @pytest.fixture(scope="module")

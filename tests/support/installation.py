@@ -71,6 +71,9 @@ class Installation:
         env["EAS_CONFIG"] = str(self.config_path)
         return env
 
+    def eascmd_command(self) -> list[str]:
+        return [sys.executable, "-m", "eas_core.cli"]
+
     def eascmd(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 180
     ) -> subprocess.CompletedProcess[str]:
@@ -132,7 +135,10 @@ def start_installation(
     extra_env: dict[str, str] | None = None,
     demo: bool = False,
     extra_args: list[str] | None = None,
+    default_sources: bool = False,
 ) -> Installation:
+    """``default_sources`` keeps the operator's default allow-list of deployment sources
+    instead of the tests' (tmp directories, the repository, loopback servers)."""
     controller_port, gateway_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EAS_")}
     # The operator declares the node's size: tests run many small instances on 2 cores.
@@ -148,6 +154,9 @@ def start_installation(
             "EAS_ARTEFACT_URL_HOSTS": json.dumps(["*", "127.0.0.1", "localhost"]),
         }
     )
+    if default_sources:
+        env.pop("EAS_ARTEFACT_LOCAL_ROOTS")
+        env.pop("EAS_ARTEFACT_URL_HOSTS")
     env.update(extra_env or {})
     args = [
         sys.executable,
