@@ -42,6 +42,18 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> Path:
         info = tarfile.TarInfo("../../escaped.txt")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
+    with tarfile.open(root / "linkout.tar.gz", "w:gz") as tar:
+        tar.add(source / "app.py", arcname="app.py")
+        link = tarfile.TarInfo("passwd")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        tar.addfile(link)
+    with tarfile.open(root / "device.tar", "w") as tar:
+        tar.add(source / "app.py", arcname="app.py")
+        device = tarfile.TarInfo("null")
+        device.type = tarfile.CHRTYPE
+        device.devmajor, device.devminor = 1, 3
+        tar.addfile(device)
     return root
 
 
@@ -227,6 +239,8 @@ def test_malformed_json_is_refused(installation: Installation, workdir: Path) ->
     [
         ("corrupt.tar.gz", "not a valid archive"),
         ("escape.tar.gz", "escaped.txt"),
+        ("linkout.tar.gz", "escapes the target directory"),
+        ("device.tar", "device, fifo or other special file"),
     ],
 )
 def test_hostile_or_corrupt_archive_is_refused(

@@ -205,7 +205,7 @@ def test_listing_shows_a_row_it_cannot_summarise_as_failed(isolated: Installatio
 
 
 def test_unknown_access_key_is_refused_before_the_body_is_read(installation: Installation) -> None:
-    headers = sign_request(AccessKey("LTEASNOBODY", "secret"), "POST", "/api/v1/services", "")
+    headers = sign_request(AccessKey("LTEASNOBODY", "secret"), "POST", "/api/v1/services", "", b"")
     headers.update({"Content-Length": str(400 * MiB), "Content-Type": "application/json"})
     answer = raw_exchange(
         installation.controller_port,
@@ -502,22 +502,36 @@ def test_changes_while_deleting_are_refused_with_409(
     client.wait_until_deleted(unique_name, timeout=60)
 
 
-def test_release_and_delete_of_the_original_say_what_happened(
-    installation: Installation, unique_name: str, workdir: Path
-) -> None:
-    original = unique_name
+def released_pair(installation: Installation, original: str, workdir: Path) -> str:
+    """An original and its related service, created with eascmd; returns the related name."""
     installation.client.create_service(python_service(original, instances=1))
     installation.client.wait_until_running(original, timeout=60)
-    token = installation.client.describe_service(original)["AccessToken"]
     installation.eascmd(
         "create", str(write(workdir / "green.json", python_service(original, instances=1))), "-r"
     )
-    related = next(n for n in names(installation) if n.startswith(original + "_"))
-    released = installation.eascmd("release", related, "-w", "100", "-y")
-    assert f"Released 100% of [{original}]'s traffic to [{related}]" in released.stderr
+    return next(n for n in names(installation) if n.startswith(original + "_"))
+
+
+def test_release_prints_both_names(
+    installation: Installation, unique_name: str, workdir: Path
+) -> None:
+    related = released_pair(installation, unique_name, workdir)
+    released = installation.eascmd("release", related, "-w", "20", "-y")
+    assert f"Released 20% of [{unique_name}]'s traffic to [{related}]" in released.stderr
+    for name in (related, unique_name):
+        installation.client.delete_service(name)
+
+
+def test_deleting_a_released_original_exits_zero_saying_what_happened(
+    installation: Installation, unique_name: str, workdir: Path
+) -> None:
+    original = unique_name
+    related = released_pair(installation, original, workdir)
+    token = installation.client.describe_service(original)["AccessToken"]
+    installation.eascmd("release", related, "-w", "100", "-y")
     deleted = installation.eascmd("delete", original, "-y", timeout=60)
-    assert deleted.returncode == 0
     assert f"Service {original} deleted: its instances are stopped" in deleted.stderr
     assert f"serving its released related service by {related}" in deleted.stderr
+    assert not installation.client.list_instances(original)
     assert installation.predict(original, b"echo:still", token).content == b"still"
     installation.client.delete_service(related)
