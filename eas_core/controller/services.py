@@ -98,7 +98,6 @@ class Services(ServiceViews):
             )
         if errors:
             raise InvalidDescription(errors)
-        self.sources.check_description(description)
 
     def snapshot(self, description: ServiceDescription) -> dict[str, Any]:
         """Copy model and processor packages into the artefact store, so every version stays
@@ -143,6 +142,7 @@ class Services(ServiceViews):
                 raise Conflict(f"name: service {name!r} is still being deleted; retry shortly")
             raise Conflict(f"name: a service named {name!r} already exists")
         self.check(description)
+        self.sources.check_description(description)
         artefacts = self.snapshot(description)
         token = description.token or (generate_token() if description.generate_token else None)
         record = self.repo.create_service(
@@ -174,6 +174,7 @@ class Services(ServiceViews):
                 record.token or generate_token() if description.generate_token else None
             )
         if changes_version(record.document, change):
+            self.sources.check_description(description)
             artefacts = self.snapshot(description)
             record = self.repo.add_version(
                 name, merged, artefacts, make_current=True, rollback=self.rollback_point(record)
@@ -222,7 +223,11 @@ class Services(ServiceViews):
         document = merge_documents(
             target.document, {"metadata": {"instance": record.instance_count}}
         )
-        self.check(parse_description(document))
+        description = parse_description(document)
+        self.check(description)
+        # Nothing is fetched (the version's snapshot is in the store), but a version made
+        # before the allow-list existed must not bring back what it now refuses.
+        self.sources.check_description(description, fetching=False)
         record = self.repo.update_service(
             name,
             current_version=version,

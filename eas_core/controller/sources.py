@@ -55,21 +55,23 @@ class SourcePolicy:
         )
 
     # -- the check at the API ----------------------------------------------------------------
-    def check_description(self, description: ServiceDescription) -> None:
-        """Refuse, naming the field, a package source outside the allow-list."""
+    def check_description(self, description: ServiceDescription, *, fetching: bool = True) -> None:
+        """Refuse, naming the field, a package source outside the allow-list. With
+        ``fetching`` False (nothing will be read from it now) a URL whose host no longer
+        resolves is let through: it can lead nowhere."""
         problems = []
         for field in PACKAGE_FIELDS.values():
             source = getattr(description, field)
             if not source:
                 continue
             try:
-                self.check_source(source)
+                self.check_source(source, fetching=fetching)
             except ArtefactError as exc:
                 problems.append(f"{field}: {exc.message}")
         if problems:
             raise InvalidDescription(problems)
 
-    def check_source(self, source: str) -> None:
+    def check_source(self, source: str, *, fetching: bool = True) -> None:
         parts = urlsplit(source)
         scheme = parts.scheme.lower()
         if scheme == "":
@@ -77,7 +79,7 @@ class SourcePolicy:
         elif scheme == "file":
             self.check_path(Path(unquote(parts.path)))
         elif scheme in _DEFAULT_PORTS:
-            self.check_url(source)
+            self.check_url(source, fetching=fetching)
         # eas:// (our own store), oss:// and s3:// name object stores, not this machine.
 
     # -- the checks while fetching (artefacts.fetch calls these) --------------------------------
@@ -95,7 +97,7 @@ class SourcePolicy:
                 f"(EAS_ARTEFACT_LOCAL_ROOTS: {allowed})"
             )
 
-    def check_url(self, url: str) -> None:
+    def check_url(self, url: str, *, fetching: bool = True) -> None:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if not host:
@@ -107,6 +109,8 @@ class SourcePolicy:
         shown = f"{parts.scheme}://{host}:{port}"
         addresses = _resolve(host, port)
         if not addresses:
+            if not fetching:
+                return
             raise ArtefactError(f"{shown}: host {host!r} does not resolve")
         if port in self.own_ports and any(_is_this_machine(a) for a in addresses):
             raise ArtefactError(
