@@ -388,36 +388,42 @@ def test_default_sources_refuse_the_data_dir_and_loopback(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
+    (tmp_path / "model.bin").write_text("weights")
+
+    def refused(running: Installation, model_path: str) -> str:
+        with pytest.raises(InvalidDescription) as refusal:
+            running.client.create_service(
+                python_service("probe", instances=0, model_path=model_path)
+            )
+        assert refusal.value.message.startswith("model_path:"), refusal.value.message
+        return refusal.value.message
+
+    # Nothing set: the home directory and the installation's directory only, public hosts only.
+    running = start_installation(data, default_sources=True)
+    try:
+        assert "EAS_ARTEFACT_LOCAL_ROOTS" in refused(running, str(data / "credentials.json"))
+        assert "EAS_ARTEFACT_LOCAL_ROOTS" in refused(running, str(tmp_path / "model.bin"))
+        assert "not a host deployments may fetch from" in refused(
+            running, f"{loopback_server}/model.bin"
+        )
+        assert running.client.list_services() == []
+    finally:
+        running.stop()
+    # Even an operator who allows all of the data dir's parent never opens the data dir, and
+    # the installation's own ports stay closed.
     running = start_installation(
         data,
         default_sources=True,
-        # Even an operator who allows all of /tmp never opens the data dir.
         extra_env={"EAS_ARTEFACT_LOCAL_ROOTS": json.dumps([str(tmp_path.parent)])},
     )
     try:
         for model_path, expected in (
             (str(data / "credentials.json"), "data directory"),
             (f"file://{data / 'eas.db'}", "data directory"),
-            (f"{loopback_server}/model.bin", "not a host deployments may fetch from"),
             (f"http://localhost:{running.controller_port}/api/v1/services", "own control API"),
         ):
-            with pytest.raises(InvalidDescription) as refused:
-                running.client.create_service(
-                    python_service("probe", instances=0, model_path=model_path)
-                )
-            assert refused.value.message.startswith("model_path:"), refused.value.message
-            assert expected in refused.value.message, refused.value.message
+            assert expected in refused(running, model_path)
         assert running.client.list_services() == []
-    finally:
-        running.stop()
-    # With nothing set, only the home directory and the installation's directory are read.
-    running = start_installation(data, default_sources=True)
-    try:
-        (tmp_path / "model.bin").write_text("weights")
-        with pytest.raises(InvalidDescription, match="EAS_ARTEFACT_LOCAL_ROOTS"):
-            running.client.create_service(
-                python_service("probe", instances=0, model_path=str(tmp_path / "model.bin"))
-            )
     finally:
         running.stop()
 
