@@ -401,7 +401,7 @@ def test_default_sources_refuse_the_data_dir_and_loopback(
     # Nothing set: the home directory and the installation's directory only, public hosts only.
     running = start_installation(data, default_sources=True)
     try:
-        assert "EAS_ARTEFACT_LOCAL_ROOTS" in refused(running, str(data / "credentials.json"))
+        assert "data directory" in refused(running, str(data / "credentials.json"))
         assert "EAS_ARTEFACT_LOCAL_ROOTS" in refused(running, str(tmp_path / "model.bin"))
         assert "not a host deployments may fetch from" in refused(
             running, f"{loopback_server}/model.bin"
