@@ -60,7 +60,8 @@ class ReplayGuard:
     def remember(self, key_id: str, nonce: str) -> None:
         now = time.monotonic()
         with self.lock:
-            for seen, until in list(self.expiry.items()):
+            while self.expiry:  # oldest first: stop at the first one still live
+                seen, until = next(iter(self.expiry.items()))
                 if until > now:
                     break
                 del self.expiry[seen]
