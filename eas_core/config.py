@@ -62,9 +62,18 @@ class ControllerSettings(InstallationSettings):
     # request deadline, or its readiness probe unanswered — before it is killed and restarted.
     hung_restart_seconds: float = Field(default=30.0, gt=0)
     max_artefact_bytes: int = 2048 * MiB
-    # True for `eascmd server`: a clean shutdown also stops the instances. A crash never does,
-    # so a restarted controller adopts the instances that kept running.
-    stop_instances_on_exit: bool = False
+    # Largest body of a JSON call (descriptions, changes): refused with 413 before reading.
+    max_json_body_bytes: int = Field(default=1 * MiB, gt=0)
+    # Signature nonces remembered against replays (each for twice the 15-minute skew).
+    signature_nonce_capacity: int = Field(default=200_000, gt=0)
+    # Local directories model_path / processor_path may read from; default: the user's home
+    # and the directory the installation was started in. The data directory never, whatever
+    # this says (it holds the access keys and every token).
+    artefact_local_roots: list[Path] | None = None
+    # Hosts model_path / processor_path URLs may name: "*" is any host whose addresses are
+    # all public; "host" or "host:port" allows that one even on loopback, link-local or a
+    # private network. The installation's own control API and gateway never.
+    artefact_url_hosts: list[str] = ["*"]
     # Capacity of the local node; defaults to what the machine has.
     node_cpu: float | None = None
     node_memory_mb: int | None = None

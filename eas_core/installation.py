@@ -4,7 +4,12 @@ processes, sharing one data directory. What `eascmd server` runs.
 Each part runs in its own process and session, so a crash of one does not take the other
 down (a dead controller leaves the gateway serving its last route table) and the terminal's
 Ctrl-C reaches only this supervisor, which then stops everything in order: the controller
-first (it stops the instances), then the gateway.
+first, then the instances, then the gateway.
+
+Instances belong to the installation, not to the controller process: a controller that
+stops, crashes or is restarted alone (SIGTERM included) leaves them serving, and the next
+controller adopts them. Only the installation's own shutdown stops them, itself, through
+the local backend, once no controller is left that could start them again.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 import httpx
 
 from eas_core.config import InstallationSettings, child_environment
+from eas_core.controller.backends.local import LocalBackend
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +69,15 @@ class Installation:
                 "controller",
                 [sys.executable, "-m", "eas_core.controller"],
                 f"{settings.controller_url}/api/v1/health",
-                {**base, "EAS_STOP_INSTANCES_ON_EXIT": "true"},
+                base,
             ),
         ]
         self.stopping = False
 
     def start(self) -> None:
+        # Secrets live here (access keys, tokens, the internal token): this user only.
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.settings.internal_token()  # create it before two processes race for it
@@ -132,11 +141,13 @@ class Installation:
             time.sleep(0.2)
 
     def stop(self) -> None:
-        """Stop the parts in reverse order: pipelines, then the controller (it stops the
-        instances), then the gateway. Each part runs in its own session, so its whole
+        """Stop the parts in reverse order: pipelines, then the controller, then the
+        instances, then the gateway. Each part runs in its own session, so its whole
         process group goes, its own children included."""
         self.stopping = True
         for part in reversed(self.parts):
+            if part.name == "gateway":
+                self._stop_instances()  # no controller is left to start them again
             process = part.process
             if process is None or process.poll() is not None:
                 continue
@@ -150,6 +161,14 @@ class Installation:
                     os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             (self.run_dir / f"{part.name}.pid").unlink(missing_ok=True)
+
+    def _stop_instances(self) -> None:
+        try:
+            LocalBackend(self.data_dir, host=self.settings.host, cpu=1.0, memory_mb=1).shutdown(
+                stop_instances=True
+            )
+        except Exception:  # the gateway must still be stopped
+            log.exception("could not stop the instances under %s", self.data_dir)
 
 
 def _group_gone(pgid: int, *, timeout: float) -> bool:

@@ -173,7 +173,9 @@ class _Writer:
             raise ArtefactError(f"{self.label}: member {name!r} clashes with another member")
         os.makedirs(dest, mode=0o755, exist_ok=True)
 
-    def file(self, name: str, source: IO[bytes], executable: bool) -> None:
+    def file(
+        self, name: str, source: IO[bytes], executable: bool, permissions: int = 0o777
+    ) -> None:
         rel = self.member_path(name)
         if rel is None:
             raise ArtefactError(f"{self.label}: member {name!r} has an invalid name")
@@ -182,7 +184,8 @@ class _Writer:
             raise ArtefactError(f"{self.label}: member {name!r} clashes with a directory")
         if os.path.lexists(dest):
             os.unlink(dest)  # tar semantics: a later member of the same name wins
-        mode = 0o755 if executable else 0o644
+        # 0755 or 0644, less what the member keeps from group and others (never more).
+        mode = (0o755 if executable else 0o644) & (permissions | 0o700)
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
         with os.fdopen(fd, "wb") as out:
             while chunk := _reading(self.label, lambda: source.read(_CHUNK)):
@@ -302,7 +305,7 @@ def _unpack_tar(archive: Path, writer: _Writer) -> None:
                 if source is None:
                     raise ArtefactError(f"{label}: member {name!r} has no data")
                 with source:
-                    writer.file(name, source, bool(member.mode & 0o111))
+                    writer.file(name, source, bool(member.mode & 0o111), member.mode)
 
 
 def _unpack_zip(archive: Path, writer: _Writer) -> None:
@@ -324,7 +327,8 @@ def _unpack_zip(archive: Path, writer: _Writer) -> None:
                 writer.symlink(info.filename, raw.decode("utf-8", "replace"))
             elif kind in (0, stat.S_IFREG):
                 with _reading(label, partial(zf.open, info)) as source:
-                    writer.file(info.filename, source, bool(mode & 0o111))
+                    # Zips made without Unix attributes carry no permissions to keep.
+                    writer.file(info.filename, source, bool(mode & 0o111), mode & 0o777 or 0o777)
             else:
                 raise ArtefactError(
                     f"{label}: member {info.filename!r} is a device, fifo or other special file"

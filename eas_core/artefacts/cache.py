@@ -82,9 +82,10 @@ def _check_digest_of(blob: Path, digest: str, name: str) -> None:
 
 
 def _copy(source: Path, dest: Path, max_bytes: int) -> None:
-    """Copy one file, keeping its exec bit (a ``.so`` or a script must stay runnable)."""
+    """Copy one file, keeping its exec bit (a ``.so`` or a script must stay runnable) and
+    never opening it wider than the source (a 0600 blob stays 0600)."""
     size = source.stat().st_size
     if size > max_bytes:
         raise PayloadTooLarge(f"{source.name} is {size} bytes, over the limit of {max_bytes}")
     shutil.copyfile(source, dest)
-    os.chmod(dest, 0o755 if source.stat().st_mode & 0o111 else 0o644)
+    os.chmod(dest, source.stat().st_mode & 0o755)

@@ -19,6 +19,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
@@ -29,6 +30,17 @@ from eas_core.errors import ArtefactError, PayloadTooLarge
 _CHUNK = 1024 * 1024
 
 
+class SourceGuard(Protocol):
+    """Says which local files and URLs a fetch may read (raises ArtefactError if not).
+
+    Called for the source itself, for every file read while packing a directory (after
+    symlinks are resolved) and for every URL requested, redirects included."""
+
+    def check_path(self, path: Path) -> None: ...
+
+    def check_url(self, url: str) -> None: ...
+
+
 def fetch(
     source: str,
     dest_dir: Path,
@@ -37,6 +49,7 @@ def fetch(
     max_bytes: int,
     timeout: float = 60.0,
     oss_endpoint: str | None = None,
+    guard: SourceGuard | None = None,
 ) -> Path:
     """Fetch ``source`` into the existing empty directory ``dest_dir``; return the file."""
     dest_dir = Path(dest_dir)
@@ -48,13 +61,13 @@ def fetch(
     scheme = parts.scheme.lower()
     try:
         if scheme == "":
-            return _fetch_local(Path(source).expanduser(), dest_dir, max_bytes)
+            return _fetch_local(Path(source).expanduser(), dest_dir, max_bytes, guard)
         if scheme == "file":
             if parts.netloc not in ("", "localhost"):
                 raise ArtefactError(f"{source}: file:// URLs must name a local path")
-            return _fetch_local(Path(unquote(parts.path)), dest_dir, max_bytes)
+            return _fetch_local(Path(unquote(parts.path)), dest_dir, max_bytes, guard)
         if scheme in ("http", "https"):
-            return _fetch_http(source, dest_dir, max_bytes, timeout)
+            return _fetch_http(source, dest_dir, max_bytes, timeout, guard)
         if scheme == URI_SCHEME:
             if store is None:
                 raise ArtefactError(f"{source}: this node has no artefact store configured")
@@ -75,10 +88,14 @@ def fetch(
 # --- local paths ------------------------------------------------------------------------------
 
 
-def _fetch_local(path: Path, dest_dir: Path, max_bytes: int) -> Path:
+def _fetch_local(
+    path: Path, dest_dir: Path, max_bytes: int, guard: SourceGuard | None = None
+) -> Path:
+    if guard is not None:
+        guard.check_path(path)
     if path.is_dir():
         return pack_directory(
-            path, dest_dir / f"{safe_filename(path.name, 'model')}.tar", max_bytes
+            path, dest_dir / f"{safe_filename(path.name, 'model')}.tar", max_bytes, guard
         )
     if not path.exists():
         raise ArtefactError(f"{path} does not exist")
@@ -88,26 +105,30 @@ def _fetch_local(path: Path, dest_dir: Path, max_bytes: int) -> Path:
 
 
 def _copy_file(path: Path, dest_dir: Path, max_bytes: int) -> Path:
-    """Copy a file, counting bytes (it may grow while we read) and keeping its exec bit."""
+    """Copy a file, counting bytes (it may grow while we read) and keeping its permissions
+    (less group/other write): an executable stays executable, a 0600 file stays 0600."""
     size = path.stat().st_size
     if size > max_bytes:
         raise PayloadTooLarge(f"{path.name} is {size} bytes, over the limit of {max_bytes}")
     dest = dest_dir / safe_filename(path.name)
     with path.open("rb") as f:
         _write(dest, iter(lambda: f.read(_CHUNK), b""), max_bytes, path.name)
-    if path.stat().st_mode & 0o111:
-        os.chmod(dest, 0o755)
+    os.chmod(dest, path.stat().st_mode & 0o755)
     return dest
 
 
-def pack_directory(root: Path, dest: Path, max_bytes: int) -> Path:
+def pack_directory(
+    root: Path, dest: Path, max_bytes: int, guard: SourceGuard | None = None
+) -> Path:
     """Pack ``root``'s contents (not ``root`` itself) as a tar whose bytes depend only on the
-    names, contents and exec bits inside: sorted names, mtime 0, owner 0, fixed modes.
+    names, contents and permission bits inside: sorted names, mtime 0, owner 0, fixed modes.
     Symlinks are followed, so a tree of links (e.g. a Hugging Face snapshot) packs its files."""
     total = 0
     try:
         with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
             for path, arcname in _walk(root):
+                if guard is not None:
+                    guard.check_path(path)  # a symlink inside may point anywhere
                 st = path.stat()
                 info = tarfile.TarInfo(arcname)
                 info.mtime = 0
@@ -122,7 +143,9 @@ def pack_directory(root: Path, dest: Path, max_bytes: int) -> Path:
                 if total > max_bytes:
                     raise PayloadTooLarge(f"{root} holds more than {max_bytes} bytes")
                 info.size = st.st_size
-                info.mode = 0o755 if st.st_mode & 0o111 else 0o644
+                # Fixed modes keep the digest stable; a file closed to group or others
+                # stays closed (0600 packs as 0600), so packing never loosens it.
+                info.mode = (0o755 if st.st_mode & 0o111 else 0o644) & (st.st_mode | 0o700)
                 with path.open("rb") as f:
                     tar.addfile(info, f)
     except BaseException:
@@ -163,13 +186,19 @@ def _walk(root: Path) -> Iterator[tuple[Path, str]]:
 # --- http(s) ----------------------------------------------------------------------------------
 
 
-def _fetch_http(url: str, dest_dir: Path, max_bytes: int, timeout: float) -> Path:
+def _fetch_http(
+    url: str, dest_dir: Path, max_bytes: int, timeout: float, guard: SourceGuard | None = None
+) -> Path:
     shown = _display(url)
     segment = unquote(urlsplit(url).path.rstrip("/").rpartition("/")[2])
     dest = dest_dir / safe_filename(segment)
+    hooks: dict[str, list[Callable[[httpx.Request], None]]] = {}
+    if guard is not None:
+        check = guard.check_url
+        hooks["request"] = [lambda request: check(str(request.url))]  # redirects too
     try:
         with (
-            httpx.Client(follow_redirects=True, timeout=timeout) as client,
+            httpx.Client(follow_redirects=True, timeout=timeout, event_hooks=hooks) as client,
             client.stream("GET", url) as response,
         ):
             if response.status_code != 200:
@@ -354,6 +383,7 @@ def snapshot(
     max_bytes: int,
     oss_endpoint: str | None = None,
     timeout: float = 60.0,
+    guard: SourceGuard | None = None,
 ) -> ArtefactRef:
     """Fetch ``source`` once and keep the bytes in ``store``: a version deployed from it stays
     restorable whatever happens to the source later."""
@@ -366,5 +396,6 @@ def snapshot(
             max_bytes=max_bytes,
             timeout=timeout,
             oss_endpoint=oss_endpoint,
+            guard=guard,
         )
         return store.put_file(path)

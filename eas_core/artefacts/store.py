@@ -73,19 +73,35 @@ class ArtefactStore:
         self.root = Path(root)
 
     def put_file(self, path: Path, filename: str | None = None) -> ArtefactRef:
-        """Copy ``path`` in (hashing while copying); idempotent for the same bytes and name."""
+        """Copy ``path`` in (hashing while copying); idempotent for the same bytes and name.
+        The copy keeps the source's permissions or tighter, never looser: a 0600 file stays
+        0600 (a new artefact is never writable by group or others)."""
         path = Path(path)
         if path.is_dir():
             raise ArtefactError(f"{path} is a directory; upload a file or an archive")
         try:
             with path.open("rb") as f:
-                return self._put(iter(lambda: f.read(_CHUNK), b""), filename or path.name, None)
+                mode = os.fstat(f.fileno()).st_mode & 0o755
+                upload = self.receive(filename or path.name, max_bytes=None, mode=mode)
+                with upload:
+                    for chunk in iter(lambda: f.read(_CHUNK), b""):
+                        upload.write(chunk)
+                    return upload.commit()
         except FileNotFoundError:
             raise ArtefactError(f"{path} does not exist") from None
 
     def put_stream(self, chunks: Iterable[bytes], filename: str, *, max_bytes: int) -> ArtefactRef:
         """Store an upload arriving in pieces; over ``max_bytes`` nothing is kept."""
-        return self._put(chunks, filename, max_bytes)
+        with self.receive(filename, max_bytes=max_bytes) as upload:
+            for chunk in chunks:
+                upload.write(chunk)
+            return upload.commit()
+
+    def receive(self, filename: str, *, max_bytes: int | None, mode: int = 0o600) -> Upload:
+        """Start an upload written piece by piece (``write``), kept only by ``commit``; use it
+        as a context manager so an unfinished one leaves nothing behind. Uploads from the
+        network carry no permissions of their own: they are readable by this user only."""
+        return Upload(self.root, filename, max_bytes=max_bytes, mode=mode)
 
     def path_of(self, uri: str) -> Path:
         """The local file an ``eas://`` URI names."""
@@ -99,37 +115,63 @@ class ArtefactStore:
         folder = self.root / check_digest(digest)
         return folder.is_dir() and any(p.is_file() for p in folder.iterdir())
 
-    def _put(self, chunks: Iterable[bytes], filename: str, max_bytes: int | None) -> ArtefactRef:
-        name = safe_filename(filename)
-        staging = self.root / ".tmp"
+
+class Upload:
+    """One artefact on its way into the store: streamed to a temp file under ``.tmp/`` while
+    it is counted and hashed (never held in memory), then renamed into place whole."""
+
+    def __init__(self, root: Path, filename: str, *, max_bytes: int | None, mode: int) -> None:
+        self.root = root
+        self.name = safe_filename(filename)
+        self.max_bytes = max_bytes
+        self.mode = mode
+        staging = root / ".tmp"
         staging.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=staging, prefix="upload-")
-        tmp = Path(tmp_name)
-        try:
-            digest = hashlib.sha256()
-            size = 0
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise PayloadTooLarge(f"{name} is larger than {max_bytes} bytes")
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            hexdigest = digest.hexdigest()
-            folder = self.root / hexdigest
-            folder.mkdir(exist_ok=True)
-            final = folder / name
-            if not final.is_file():
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, final)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        self.tmp = Path(tmp_name)
+        self.out = os.fdopen(fd, "wb")
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.max_bytes is not None and self.size > self.max_bytes:
+            raise PayloadTooLarge(f"{self.name} is larger than {self.max_bytes} bytes")
+        self.digest.update(chunk)
+        self.out.write(chunk)
+
+    def commit(self) -> ArtefactRef:
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        self.out.close()
+        hexdigest = self.digest.hexdigest()
+        folder = self.root / hexdigest
+        folder.mkdir(exist_ok=True)
+        final = folder / self.name
+        if not final.is_file():
+            os.chmod(self.tmp, self.mode)
+            os.replace(self.tmp, final)
+        else:
+            # The same bytes stored before from a more open source: take away what this
+            # source does not grant to group and others, never add.
+            current = final.stat().st_mode & 0o777
+            tightened = current & ~(0o077 & ~self.mode)
+            if tightened != current:
+                os.chmod(final, tightened)
         return ArtefactRef(
-            uri=make_uri(hexdigest, name), digest=hexdigest, filename=name, size=size
+            uri=make_uri(hexdigest, self.name), digest=hexdigest, filename=self.name, size=self.size
         )
+
+    def discard(self) -> None:
+        self.out.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+    def __enter__(self) -> Upload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()  # after commit the temp file is gone already: nothing to do
 
 
 def make_uri(digest: str, filename: str) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 # Piped output is not cut at 80 columns: scripts grep endpoints and tokens from it.
@@ -41,7 +42,8 @@ def fields(data: dict[str, Any], keys: Sequence[str] | None = None) -> None:
 
 
 def progress(message: str) -> None:
-    stderr.print(f"[green][OK][/green] {message}", highlight=False)
+    # The message is text, not markup: "[demo]" is a service name, not a rich style tag.
+    stderr.print(f"[green][OK][/green] {escape(message)}", highlight=False)
 
 
 def _cell(value: Any) -> str:

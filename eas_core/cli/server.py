@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
 
+from eas_core.artefacts import pack_directory
 from eas_core.cli import output
 from eas_core.cli.main import cli
 from eas_core.config import (
@@ -64,11 +66,18 @@ def pipelines_part(installation: Installation, credentials: dict[str, str], port
 
 
 def deploy_demo(client: ControlClient) -> dict[str, object]:
-    """The echo processor from examples/echo, deployed once; later starts reuse it."""
+    """The echo processor from examples/echo, deployed once; later starts reuse it.
+
+    It is uploaded (a reproducible tar, so the same URI every time) rather than named by
+    path: the installation may have been started from a directory deployments may not
+    read (EAS_ARTEFACT_LOCAL_ROOTS)."""
+    with tempfile.TemporaryDirectory(prefix="eas-demo-") as tmp:
+        package = pack_directory(EXAMPLES / "echo", Path(tmp) / "echo.tar", 16 * 1024 * 1024)
+        uri = client.upload(package)["uri"]
     document = {
         "name": DEMO_SERVICE,
         "processor_type": "python",
-        "processor_path": str(EXAMPLES / "echo"),
+        "processor_path": uri,
         "processor_entry": "app.py",
         "metadata": {"instance": 1, "cpu": 0.5, "memory": 256},
     }

@@ -258,14 +258,28 @@ def delete(ctx: click.Context, name: str, yes: bool, wait: bool) -> None:
         raise click.exceptions.Abort()
     client = _client(ctx)
     client.delete_service(name)
+    retired = None
     if wait:
-        client.wait_until_deleted(
+        retired = client.wait_until_deleted(
             name,
             on_progress=lambda info: output.progress(
                 f"Service {name} is terminating ({info['Message']})"
             ),
         )
-    output.progress(f"Service {name} deleted")
+    if retired is not None:
+        served_by = [
+            s["ServiceName"]
+            for s in client.list_services()
+            if s["ServiceName"].startswith(f"{name}_")
+            and client.describe_service(s["ServiceName"]).get("RelatedTo") == name
+        ]
+        by = f" by {', '.join(served_by)}" if served_by else ""
+        output.progress(
+            f"Service {name} deleted: its instances are stopped; its endpoint and token keep "
+            f"serving its released related service{by} until that one is deleted too"
+        )
+    else:
+        output.progress(f"Service {name} deleted")
 
 
 @cli.command(name="list")

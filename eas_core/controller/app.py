@@ -9,29 +9,37 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import psutil
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
 
 from eas_core import __version__
 from eas_core.artefacts import ArtefactStore
 from eas_core.auth.keys import generate_access_key
 from eas_core.config import ControllerSettings
 from eas_core.controller.api import artefacts, services
+from eas_core.controller.api.auth import ReplayGuard, SignedRequests, authenticated
+from eas_core.controller.api.errors import install_error_handlers
 from eas_core.controller.backends.local import LocalBackend
 from eas_core.controller.publisher import Publisher, build_routes
 from eas_core.controller.reconciler import Reconciler
 from eas_core.controller.services import Services
+from eas_core.controller.sources import SourcePolicy
 from eas_core.controller.store import Repository
-from eas_core.errors import EASError
 
 log = logging.getLogger(__name__)
 
 CREDENTIALS_FILE = "credentials.json"
+
+
+def secure_directory(path: Path) -> None:
+    """The data directory holds the access-key secret and every service token (they must
+    stay usable for HMAC checks, so they cannot be hashed): this user only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
 
 
 def ensure_first_access_key(settings: ControllerSettings, repo: Repository) -> None:
@@ -42,6 +50,7 @@ def ensure_first_access_key(settings: ControllerSettings, repo: Repository) -> N
     key = generate_access_key()
     repo.add_access_key(key.id, key.secret)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: set it
     with os.fdopen(fd, "w") as f:
         json.dump(
             {
@@ -56,7 +65,7 @@ def ensure_first_access_key(settings: ControllerSettings, repo: Repository) -> N
 
 
 def build_app(settings: ControllerSettings) -> FastAPI:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_directory(settings.data_dir)
     repo = Repository(settings.database)
     ensure_first_access_key(settings, repo)
     store = ArtefactStore(settings.data_dir / "artefacts")
@@ -84,11 +93,17 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         nodes=backend.nodes,
         observed=observed,
         poke=lambda: reconciler.poke(),
+        failures=lambda: reconciler.failures,
+        sources=SourcePolicy.from_settings(settings),
     )
 
     def after_tick(snapshot: list[Any]) -> None:
-        operations.check_rolls(snapshot)
-        operations.collect_deleted(snapshot)
+        # Each step on its own: a failing roll check must not keep deletions or routes stale.
+        for step in (operations.check_rolls, operations.collect_deleted):
+            try:
+                step(snapshot)
+            except Exception:
+                log.exception("%s failed", step.__name__)
         live = [s for s in repo.list_services() if s.state != "deleting"]
         publisher.publish(build_routes(live, snapshot))
 
@@ -106,7 +121,9 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         reconciler.start()
         yield
         reconciler.stop()
-        backend.shutdown(stop_instances=settings.stop_instances_on_exit)
+        # Instances outlive the controller, however it stops: a restarted controller adopts
+        # them. Only stopping the whole installation stops them (eas_core.installation).
+        backend.shutdown(stop_instances=False)
         publisher.close()
 
     app = FastAPI(title="OpenEAS control API", version=__version__, lifespan=lifespan)
@@ -117,25 +134,20 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     app.state.services = operations
     app.include_router(services.router)
     app.include_router(artefacts.router)
-
-    @app.exception_handler(EASError)
-    async def eas_error(request: Request, exc: EASError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        where = ("body", "query", "path")
-        fields = [
-            f"{'.'.join(str(p) for p in e['loc'] if p not in where)}: {e['msg']}"
-            for e in exc.errors()
-        ]
-        return JSONResponse({"code": "BadRequest", "message": "; ".join(fields)}, status_code=400)
+    install_error_handlers(app)
+    app.add_middleware(
+        SignedRequests,
+        repo=repo,
+        guard=ReplayGuard(capacity=settings.signature_nonce_capacity),
+        json_limit=settings.max_json_body_bytes,
+        upload_limit=settings.max_artefact_bytes,
+    )
 
     @app.get("/api/v1/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "pid": os.getpid()}
 
-    @app.get("/api/v1/resources")
+    @app.get("/api/v1/resources", dependencies=[Depends(authenticated)])
     def resources() -> list[dict[str, Any]]:
         nodes = backend.nodes()
         return [

@@ -37,26 +37,35 @@ def build_routes(
             related.setdefault(s.related_to, []).append(s)
     routes: dict[str, ServiceRoute] = {}
     for s in services:
-        upstreams = ready.get(s.name, []) if s.is_running else []
-        traffic: list[TrafficShare] = []
-        released = [r for r in related.get(s.name, []) if r.weight is not None]
-        if released:
-            share = sum(r.weight or 0 for r in released)
-            # A retired original keeps its name and token; all its traffic goes to the others.
-            own = 0 if s.state == "retired" else max(100 - share, 0)
-            traffic = [TrafficShare(service=s.name, weight=own)]
-            traffic += [TrafficShare(service=r.name, weight=r.weight or 0) for r in released]
-            if own == 0 and share == 0:
-                traffic = []  # nobody is given traffic: answer 503 rather than guess
-        routes[s.name] = ServiceRoute(
-            name=s.name,
-            token=s.token,
-            upstreams=upstreams,
-            traffic=traffic,
-            released_into=s.related_to if s.related_to and s.weight is not None else None,
-            correlative=[s.name] + [r.name for r in related.get(s.name, [])],
-        )
+        try:
+            routes[s.name] = _route(s, ready, related)
+        except Exception:  # one unroutable service must not keep the others' routes stale
+            log.exception("cannot build the route of service %s", s.name)
     return routes
+
+
+def _route(
+    s: ServiceRecord, ready: dict[str, list[Upstream]], related: dict[str, list[ServiceRecord]]
+) -> ServiceRoute:
+    upstreams = ready.get(s.name, []) if s.is_running else []
+    traffic: list[TrafficShare] = []
+    released = [r for r in related.get(s.name, []) if r.weight is not None]
+    if released:
+        share = sum(r.weight or 0 for r in released)
+        # A retired original keeps its name and token; all its traffic goes to the others.
+        own = 0 if s.state == "retired" else max(100 - share, 0)
+        traffic = [TrafficShare(service=s.name, weight=own)]
+        traffic += [TrafficShare(service=r.name, weight=r.weight or 0) for r in released]
+        if own == 0 and share == 0:
+            traffic = []  # nobody is given traffic: answer 503 rather than guess
+    return ServiceRoute(
+        name=s.name,
+        token=s.token,
+        upstreams=upstreams,
+        traffic=traffic,
+        released_into=s.related_to if s.related_to and s.weight is not None else None,
+        correlative=[s.name] + [r.name for r in related.get(s.name, [])],
+    )
 
 
 class Publisher:

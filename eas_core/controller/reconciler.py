@@ -5,6 +5,10 @@ without processes. ``Reconciler.tick`` observes the backend, plans, applies the 
 through the backend, then publishes the route table. A tick repeated after a controller
 restart plans the same actions against the same world, so nothing is started twice.
 
+Failures are contained per service: an action that fails (a stored description no instance
+can be started from, a backend error) marks that service failed with the reason, which
+``desc`` and ``ls`` show, and the tick goes on with every other service and still publishes.
+
 Rolling rule (SPEC §10): instances of the wanted (version, revision) are started first; an
 old instance is stopped only while enough new ones are ready to keep the wanted count
 serving, so traffic never drops below it during a roll.
@@ -44,6 +48,13 @@ class Place:
 class Stop:
     instance: str
     why: str
+
+
+def _reason(action: Place | Stop, exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    if isinstance(action, Place):
+        return f"cannot start instances: {message}"
+    return f"cannot stop instance {action.instance}: {message}"
 
 
 Action = Place | Stop
@@ -96,7 +107,8 @@ def plan(desired: list[DesiredService], observed: list[ObservedInstance]) -> lis
 
 
 class Reconciler:
-    """Runs ``tick`` in a thread; never lets an exception end the loop."""
+    """Runs ``tick`` in a thread; never lets an exception end the loop, and never lets one
+    service's failure stop the others (see ``failures``)."""
 
     def __init__(
         self,
@@ -112,6 +124,9 @@ class Reconciler:
         self.after_tick = after_tick
         self.interval = interval
         self.snapshot: list[ObservedInstance] = []
+        # Service name → why its last action failed; rebuilt every tick, so a service that
+        # was fixed, stopped or deleted leaves it at the next tick.
+        self.failures: dict[str, str] = {}
         self.lock = threading.Lock()  # one tick at a time
         self.wake = threading.Event()
         self.stopping = threading.Event()
@@ -134,20 +149,33 @@ class Reconciler:
             desired = self.desired()
             observed = self.backend.observe()
             actions = plan(desired, observed)
+            owner = {o.id: o.service for o in observed}
+            failures: dict[str, str] = {}
             for action in actions:
-                if isinstance(action, Place):
-                    instance_id = f"{action.service}-{action.version}-{secrets.token_hex(4)}"
-                    self.backend.place(
-                        self.spec_for(action.service, action.version, action.revision, instance_id)
-                    )
-                else:
-                    log.info("stopping instance %s: %s", action.instance, action.why)
-                    self.backend.stop(action.instance)
+                service = action.service if isinstance(action, Place) else owner[action.instance]
+                if service in failures:
+                    continue  # its first failure this tick says it all
+                try:
+                    self._apply(action)
+                except Exception as exc:  # one service's failure must not stop the others
+                    failures[service] = _reason(action, exc)
+                    if self.failures.get(service) != failures[service]:
+                        log.exception("service %s: %s failed", service, type(action).__name__)
+            self.failures = failures
             if actions:
                 observed = self.backend.observe()
             self.snapshot = observed
             self.after_tick(observed)
             return observed
+
+    def _apply(self, action: Action) -> None:
+        if isinstance(action, Place):
+            instance_id = f"{action.service}-{action.version}-{secrets.token_hex(4)}"
+            spec = self.spec_for(action.service, action.version, action.revision, instance_id)
+            self.backend.place(spec)
+        else:
+            log.info("stopping instance %s: %s", action.instance, action.why)
+            self.backend.stop(action.instance)
 
     def _loop(self) -> None:
         while not self.stopping.is_set():

@@ -6,32 +6,37 @@ reconciler is poked after each change so instances follow within a tick.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import secrets
 from collections.abc import Callable
-from datetime import UTC
 from typing import Any
 
-from eas_core.artefacts import ArtefactStore
+from eas_core.artefacts import ArtefactCache, ArtefactStore
 from eas_core.artefacts.packages import snapshot_packages
 from eas_core.auth.tokens import generate_token
 from eas_core.config import ControllerSettings
 from eas_core.controller.backends.base import InstanceSpec, NodeInfo, ObservedInstance
 from eas_core.controller.reconciler import DesiredService
+from eas_core.controller.sources import SourcePolicy
 from eas_core.controller.store import Repository, ServiceRecord
+from eas_core.controller.views import ServiceViews
 from eas_core.errors import BadRequest, Conflict, InvalidDescription
 from eas_core.spec.instance import boot_spec, runtime_environment
 from eas_core.spec.service import (
+    MAX_SERVICE_NAME,
+    RELATED_SUFFIX_CHARS,
     ServiceDescription,
     changes_version,
     merge_documents,
     parse_description,
 )
-from eas_core.spec.status import InstanceStatus, ServiceStatus
+from eas_core.spec.status import InstanceStatus
 from processors import registry
 
+log = logging.getLogger(__name__)
 
-class Services:
+
+class Services(ServiceViews):
     def __init__(
         self,
         settings: ControllerSettings,
@@ -40,6 +45,8 @@ class Services:
         nodes: Callable[[], list[NodeInfo]],
         observed: Callable[[], list[ObservedInstance]],
         poke: Callable[[], None],
+        failures: Callable[[], dict[str, str]] = dict,
+        sources: SourcePolicy | None = None,
     ) -> None:
         self.settings = settings
         self.repo = repo
@@ -47,6 +54,8 @@ class Services:
         self.nodes = nodes
         self.observed = observed
         self.poke = poke
+        self.failures = failures  # service → why the reconciler cannot act on it
+        self.sources = sources or SourcePolicy.from_settings(settings)
 
     # -- checks ------------------------------------------------------------------------
     def check(self, description: ServiceDescription) -> None:
@@ -92,28 +101,48 @@ class Services:
 
     def snapshot(self, description: ServiceDescription) -> dict[str, Any]:
         """Copy model and processor packages into the artefact store, so every version stays
-        restorable whatever happens to the source later."""
+        restorable whatever happens to the source later; each is unpacked into the node's
+        cache once now, so an archive that cannot be unpacked safely is refused here."""
         return snapshot_packages(
-            description, self.store, max_bytes=self.settings.max_artefact_bytes
+            description,
+            self.store,
+            max_bytes=self.settings.max_artefact_bytes,
+            cache=ArtefactCache(
+                self.settings.data_dir / "cache", max_bytes=self.settings.max_artefact_bytes
+            ),
+            guard=self.sources,
         )
 
     # -- operations ---------------------------------------------------------------------
     def create(self, document: Any, *, related: bool = False) -> ServiceRecord:
         description = parse_description(document)
-        self.check(description)
         name = description.name
         related_to = None
         if related:
             original = self.repo.get_service(name)
+            self._require_active(original, "create -r")
             if original.related_to:
                 raise Conflict(f"name: {name!r} is itself a related service")
+            longest = MAX_SERVICE_NAME - RELATED_SUFFIX_CHARS
+            if len(name) > longest:
+                raise InvalidDescription(
+                    [
+                        f"name: a related service is named '<name>_<8 hex digits>', so "
+                        f"`create -r` takes a name of at most {longest} characters; "
+                        f"{name!r} has {len(name)}"
+                    ]
+                )
             related_to = name
             name = f"{name}_{secrets.token_hex(4)}"
             document = {**document, "name": name}
+            # Validate what is stored, not what was sent: nothing is written unless it passes.
+            description = parse_description(document)
         elif (existing := self.repo.find_service(name)) is not None:
             if existing.state == "deleting":
                 raise Conflict(f"name: service {name!r} is still being deleted; retry shortly")
             raise Conflict(f"name: a service named {name!r} already exists")
+        self.check(description)
+        self.sources.check_description(description)
         artefacts = self.snapshot(description)
         token = description.token or (generate_token() if description.generate_token else None)
         record = self.repo.create_service(
@@ -132,6 +161,7 @@ class Services:
         if not isinstance(change, dict) or not change:
             raise BadRequest("modify: the change must be a non-empty JSON object")
         record = self.repo.get_service(name)
+        self._require_active(record, "modify")
         if "name" in change and change["name"] != name:
             raise InvalidDescription([f"name: cannot rename service {name!r}"])
         merged = merge_documents(record.document, change)
@@ -144,6 +174,7 @@ class Services:
                 record.token or generate_token() if description.generate_token else None
             )
         if changes_version(record.document, change):
+            self.sources.check_description(description)
             artefacts = self.snapshot(description)
             record = self.repo.add_version(
                 name, merged, artefacts, make_current=True, rollback=self.rollback_point(record)
@@ -185,14 +216,18 @@ class Services:
     def switch_version(self, name: str, version: int) -> ServiceRecord:
         """`eascmd version NAME V`: roll to a stored version, keeping the instance count."""
         record = self.repo.get_service(name)
-        self._require_active(record)
+        self._require_active(record, "version")
         if version == record.current_version and record.rollback is None:
             return record
         target = self.repo.get_version(name, version)
         document = merge_documents(
             target.document, {"metadata": {"instance": record.instance_count}}
         )
-        self.check(parse_description(document))
+        description = parse_description(document)
+        self.check(description)
+        # Nothing is fetched (the version's snapshot is in the store), but a version made
+        # before the allow-list existed must not bring back what it now refuses.
+        self.sources.check_description(description, fetching=False)
         record = self.repo.update_service(
             name,
             current_version=version,
@@ -212,7 +247,7 @@ class Services:
             raise BadRequest(
                 f"name: {name!r} is not a related service (create one with `eascmd create -r`)"
             )
-        self._require_active(record)
+        self._require_active(record, "release")
         siblings = [
             s
             for s in self.repo.list_services()
@@ -234,8 +269,12 @@ class Services:
         for record in self.repo.list_services():
             if record.rollback is None or not record.is_running:
                 continue
-            with contextlib.suppress(Conflict):  # the user changed it meanwhile: next tick
+            try:
                 self._check_roll(record, observed)
+            except Conflict:
+                pass  # the user changed it meanwhile: next tick
+            except Exception:  # one service's bad state must not stop the others' rolls
+                log.exception("cannot check the roll of service %s", record.name)
 
     def _check_roll(self, record: ServiceRecord, observed: list[ObservedInstance]) -> None:
         back = record.rollback
@@ -268,18 +307,28 @@ class Services:
                 ),
             )
 
-    def _require_active(self, record: ServiceRecord) -> None:
-        if record.state in ("deleting", "retired"):
-            raise Conflict(f"service {record.name!r} is being deleted")
+    def _require_active(self, record: ServiceRecord, operation: str) -> None:
+        """Refuse changes to a service on its way out: the reconciler is stopping its
+        instances, and a change would start them again or race the removal."""
+        if record.state == "deleting":
+            raise Conflict(
+                f"{operation}: service {record.name!r} is in state Deleting; it cannot be "
+                f"changed (create it again once it is gone)"
+            )
+        if record.state == "retired":
+            raise Conflict(
+                f"{operation}: service {record.name!r} is deleted (retired): its endpoint "
+                f"serves its released related service, which is the one to change"
+            )
 
     def stop(self, name: str) -> ServiceRecord:
-        self._require_active(self.repo.get_service(name))
+        self._require_active(self.repo.get_service(name), "stop")
         record = self.repo.update_service(name, state="stopped")
         self.poke()
         return record
 
     def start(self, name: str) -> ServiceRecord:
-        self._require_active(self.repo.get_service(name))
+        self._require_active(self.repo.get_service(name), "start")
         record = self.repo.update_service(name, state="running")
         self.poke()
         return record
@@ -313,7 +362,10 @@ class Services:
             gone = record.state == "deleting" and record.name not in remaining
             orphaned = record.state == "retired" and record.name not in related_to
             if gone or orphaned:
-                self.repo.delete_service(record.name)
+                try:
+                    self.repo.delete_service(record.name)
+                except Exception:  # the others are still collected
+                    log.exception("cannot remove deleted service %s", record.name)
 
     # -- what runs ---------------------------------------------------------------------
     def desired(self) -> list[DesiredService]:
@@ -361,108 +413,3 @@ class Services:
             memory_mb=meta.memory_mb,
             gpu=meta.gpu,
         )
-
-    # -- views -------------------------------------------------------------------------
-    def instances_of(self, name: str) -> list[ObservedInstance]:
-        return [o for o in self.observed() if o.service == name]
-
-    def status_of(self, record: ServiceRecord) -> tuple[ServiceStatus, int, int, str]:
-        """(status, running, pending, message) from what the backend reports."""
-        mine = [o for o in self.instances_of(record.name) if o.status != InstanceStatus.TERMINATING]
-        current = [
-            o for o in mine if (o.version, o.revision) == (record.current_version, record.revision)
-        ]
-        running = sum(1 for o in current if o.is_ready)
-        pending = max(record.instance_count - running, 0)
-        failing = [o for o in current if o.restarts and not o.is_ready and o.reason]
-        if record.state == "deleting":
-            status = ServiceStatus.DELETING
-            message = f"Terminating {len(mine)} instance(s)"
-        elif record.state == "retired":
-            status = ServiceStatus.DELETING
-            message = "Deleted; its endpoint serves the released related service"
-        elif not record.is_running:
-            status = ServiceStatus.STOPPED
-            message = "Service stopped" if not mine else "Stopping instances"
-        elif len(mine) > len(current):
-            status = ServiceStatus.UPDATING
-            message = record.message or f"Rolling to version {record.current_version}"
-        elif running >= record.instance_count:
-            status = ServiceStatus.RUNNING
-            message = record.message or "Service start successfully"
-        elif failing:
-            status = ServiceStatus.FAILED if running == 0 else ServiceStatus.WAITING
-            message = failing[0].reason
-        else:
-            status = ServiceStatus.WAITING
-            waiting = [o for o in current if o.status == InstanceStatus.PENDING and o.reason]
-            message = waiting[0].reason if waiting else "Waiting for instances to be ready"
-        return status, running, pending, message
-
-    def describe(self, name: str) -> dict[str, Any]:
-        record = self.repo.get_service(name)
-        return self.summary(record, full=True)
-
-    def summary(self, record: ServiceRecord, *, full: bool = False) -> dict[str, Any]:
-        status, running, pending, message = self.status_of(record)
-        meta = parse_description(record.document).metadata
-        endpoint = self.endpoint_of(record)
-        data: dict[str, Any] = {
-            "ServiceName": record.name,
-            "Status": str(status),
-            "Region": "local",
-            "CreateTime": record.created_at.replace(tzinfo=UTC).isoformat(timespec="seconds"),
-            "UpdateTime": record.updated_at.replace(tzinfo=UTC).isoformat(timespec="seconds"),
-            "TotalInstance": record.instance_count,
-            "RunningInstance": running,
-            "PendingInstance": pending,
-            "CPU": meta.cpu,
-            "Memory": meta.memory_mb,
-            "GPU": meta.gpu,
-            "Resource": meta.resource,
-            # A related service's share of its original's traffic (0 until released); an
-            # original keeps what its released related services leave it.
-            "Weight": self.weight_of(record),
-            "LatestVersion": record.latest_version,
-            "CurrentVersion": record.current_version,
-            "Message": message,
-            "IntranetEndpoint": endpoint,
-            "InternetEndpoint": endpoint,
-        }
-        if full:
-            data["AccessToken"] = record.token or ""
-            data["RelatedTo"] = record.related_to
-            data["Released"] = record.related_to is not None and record.weight is not None
-            data["ServiceConfig"] = record.document
-        return data
-
-    def weight_of(self, record: ServiceRecord) -> int:
-        if record.related_to is not None:
-            return record.weight or 0
-        released = [
-            s.weight or 0
-            for s in self.repo.list_services()
-            if s.related_to == record.name and s.weight is not None
-        ]
-        return max(100 - sum(released), 0)
-
-    def endpoint_of(self, record: ServiceRecord) -> str:
-        return f"{self.settings.endpoint}/api/predict/{record.name}"
-
-    def workers(self, name: str) -> list[dict[str, Any]]:
-        self.repo.get_service(name)
-        return [
-            {
-                "InstanceName": o.id,
-                "Node": o.node,
-                "IP": o.host,
-                "Port": o.port,
-                "Status": str(o.status),
-                "Ready": o.is_ready,
-                "Restarts": o.restarts,
-                "StartTime": o.started_at.isoformat(timespec="seconds") if o.started_at else "",
-                "Version": o.version,
-                "Reason": o.reason,
-            }
-            for o in sorted(self.instances_of(name), key=lambda o: o.id)
-        ]

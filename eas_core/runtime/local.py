@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from eas_core.artefacts import ArtefactStore
+from eas_core.artefacts import ArtefactCache, ArtefactStore
 from eas_core.artefacts.packages import snapshot_packages
 from eas_core.config import MiB
 from eas_core.spec.instance import boot_spec, runtime_environment
@@ -25,7 +25,10 @@ MAX_BODY_BYTES = 64 * MiB
 def run(document: dict[str, Any], *, port: int, workdir: Path) -> NoReturn:
     description = parse_description(document)
     store = ArtefactStore(workdir / "artefacts")
-    artefacts = snapshot_packages(description, store, max_bytes=MAX_ARTEFACT_BYTES)
+    # No source allow-list here: a developer debugging on their own machine reads what they
+    # can read anyway; the controller's allow-list guards what others can make it read.
+    cache = ArtefactCache(workdir / "cache", max_bytes=MAX_ARTEFACT_BYTES)
+    artefacts = snapshot_packages(description, store, max_bytes=MAX_ARTEFACT_BYTES, cache=cache)
     boot = boot_spec(
         description,
         version=1,

@@ -8,9 +8,11 @@ client.wait_until_running("demo")
 from __future__ import annotations
 
 import configparser
+import hashlib
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,9 +55,11 @@ class ClientConfig:
             "access_key": self.access_key_secret,
             "endpoint": self.endpoint,
         }
-        with path.open("w") as f:
+        # Created 0600, not chmod-ed after writing: the secret is never readable by others.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
             parser.write(f)
-        path.chmod(0o600)
         return path
 
 
@@ -97,17 +101,30 @@ class ControlClient:
         body: Any = None,
         content: bytes | None = None,
         params: dict[str, Any] | None = None,
+        upload: Path | None = None,
     ) -> Any:
+        """One signed call. ``upload`` streams a file as the body: it is hashed first (the
+        signature covers the body's sha256), then sent chunk by chunk, never held whole."""
         if body is not None:
-            content = json.dumps(body).encode()
+            content = json.dumps(body, allow_nan=False).encode()
         content = content or b""
         query = str(httpx.QueryParams(params or {}))
-        headers = sign_request(self.key, method, path, query, content)
+        if upload is not None:
+            with upload.open("rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            headers = sign_request(self.key, method, path, query, content_sha256=digest)
+            headers["content-length"] = str(upload.stat().st_size)
+        else:
+            headers = sign_request(self.key, method, path, query, content)
         if body is not None:
             headers["content-type"] = "application/json"
         url = path + (f"?{query}" if query else "")
         try:
-            answer = self.http.request(method, url, content=content, headers=headers)
+            if upload is not None:
+                with upload.open("rb") as f:
+                    answer = self.http.request(method, url, content=_chunks(f), headers=headers)
+            else:
+                answer = self.http.request(method, url, content=content, headers=headers)
         except httpx.ConnectError:
             raise EASError(
                 f"cannot reach the control API at {self.endpoint} (is `eascmd server` running?)"
@@ -188,7 +205,7 @@ class ControlClient:
         if not path.is_file():
             raise EASError(f"{path}: no such file")
         result: dict[str, Any] = self.request(
-            "POST", "/api/v1/artefacts", content=path.read_bytes(), params={"filename": path.name}
+            "POST", "/api/v1/artefacts", upload=path, params={"filename": path.name}
         )
         return result
 
@@ -250,17 +267,27 @@ class ControlClient:
         timeout: float = 120.0,
         poll: float = 0.5,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
-    ) -> None:
-        """Return once the service is gone (its instances stopped); EASError on timeout."""
+    ) -> dict[str, Any] | None:
+        """Wait until the delete is done: None once the service is gone (its instances
+        stopped), or its description once it is retired — deleted while a released related
+        service serves its endpoint, whose name and token stay until that one goes too.
+        EASError on timeout."""
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
             try:
                 info = self.describe_service(name)
             except NotFound:
-                return
+                return None
+            if info.get("Retired") and not self.list_instances(name):
+                return info
             if on_progress is not None and info["Message"] != last:
                 on_progress(info)
             last = info["Message"]
             time.sleep(poll)
         raise EASError(f"service {name!r} still present after {timeout:g} s")
+
+
+def _chunks(f: Any, size: int = 1024 * 1024) -> Iterator[bytes]:
+    while chunk := f.read(size):
+        yield chunk

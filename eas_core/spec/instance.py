@@ -11,11 +11,22 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from eas_core.errors import InvalidDescription
 from eas_core.spec.service import ServiceDescription
 
 # On the 503 readiness answer of an instance whose every worker thread is stuck past the
 # request deadline: for how many seconds it has been so (the backend restarts it past a bound).
 STUCK_SECONDS_HEADER = "x-eas-stuck-seconds"
+# The kernel refuses to start a process with a NUL in its environment or with one variable
+# longer than MAX_ARG_STRLEN (32 pages: 128 KiB, the "NAME=" and the final NUL included).
+MAX_VARIABLE_BYTES = 128 * 1024 - 1
+# Which description field each variable comes from, to name it when one is refused.
+_FIELD_OF = {
+    "EAS_SERVICE_NAME": "name",
+    "EAS_TOKEN": "token",
+    "EAS_MODEL_CONFIG": "model_config",
+    "EAS_PROCESSOR": "processor",
+}
 
 
 class ArtefactSpec(BaseModel):
@@ -92,4 +103,24 @@ def runtime_environment(
         env["EAS_WORKER_THREADS"] = str(meta.threads)
     if description.processor:
         env["EAS_PROCESSOR"] = description.processor
+    check_environment(env)
     return env
+
+
+def check_environment(env: dict[str, str]) -> None:
+    """Refuse (naming the description field) what no process could be started with.
+
+    Descriptions are bounded when they are accepted; this catches a stored one written
+    before those bounds, so one service fails alone instead of failing at the backend."""
+    problems = []
+    for key, value in env.items():
+        field = _FIELD_OF.get(key, key)
+        if "\x00" in key or "\x00" in value:
+            problems.append(f"{field}: contains a NUL byte, which no process environment holds")
+        elif (size := len(f"{key}={value}".encode())) > MAX_VARIABLE_BYTES:
+            problems.append(
+                f"{field}: {size} bytes in the instance environment, over the kernel's "
+                f"limit of {MAX_VARIABLE_BYTES}"
+            )
+    if problems:
+        raise InvalidDescription(problems)

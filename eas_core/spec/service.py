@@ -9,13 +9,70 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from eas_core.errors import InvalidDescription
+from eas_core.spec.limits import (
+    MAX_MODEL_CONFIG_BYTES,
+    MAX_NAME_CHARS,
+    MAX_PATH_CHARS,
+    MAX_SHORT_CHARS,
+    MAX_TOKEN_CHARS,
+    check_plain,
+    check_text,
+    decode_json,
+    document_problems,
+)
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+MAX_SERVICE_NAME = 63
+# A related service is named `<original>_<8 hex digits>` (`eascmd create -r`).
+RELATED_SUFFIX_CHARS = 9
+# Largest values of the numeric settings: far past any real use, small enough to store.
+MAX_CPU = 1024.0
+MAX_MEMORY_MB = 16 * 1024 * 1024
+MAX_GPU = 64
+MAX_MILLISECONDS = 3_600_000
+
+
+# Strings with a length bound and no control characters.
+PathField = Annotated[
+    str, StringConstraints(max_length=MAX_PATH_CHARS), AfterValidator(check_plain)
+]
+NameField = Annotated[
+    str, StringConstraints(max_length=MAX_NAME_CHARS), AfterValidator(check_plain)
+]
+ShortField = Annotated[
+    str, StringConstraints(max_length=MAX_SHORT_CHARS), AfterValidator(check_plain)
+]
+
+
+def _check_token(value: str) -> str:
+    bad = next((i for i, c in enumerate(value) if not "\x21" <= c <= "\x7e"), None)
+    if bad is not None:
+        raise ValueError(
+            f"must be visible ASCII with no spaces (found U+{ord(value[bad]):04X} at offset {bad})"
+        )
+    return value
+
+
+TokenField = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TOKEN_CHARS),
+    AfterValidator(_check_token),
+]
+TextField = Annotated[str, AfterValidator(check_text)]
 CUSTOM_PROCESSOR_TYPES = ("python", "cpp", "java")
 # Fields whose change makes a new version (SPEC §2, `modify -s`).
 VERSIONED_FIELDS = (
@@ -38,19 +95,23 @@ class Metadata(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
 
     instance: int = Field(ge=0, le=1000)
-    cpu: float = Field(default=1, gt=0)
-    memory: int | None = Field(default=None, gt=0, description="MB; default 4000 × cpu")
-    gpu: int = Field(default=0, ge=0)
-    cuda: str | None = None
-    resource: str = "public"
-    region: str | None = None
+    cpu: float = Field(default=1, gt=0, le=MAX_CPU, allow_inf_nan=False)
+    memory: int | None = Field(
+        default=None, gt=0, le=MAX_MEMORY_MB, description="MB; default 4000 × cpu"
+    )
+    gpu: int = Field(default=0, ge=0, le=MAX_GPU)
+    cuda: ShortField | None = None
+    resource: ShortField = "public"
+    region: ShortField | None = None
     workers: int | None = Field(default=None, ge=1, le=1024)
     batching: bool = Field(default=False, alias="rpc.batching")
-    max_batch_size: int = Field(default=16, ge=1, alias="rpc.max_batch_size")
-    max_batch_timeout: int = Field(default=50, ge=0, alias="rpc.max_batch_timeout")
-    keepalive: int = Field(default=5000, gt=0, alias="rpc.keepalive")
+    max_batch_size: int = Field(default=16, ge=1, le=65536, alias="rpc.max_batch_size")
+    max_batch_timeout: int = Field(
+        default=50, ge=0, le=MAX_MILLISECONDS, alias="rpc.max_batch_timeout"
+    )
+    keepalive: int = Field(default=5000, gt=0, le=MAX_MILLISECONDS, alias="rpc.keepalive")
     io_threads: int = Field(default=4, ge=1, le=256, alias="rpc.io_threads")
-    max_queue_size: int = Field(default=64, ge=1, alias="rpc.max_queue_size")
+    max_queue_size: int = Field(default=64, ge=1, le=1_000_000, alias="rpc.max_queue_size")
     worker_threads: int | None = Field(default=None, ge=1, le=1024, alias="rpc.worker_threads")
     enable_jemalloc: bool = Field(default=False, alias="rpc.enable_jemalloc")
     disable_failure_handler: bool = Field(
@@ -59,7 +120,7 @@ class Metadata(BaseModel):
 
     @property
     def memory_mb(self) -> int:
-        return self.memory if self.memory is not None else int(4000 * self.cpu)
+        return self.memory if self.memory is not None else max(1, int(4000 * self.cpu))
 
     @property
     def threads(self) -> int:
@@ -73,19 +134,21 @@ class ServiceDescription(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
 
     name: str
-    token: str | None = Field(default=None, min_length=1)
+    token: TokenField | None = None
     generate_token: bool = True
-    model_path: str | None = None
-    oss_endpoint: str | None = None
-    model_entry: str | None = None
+    model_path: PathField | None = None
+    oss_endpoint: NameField | None = None
+    model_entry: PathField | None = None
     # Free text or a JSON object; processors always receive it as text.
-    processor_model_config: str | dict[str, Any] | None = Field(default=None, alias="model_config")
-    processor: str | None = None
-    processor_path: str | None = None
-    processor_entry: str | None = None
-    processor_mainclass: str | None = None
+    processor_model_config: TextField | dict[str, Any] | None = Field(
+        default=None, alias="model_config"
+    )
+    processor: ShortField | None = None
+    processor_path: PathField | None = None
+    processor_entry: PathField | None = None
+    processor_mainclass: NameField | None = None
     processor_type: Literal["python", "cpp", "java"] | None = None
-    data_image: str | None = None
+    data_image: NameField | None = None
     metadata: Metadata
 
     @field_validator("name")
@@ -103,6 +166,20 @@ class ServiceDescription(BaseModel):
     def _bool_string(cls, value: Any) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
+        return value
+
+    @field_validator("processor_model_config")
+    @classmethod
+    def _model_config_size(cls, value: str | dict[str, Any] | None) -> Any:
+        if value is None:
+            return value
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        size = len(text.encode())
+        if size > MAX_MODEL_CONFIG_BYTES:
+            raise ValueError(
+                f"{size} bytes, over the limit of {MAX_MODEL_CONFIG_BYTES} (processors "
+                f"receive it in an environment variable)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -186,18 +263,25 @@ def parse_description(document: Any) -> ServiceDescription:
     """Validate a decoded JSON document; raise InvalidDescription naming every bad field."""
     if not isinstance(document, dict):
         raise InvalidDescription(["description: must be a JSON object"])
+    problems = document_problems(document)
+    if problems:
+        raise InvalidDescription(problems)
     try:
         return ServiceDescription.model_validate(document)
     except ValidationError as exc:
         raise InvalidDescription(format_validation_error(exc)) from None
 
 
-def parse_description_text(text: str | bytes) -> ServiceDescription:
+def decode_document(text: str | bytes, what: str = "description") -> Any:
+    """JSON text → value, strictly (no NaN/Infinity, bounded nesting), or InvalidDescription."""
     try:
-        document = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidDescription([f"description: not valid JSON ({exc})"]) from None
-    return parse_description(document)
+        return decode_json(text)
+    except ValueError as exc:
+        raise InvalidDescription([f"{what}: not valid JSON ({exc})"]) from None
+
+
+def parse_description_text(text: str | bytes) -> ServiceDescription:
+    return parse_description(decode_document(text))
 
 
 def merge_documents(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:

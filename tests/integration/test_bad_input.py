@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from eas_core.auth.keys import AccessKey, sign_request
-from tests.support.installation import PROCESSORS, Installation, python_service, wait_for
+from eas_core.errors import InvalidDescription
+from tests.support.installation import PROCESSORS, Installation, python_service
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,18 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> Path:
         info = tarfile.TarInfo("../../escaped.txt")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
+    with tarfile.open(root / "linkout.tar.gz", "w:gz") as tar:
+        tar.add(source / "app.py", arcname="app.py")
+        link = tarfile.TarInfo("passwd")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        tar.addfile(link)
+    with tarfile.open(root / "device.tar", "w") as tar:
+        tar.add(source / "app.py", arcname="app.py")
+        device = tarfile.TarInfo("null")
+        device.type = tarfile.CHRTYPE
+        device.devmajor, device.devminor = 1, 3
+        tar.addfile(device)
     return root
 
 
@@ -226,6 +239,8 @@ def test_malformed_json_is_refused(installation: Installation, workdir: Path) ->
     [
         ("corrupt.tar.gz", "not a valid archive"),
         ("escape.tar.gz", "escaped.txt"),
+        ("linkout.tar.gz", "escapes the target directory"),
+        ("device.tar", "device, fifo or other special file"),
     ],
 )
 def test_hostile_or_corrupt_archive_is_refused(
@@ -237,20 +252,16 @@ def test_hostile_or_corrupt_archive_is_refused(
     expected: str,
 ) -> None:
     before = services(installation)
-    installation.client.create_service(
-        python_service(unique_name, processor_path=f"{http_server}/{archive}")
-    )
-    # The package is unpacked where the instance starts: the instance fails and says why.
-    info = wait_for(
-        lambda: (
-            (d := installation.client.describe_service(unique_name))["Status"] == "Failed" and d
-        ),
-        timeout=30,
-        what="the service to fail",
-    )
-    assert expected in info["Message"], info["Message"]
+    # The package is unpacked once when the version is made: refused there, nothing stored,
+    # rather than a service that fails again at every start of every instance.
+    with pytest.raises(InvalidDescription) as refused:
+        installation.client.create_service(
+            python_service(unique_name, processor_path=f"{http_server}/{archive}")
+        )
+    assert refused.value.message.startswith("processor_path:"), refused.value.message
+    assert expected in refused.value.message
     assert not (archives.parent / "escaped.txt").exists()
-    installation.client.delete_service(unique_name)
+    assert services(installation) == before
     assert unique_name not in before
 
 

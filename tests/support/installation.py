@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,9 @@ class Installation:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EAS_")}
         env["EAS_CONFIG"] = str(self.config_path)
         return env
+
+    def eascmd_command(self) -> list[str]:
+        return [sys.executable, "-m", "eas_core.cli"]
 
     def eascmd(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 180
@@ -131,7 +135,10 @@ def start_installation(
     extra_env: dict[str, str] | None = None,
     demo: bool = False,
     extra_args: list[str] | None = None,
+    default_sources: bool = False,
 ) -> Installation:
+    """``default_sources`` keeps the operator's default allow-list of deployment sources
+    instead of the tests' (tmp directories, the repository, loopback servers)."""
     controller_port, gateway_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EAS_")}
     # The operator declares the node's size: tests run many small instances on 2 cores.
@@ -141,8 +148,15 @@ def start_installation(
             "EAS_NODE_MEMORY_MB": "262144",
             "EAS_RESTART_BACKOFF_INITIAL": "0.5",
             "EAS_DRAIN_SECONDS": "1.0",
+            # Tests deploy from tmp directories, the repository and loopback HTTP servers;
+            # the data dir and the installation's own ports stay refused whatever this says.
+            "EAS_ARTEFACT_LOCAL_ROOTS": json.dumps([tempfile.gettempdir(), str(REPO)]),
+            "EAS_ARTEFACT_URL_HOSTS": json.dumps(["*", "127.0.0.1", "localhost"]),
         }
     )
+    if default_sources:
+        env.pop("EAS_ARTEFACT_LOCAL_ROOTS")
+        env.pop("EAS_ARTEFACT_URL_HOSTS")
     env.update(extra_env or {})
     args = [
         sys.executable,

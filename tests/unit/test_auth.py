@@ -6,7 +6,14 @@ import base64
 import hashlib
 import hmac
 
-from eas_core.auth.keys import AccessKey, parse_authorization, sign_request, verify_request
+from eas_core.auth.keys import (
+    EMPTY_SHA256,
+    AccessKey,
+    parse_authorization,
+    sign_request,
+    signed_headers_problem,
+    verify_request,
+)
 from eas_core.auth.tokens import generate_token, is_authorized, sign
 
 
@@ -65,11 +72,43 @@ def test_access_key_round_trip() -> None:
     headers = sign_request(key, "POST", "/api/v1/services", "related=true", b"{}")
     key_id, signature = parse_authorization(headers["Authorization"]) or ("", "")
     assert key_id == "LTEASX"
-    date = headers["x-eas-date"]
-    assert verify_request(
-        "secret", signature, "POST", "/api/v1/services", "related=true", b"{}", date
-    )
-    assert not verify_request("secret", signature, "POST", "/api/v1/services", "", b"{}", date)
+    signed = {
+        "date": headers["x-eas-date"],
+        "nonce": headers["x-eas-nonce"],
+        "content_sha256": headers["x-eas-content-sha256"],
+    }
+    assert signed["content_sha256"] == hashlib.sha256(b"{}").hexdigest()
+    assert verify_request("secret", signature, "POST", "/api/v1/services", "related=true", **signed)
+    assert not verify_request("secret", signature, "POST", "/api/v1/services", "", **signed)
     assert not verify_request(
-        "wrong", signature, "POST", "/api/v1/services", "related=true", b"{}", date
+        "wrong", signature, "POST", "/api/v1/services", "related=true", **signed
+    )
+    # The nonce and the body's digest are signed: neither can be swapped.
+    for field, other in (("nonce", "A" * 24), ("content_sha256", "0" * 64)):
+        assert not verify_request(
+            "secret",
+            signature,
+            "POST",
+            "/api/v1/services",
+            "related=true",
+            **{**signed, field: other},
+        )
+
+
+def test_access_key_signature_needs_fresh_well_formed_headers() -> None:
+    key = AccessKey("LTEASX", "secret")
+    stale = sign_request(key, "GET", "/p", "", date="Mon, 01 Jan 2024 00:00:00 GMT")
+    assert "not within 900 s" in signed_headers_problem(
+        stale["x-eas-date"], stale["x-eas-nonce"], stale["x-eas-content-sha256"]
+    )
+    fresh = sign_request(key, "GET", "/p", "")
+    assert "x-eas-nonce" in signed_headers_problem(fresh["x-eas-date"], "short", EMPTY_SHA256)
+    assert "x-eas-content-sha256" in signed_headers_problem(
+        fresh["x-eas-date"], fresh["x-eas-nonce"], "xyz"
+    )
+    assert signed_headers_problem(fresh["x-eas-date"], fresh["x-eas-nonce"], EMPTY_SHA256) == ""
+    # A streamed body is signed by its digest alone.
+    digest = hashlib.sha256(b"big file").hexdigest()
+    assert (
+        sign_request(key, "POST", "/u", "", content_sha256=digest)["x-eas-content-sha256"] == digest
     )

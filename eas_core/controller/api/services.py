@@ -2,19 +2,62 @@
 
 from __future__ import annotations
 
-import json
+import collections
+import pathlib
 from datetime import UTC
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from eas_core.controller.api.auth import authenticate
+from eas_core.controller.api.auth import authenticated
+from eas_core.controller.api.errors import ERROR_RESPONSES
 from eas_core.controller.services import Services
-from eas_core.errors import BadRequest, InvalidDescription
+from eas_core.errors import BadRequest
+from eas_core.spec.limits import MAX_VERSION
+from eas_core.spec.service import ServiceDescription, decode_document
 
-router = APIRouter(prefix="/api/v1/services", dependencies=[Depends(authenticate)])
+router = APIRouter(
+    prefix="/api/v1/services", dependencies=[Depends(authenticated)], responses=ERROR_RESPONSES
+)
+
+# Stored names are at most 63 characters; longer ones can name nothing, but a listing of
+# rows written by older releases may show a few more, so paths take up to 128.
+ServiceName = Annotated[str, Path(max_length=128)]
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION)]
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """The description's JSON schema with its ``$defs`` inlined, for the OpenAPI document."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+# The bodies are read raw (strict JSON, bounded), so the schema is declared by hand.
+_DESCRIPTION = _inline(ServiceDescription.model_json_schema(by_alias=True))
+_CHANGE = {k: v for k, v in _DESCRIPTION.items() if k != "required"}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
 
 
 def _services(request: Request) -> Services:
@@ -22,19 +65,16 @@ def _services(request: Request) -> Services:
     return services
 
 
-async def _json_body(request: Request) -> Any:
-    body = await request.body()
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidDescription([f"description: not valid JSON ({exc})"]) from None
+async def _json_body(request: Request, what: str) -> Any:
+    # The signature middleware has capped and checked the body already.
+    return decode_document(await request.body(), what)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, openapi_extra=_body(_DESCRIPTION))
 async def create(request: Request, related: bool = False) -> dict[str, Any]:
     """Create a service from a description (SPEC §2); ``related=true`` is `create -r`."""
     services = _services(request)
-    document = await _json_body(request)
+    document = await _json_body(request, "description")
     record = await run_in_threadpool(services.create, document, related=related)
     return services.summary(record, full=True)
 
@@ -46,21 +86,21 @@ def list_services(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/{name}")
-def describe(request: Request, name: str) -> dict[str, Any]:
+def describe(request: Request, name: ServiceName) -> dict[str, Any]:
     return _services(request).describe(name)
 
 
-@router.put("/{name}")
-async def modify(request: Request, name: str) -> dict[str, Any]:
+@router.put("/{name}", openapi_extra=_body(_CHANGE))
+async def modify(request: Request, name: ServiceName) -> dict[str, Any]:
     """Change what the document names; a model or processor change makes a new version."""
     services = _services(request)
-    change = await _json_body(request)
+    change = await _json_body(request, "change")
     record = await run_in_threadpool(services.modify, name, change)
     return services.summary(record, full=True)
 
 
 class VersionSwitch(BaseModel):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
 
 
 class Release(BaseModel):
@@ -68,44 +108,44 @@ class Release(BaseModel):
 
 
 @router.post("/{name}/version")
-def switch_version(request: Request, name: str, switch: VersionSwitch) -> dict[str, Any]:
+def switch_version(request: Request, name: ServiceName, switch: VersionSwitch) -> dict[str, Any]:
     """Make a stored version current (rollback), rolling instances over to it."""
     services = _services(request)
     return services.summary(services.switch_version(name, switch.version), full=True)
 
 
 @router.post("/{name}/release")
-def release(request: Request, name: str, body: Release) -> dict[str, Any]:
+def release(request: Request, name: ServiceName, body: Release) -> dict[str, Any]:
     """Send ``weight``% of the original endpoint's traffic to this related service."""
     services = _services(request)
     return services.summary(services.release(name, body.weight), full=True)
 
 
 @router.post("/{name}/stop")
-def stop(request: Request, name: str) -> dict[str, Any]:
+def stop(request: Request, name: ServiceName) -> dict[str, Any]:
     services = _services(request)
     return services.summary(services.stop(name))
 
 
 @router.post("/{name}/start")
-def start(request: Request, name: str) -> dict[str, Any]:
+def start(request: Request, name: ServiceName) -> dict[str, Any]:
     services = _services(request)
     return services.summary(services.start(name))
 
 
 @router.delete("/{name}")
-def delete(request: Request, name: str) -> dict[str, Any]:
+def delete(request: Request, name: ServiceName) -> dict[str, Any]:
     services = _services(request)
     return services.summary(services.delete(name))
 
 
 @router.get("/{name}/instances")
-def instances(request: Request, name: str) -> list[dict[str, Any]]:
+def instances(request: Request, name: ServiceName) -> list[dict[str, Any]]:
     return _services(request).workers(name)
 
 
 @router.get("/{name}/versions")
-def versions(request: Request, name: str) -> list[dict[str, Any]]:
+def versions(request: Request, name: ServiceName) -> list[dict[str, Any]]:
     services = _services(request)
     services.repo.get_service(name)
     return [
@@ -120,7 +160,7 @@ def versions(request: Request, name: str) -> list[dict[str, Any]]:
 
 
 @router.get("/{name}/versions/{version}")
-def version(request: Request, name: str, version: int) -> dict[str, Any]:
+def version(request: Request, name: ServiceName, version: VersionNumber) -> dict[str, Any]:
     v = _services(request).repo.get_version(name, version)
     return {
         "Version": v.version,
@@ -132,7 +172,10 @@ def version(request: Request, name: str, version: int) -> dict[str, Any]:
 
 @router.get("/{name}/logs")
 def logs(
-    request: Request, name: str, instance: str | None = None, tail: int = 200
+    request: Request,
+    name: ServiceName,
+    instance: Annotated[str | None, Query(max_length=256)] = None,
+    tail: Annotated[int, Query(ge=0, le=100_000)] = 200,
 ) -> dict[str, Any]:
     services = _services(request)
     workers = services.workers(name)
@@ -143,6 +186,13 @@ def logs(
     out: dict[str, Any] = {}
     for instance_id in chosen:
         path = backend.log_path(instance_id)
-        lines = path.read_text(errors="replace").splitlines()[-tail:] if path.exists() else []
-        out[instance_id] = lines
+        out[instance_id] = _last_lines(path, tail)
     return {"ServiceName": name, "Logs": out}
+
+
+def _last_lines(path: pathlib.Path, count: int) -> list[str]:
+    """The last ``count`` lines, read line by line: a log may be larger than memory."""
+    if count == 0 or not path.exists():
+        return []
+    with path.open(errors="replace") as f:
+        return [line.rstrip("\n") for line in collections.deque(f, maxlen=count)]

@@ -7,6 +7,8 @@ transaction, so a crash leaves either both or neither.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,7 +99,7 @@ def _version(row: VersionRow) -> VersionRecord:
 class Repository:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_files(Path(url.removeprefix("sqlite:///")))
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -273,6 +275,19 @@ class Repository:
     def count_access_keys(self) -> int:
         with self.session() as s:
             return len(s.scalars(select(AccessKeyRow.id)).all())
+
+
+def _private_sqlite_files(path: Path) -> None:
+    """The database holds the access-key secrets and every service token in clear (see
+    tables.py): it, its WAL and its shared-memory file are this user's only. SQLite creates
+    the -wal and -shm files with the database file's mode, so the database file is made
+    0600 before SQLite first opens it; files left by an older release are tightened."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path.with_name(name), 0o600)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

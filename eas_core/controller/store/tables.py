@@ -19,6 +19,9 @@ class ServiceRow(Base):
     __tablename__ = "services"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Kept in clear, not hashed: the gateway and instances verify signed requests with
+    # HMAC(token, …), which needs the token itself. The database file is 0600 in a 0700
+    # data directory for that reason (repository.py).
     token: Mapped[str | None] = mapped_column(String(256))
     # "running", "stopped", "deleting", or "retired" (deleted while a released related service
     # still serves its endpoint: the name and token stay, the instances are gone).
@@ -61,6 +64,8 @@ class AccessKeyRow(Base):
     __tablename__ = "access_keys"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Kept in clear, not hashed: a control-API signature is HMAC(secret, …), which only the
+    # secret itself can verify. Protected by file modes instead (repository.py).
     secret: Mapped[str] = mapped_column(String(128))
     user: Mapped[str] = mapped_column(String(64), default="admin")
     created_at: Mapped[datetime] = mapped_column(DateTime)
