@@ -6,17 +6,19 @@ Answer: a JSON list with one number per record, the probability
 ``sigmoid(b + Σ w[id] · value)``; ids the model has no weight for contribute nothing. A body
 holding one object is answered with one number.
 
-The model file is a NumPy ``.npy`` file holding a 1-D structured array with fields
-``feature_id`` (int64) and ``weight`` (float64 or float32), sorted by ``feature_id`` with no
-id twice; the row whose ``feature_id`` is -1, when present, is the bias ``b``. It is
-memory-mapped, never read into the process: every worker thread reads the one mapping, and
-every worker process maps the same page-cache pages, so a model of hundreds of millions of
-weights occupies its file size in memory once per machine. Lookups are binary searches.
+The model is a directory (or an archive of one) holding two NumPy ``.npy`` files of equal
+length: ``feature_ids.npy`` (int64, sorted ascending, no id twice) and ``weights.npy``
+(float64 or float32) — ``weights[i]`` is the weight of ``feature_ids[i]``; an id of -1, when
+present (it sorts first), carries the bias ``b``. Both are memory-mapped, never read into
+the process: every worker thread reads the one mapping, and every worker process maps the
+same page-cache pages, so a model of hundreds of millions of weights occupies its file size
+in memory once per machine. Lookups are binary searches over the contiguous id array (an
+array numpy would have to copy per request if the ids were not contiguous on disk).
 
 Make one from a text file of ``feature_id weight`` lines (and an optional ``bias <value>``
 line)::
 
-    python -m processors.builtin.sparse_lr weights.txt model.npy
+    python -m processors.builtin.sparse_lr weights.txt model/
 """
 
 from __future__ import annotations
@@ -32,39 +34,51 @@ from processors.base import ProcessorLoadError
 from processors.builtin.tabular import InputError, RecordsProcessor, find_model_file, number
 
 BIAS_ID = -1
-DTYPE = np.dtype([("feature_id", "<i8"), ("weight", "<f8")])
+IDS_FILE = "feature_ids.npy"
+WEIGHTS_FILE = "weights.npy"
+
+
+def _mapped(path: Path) -> Any:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ProcessorLoadError(f"{path.name} is not a NumPy .npy file: {exc}") from None
 
 
 class SparseLRProcessor(RecordsProcessor):
     def load(self, model_entry: str, model_config: str) -> None:
-        path = find_model_file(model_entry, (".npy",), "sparse LR (.npy)")
-        try:
-            table = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise ProcessorLoadError(f"{path.name} is not a NumPy .npy file: {exc}") from None
-        names = table.dtype.names or ()
-        if table.ndim != 1 or set(names) != {"feature_id", "weight"}:
+        ids_path = find_model_file(model_entry, (IDS_FILE,), "sparse LR").resolve()
+        root = ids_path.parent
+        weights_path = root / WEIGHTS_FILE
+        if not weights_path.is_file():
             raise ProcessorLoadError(
-                f"{path.name} holds a {table.dtype} array of shape {table.shape}; the sparse LR "
-                f"model is a 1-D array with fields feature_id (int64) and weight (float)"
+                f"model_entry: {WEIGHTS_FILE} must sit beside {IDS_FILE}, found none in {root}"
             )
-        if table.dtype["feature_id"].kind != "i" or table.dtype["weight"].kind != "f":
+        ids = _mapped(ids_path)
+        weights = _mapped(weights_path)
+        if ids.ndim != 1 or ids.dtype.kind != "i":
             raise ProcessorLoadError(
-                f"{path.name}: feature_id must be an integer field and weight a float field, "
-                f"got {table.dtype}"
+                f"{IDS_FILE} holds {ids.dtype} of shape {ids.shape}: expected 1-D integers"
             )
-        ids = table["feature_id"]  # views on the mapping: nothing is copied
+        if weights.ndim != 1 or weights.dtype.kind != "f":
+            raise ProcessorLoadError(
+                f"{WEIGHTS_FILE} holds {weights.dtype} of shape {weights.shape}: "
+                f"expected 1-D floats"
+            )
+        if len(ids) != len(weights):
+            raise ProcessorLoadError(
+                f"{IDS_FILE} has {len(ids)} ids but {WEIGHTS_FILE} {len(weights)} weights"
+            )
         if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
             raise ProcessorLoadError(
-                f"{path.name}: feature_id must be sorted ascending with no id twice "
-                f"(write it with `python -m processors.builtin.sparse_lr`)"
+                f"{IDS_FILE}: ids must be sorted ascending with no id twice "
+                f"(write the model with `python -m processors.builtin.sparse_lr`)"
             )
-        self.path = path
-        self.table = table
+        self.root = root
         self.ids = ids
-        self.weights = table["weight"]
+        self.weights = weights
         has_bias = len(ids) > 0 and int(ids[0]) == BIAS_ID
-        self.bias = float(self.weights[0]) if has_bias else 0.0
+        self.bias = float(weights[0]) if has_bias else 0.0
         self.count = len(ids) - int(has_bias)
 
     def row(self, record: dict[str, Any] | list[Any], index: int) -> tuple[Any, Any]:
@@ -103,7 +117,7 @@ class SparseLRProcessor(RecordsProcessor):
             "model": "sparse logistic regression",
             "weights": self.count,
             "bias": self.bias,
-            "file": self.path.name,
+            "files": [IDS_FILE, WEIGHTS_FILE],
         }
 
 
@@ -115,20 +129,21 @@ def _sigmoid(z: float) -> float:
 
 
 def convert(source: Path, dest: Path) -> int:
-    """Write the ``.npy`` model from a text file of ``feature_id weight`` lines (blank lines
-    and ``#`` comments skipped; ``bias <value>`` sets the bias). Returns the weight count."""
+    """Write the model directory ``dest`` from a text file of ``feature_id weight`` lines
+    (blank lines and ``#`` comments skipped; ``bias <value>`` sets the bias). Returns the
+    number of weights."""
     ids: list[int] = []
     weights: list[float] = []
     bias: float | None = None
     with source.open() as lines:
-        for number_, line in enumerate(lines, 1):
+        for line_number, line in enumerate(lines, 1):
             text = line.split("#", 1)[0].strip()
             if not text:
                 continue
             parts = text.split()
-            if len(parts) != 2:
-                raise ValueError(f"{source}:{number_}: expected 'feature_id weight', got {text!r}")
             try:
+                if len(parts) != 2:
+                    raise ValueError
                 weight = float(parts[1])
                 if parts[0] == "bias":
                     bias = weight
@@ -136,36 +151,36 @@ def convert(source: Path, dest: Path) -> int:
                 feature = int(parts[0])
             except ValueError:
                 raise ValueError(
-                    f"{source}:{number_}: expected 'feature_id weight', got {text!r}"
+                    f"{source}:{line_number}: expected 'feature_id weight', got {text!r}"
                 ) from None
             if feature < 0:
-                raise ValueError(f"{source}:{number_}: feature ids are non-negative, got {feature}")
+                raise ValueError(f"{source}:{line_number}: feature ids are non-negative: {feature}")
             ids.append(feature)
             weights.append(weight)
-    table = np.empty(len(ids) + (bias is not None), dtype=DTYPE)
-    offset = int(bias is not None)
-    if bias is not None:
-        table[0] = (BIAS_ID, bias)
-    order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
-    table["feature_id"][offset:] = np.asarray(ids, dtype=np.int64)[order]
-    table["weight"][offset:] = np.asarray(weights, dtype=np.float64)[order]
-    sorted_ids = table["feature_id"][offset:]
-    twice = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
+    id_array = np.asarray(ids, dtype=np.int64)
+    order = np.argsort(id_array, kind="stable")
+    id_array = id_array[order]
+    weight_array = np.asarray(weights, dtype=np.float64)[order]
+    twice = id_array[1:][id_array[1:] == id_array[:-1]]
     if len(twice):
         raise ValueError(f"{source}: feature id {int(twice[0])} is given more than once")
-    with dest.open("wb") as out:
-        np.save(out, table, allow_pickle=False)
+    if bias is not None:
+        id_array = np.concatenate([[BIAS_ID], id_array])
+        weight_array = np.concatenate([[bias], weight_array])
+    dest.mkdir(parents=True, exist_ok=True)
+    np.save(dest / IDS_FILE, id_array, allow_pickle=False)
+    np.save(dest / WEIGHTS_FILE, weight_array, allow_pickle=False)
     return len(ids)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m processors.builtin.sparse_lr",
-        description="Convert a text file of 'feature_id weight' lines into the .npy model "
-        "the parameter_sever processor memory-maps.",
+        description="Convert a text file of 'feature_id weight' lines into the model "
+        "directory the parameter_sever processor memory-maps.",
     )
     parser.add_argument("source", type=Path, help="text file: 'feature_id weight' per line")
-    parser.add_argument("dest", type=Path, help="the .npy file to write")
+    parser.add_argument("dest", type=Path, help=f"the model directory to write ({IDS_FILE}, …)")
     args = parser.parse_args(argv)
     try:
         count = convert(args.source, args.dest)

@@ -122,23 +122,31 @@ def typed_pmml(path: Path, *, treatment: str = "asValue", replacement: float | N
 # --- sparse LR --------------------------------------------------------------------------------
 
 
-def sparse_model(directory: Path, count: int, seed: int = 3) -> tuple[Path, np.ndarray, float]:
-    """A sparse LR model of ``count`` weights over ids 0, 3, 6, …: (file, dense weights, bias).
-    Written through the text converter, as a user would."""
-    from processors.builtin.sparse_lr import convert
+def sparse_model(
+    directory: Path, count: int, seed: int = 3, *, through_text: bool = False
+) -> tuple[Path, np.ndarray, float]:
+    """A sparse LR model of ``count`` weights over ids 0, 3, 6, …: (directory, dense weights,
+    bias). ``through_text`` writes it as a user would: a shuffled text file, converted."""
+    from processors.builtin.sparse_lr import BIAS_ID, IDS_FILE, WEIGHTS_FILE, convert
 
     rng = np.random.default_rng(seed)
     ids = np.arange(count, dtype=np.int64) * 3
     weights = rng.normal(0, 0.5, count)
     bias = -0.25
-    text = directory / "weights.txt"
-    with text.open("w") as out:
-        out.write(f"bias {bias!r}\n")
+    path = directory / "model"
+    if through_text:
+        text = directory / "weights.txt"
         order = rng.permutation(count)  # the converter sorts
-        np.savetxt(out, np.column_stack([ids[order], weights[order]]), fmt=["%d", "%.17g"])
-    path = directory / "model.npy"
-    convert(text, path)
-    text.unlink()
+        lines = (f"{i} {w!r}\n" for i, w in zip(ids[order].tolist(), weights[order].tolist()))
+        with text.open("w") as out:
+            out.write(f"bias {bias!r}\n")
+            out.writelines(lines)
+        convert(text, path)
+        text.unlink()
+    else:
+        path.mkdir()
+        np.save(path / IDS_FILE, np.concatenate([[BIAS_ID], ids]))
+        np.save(path / WEIGHTS_FILE, np.concatenate([[bias], weights]))
     dense = np.zeros(count * 3)
     dense[ids] = weights
     return path, dense, bias
