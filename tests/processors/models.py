@@ -137,7 +137,8 @@ def sparse_model(
     if through_text:
         text = directory / "weights.txt"
         order = rng.permutation(count)  # the converter sorts
-        lines = (f"{i} {w!r}\n" for i, w in zip(ids[order].tolist(), weights[order].tolist()))
+        pairs = zip(ids[order].tolist(), weights[order].tolist(), strict=True)
+        lines = (f"{i} {w!r}\n" for i, w in pairs)
         with text.open("w") as out:
             out.write(f"bias {bias!r}\n")
             out.writelines(lines)

@@ -170,5 +170,5 @@ def test_a_pickled_model_of_another_library_is_refused(tmp_path: Path) -> None:
     frame, labels = data()
     joblib.dump(lgb.LGBMClassifier(n_estimators=3, verbose=-1).fit(frame, labels),
                 tmp_path / "lgbm.joblib")  # fmt: skip
-    with pytest.raises(ProcessorLoadError, match="holds a lightgbm.sklearn.LGBMClassifier, not"):
+    with pytest.raises(ProcessorLoadError, match=r"holds a lightgbm\.sklearn\.LGBMClassifier, not"):
         load(Case("xgboost", str(tmp_path / "lgbm.joblib"), b"", lambda _: None))

@@ -16,14 +16,14 @@ from tests.processors.models import checker, probabilities, records
 
 pytest.importorskip("sklearn", reason="the sklearn extra is not installed")
 
-import joblib  # noqa: E402
-from sklearn.compose import ColumnTransformer  # noqa: E402
-from sklearn.datasets import load_diabetes, load_iris  # noqa: E402
-from sklearn.ensemble import RandomForestRegressor  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
-from sklearn.svm import LinearSVC  # noqa: E402
+import joblib
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.svm import LinearSVC
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,8 @@ def test_classifier_fitted_on_a_dataframe_passes_the_contract(iris: tuple[Path, 
                 (b"{not json", "the body must be JSON"),
                 (json.dumps([{k: v for k, v in first.items() if k != "petal width (cm)"}]).encode(),
                  "missing field(s) petal width (cm)"),
-                (json.dumps([{**first, "petal lenght": 1}]).encode(), "unknown field(s) petal lenght"),
+                (json.dumps([{**first, "petal lenght": 1}]).encode(),
+                 "unknown field(s) petal lenght"),
                 (json.dumps([{**first, "sepal length (cm)": "long"}]).encode(),
                  "field 'sepal length (cm)' = \\\"long\\\""),
                 (json.dumps([{**first, "sepal width (cm)": [3]}]).encode(), "'sepal width (cm)'"),

@@ -192,7 +192,7 @@ def test_a_model_of_the_wrong_layout_fails_to_load(
 def test_files_that_are_not_npy_fail_to_load(tmp_path: Path) -> None:
     model = write(tmp_path / "model", np.array([1]), np.array([1.0]))
     (model / WEIGHTS_FILE).write_text("1 0.5\n2 0.25\n")
-    with pytest.raises(ProcessorLoadError, match="weights.npy is not a NumPy .npy file"):
+    with pytest.raises(ProcessorLoadError, match=r"weights\.npy is not a NumPy \.npy file"):
         load(Case("parameter_sever", str(model), b"", lambda _: None))
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "model.pmml").write_text("<PMML/>")
