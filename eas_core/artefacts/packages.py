@@ -10,6 +10,7 @@ from typing import Any
 
 from eas_core.artefacts.fetch import snapshot
 from eas_core.artefacts.store import ArtefactStore
+from eas_core.config import ObjectStoreSettings
 from eas_core.errors import EASError, InvalidDescription, PayloadTooLarge
 from eas_core.spec.service import ServiceDescription
 
@@ -17,9 +18,15 @@ PACKAGE_FIELDS = {"model": "model_path", "processor": "processor_path"}
 
 
 def snapshot_packages(
-    description: ServiceDescription, store: ArtefactStore, *, max_bytes: int
+    description: ServiceDescription,
+    store: ArtefactStore,
+    *,
+    max_bytes: int,
+    object_stores: ObjectStoreSettings | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """``{"model": {...}, "processor": {...}}`` for the packages the description names."""
+    """``{"model": {...}, "processor": {...}}`` for the packages the description names.
+    Object-store credentials default to this process's configuration."""
+    stores = object_stores or ObjectStoreSettings()
     packages: dict[str, dict[str, Any]] = {}
     for kind, field in PACKAGE_FIELDS.items():
         source = getattr(description, field)
@@ -27,7 +34,11 @@ def snapshot_packages(
             continue
         try:
             ref = snapshot(
-                source, store, max_bytes=max_bytes, oss_endpoint=description.oss_endpoint
+                source,
+                store,
+                max_bytes=max_bytes,
+                oss_endpoint=description.oss_endpoint,
+                object_stores=stores,
             )
         except PayloadTooLarge as exc:
             raise PayloadTooLarge(f"{field}: {exc.message}") from None

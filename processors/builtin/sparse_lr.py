@@ -47,7 +47,15 @@ def _mapped(path: Path) -> Any:
 
 class SparseLRProcessor(RecordsProcessor):
     def load(self, model_entry: str, model_config: str) -> None:
-        ids_path = find_model_file(model_entry, (IDS_FILE,), "sparse LR").resolve()
+        entry = Path(model_entry)
+        if entry.is_file() and entry.name not in (IDS_FILE, WEIGHTS_FILE):
+            raise ProcessorLoadError(
+                f"{entry.name} is not a sparse LR model: expected a directory (or an archive "
+                f"of one) holding {IDS_FILE} and {WEIGHTS_FILE}"
+            )
+        if entry.is_file():
+            entry = entry.parent
+        ids_path = find_model_file(str(entry), (IDS_FILE,), "sparse LR").resolve()
         root = ids_path.parent
         weights_path = root / WEIGHTS_FILE
         if not weights_path.is_file():
