@@ -26,14 +26,67 @@ from tests.support.installation import free_port
 
 # Query parameters that are part of the signed resource (OSS V1).
 SIGNED_SUBRESOURCES = frozenset(
-    """acl uploads location cors logging website referer lifecycle delete append tagging
-    objectMeta uploadId partNumber security-token position img style styleName replication
-    replicationProgress replicationLocation cname bucketInfo comp qos live status vod
-    startTime endTime symlink x-oss-process response-content-type response-content-language
-    response-expires response-cache-control response-content-disposition
-    response-content-encoding udf udfName udfImage udfId udfImageDesc udfApplication
-    udfApplicationLog restore callback callback-var continuation-token versionId versioning
-    versions policy requestPayment encryption worm wormId wormExtend""".split()
+    [
+        "acl",
+        "uploads",
+        "location",
+        "cors",
+        "logging",
+        "website",
+        "referer",
+        "lifecycle",
+        "delete",
+        "append",
+        "tagging",
+        "objectMeta",
+        "uploadId",
+        "partNumber",
+        "security-token",
+        "position",
+        "img",
+        "style",
+        "styleName",
+        "replication",
+        "replicationProgress",
+        "replicationLocation",
+        "cname",
+        "bucketInfo",
+        "comp",
+        "qos",
+        "live",
+        "status",
+        "vod",
+        "startTime",
+        "endTime",
+        "symlink",
+        "x-oss-process",
+        "response-content-type",
+        "response-content-language",
+        "response-expires",
+        "response-cache-control",
+        "response-content-disposition",
+        "response-content-encoding",
+        "udf",
+        "udfName",
+        "udfImage",
+        "udfId",
+        "udfImageDesc",
+        "udfApplication",
+        "udfApplicationLog",
+        "restore",
+        "callback",
+        "callback-var",
+        "continuation-token",
+        "versionId",
+        "versioning",
+        "versions",
+        "policy",
+        "requestPayment",
+        "encryption",
+        "worm",
+        "wormId",
+        "wormExtend",
+    ]
 )
 
 
