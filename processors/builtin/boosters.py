@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,10 @@ class BoosterProcessor(RecordsProcessor):
                 number(v, f"record {index}: value {i}", missing=math.nan)
                 for i, v in enumerate(record)
             ]
-        unknown = sorted(set(record) - set(self.index))
+        positions = {
+            name: self.index.get(name, self.index.get(self.stored_name(name))) for name in record
+        }
+        unknown = sorted(name for name, position in positions.items() if position is None)
         if unknown:
             raise InputError(
                 f"record {index}: unknown field(s) {', '.join(unknown)}; the model's inputs are "
@@ -87,10 +91,14 @@ class BoosterProcessor(RecordsProcessor):
             )
         values = [math.nan] * width
         for name, value in record.items():
-            values[self.index[name]] = number(
+            values[positions[name]] = number(  # type: ignore[index]
                 value, f"record {index}: field {name!r}", missing=math.nan
             )
         return values
+
+    def stored_name(self, name: str) -> str:
+        """The name under which the library stored an input called ``name``."""
+        return name
 
     def score(self, rows: list[Any]) -> list[Any]:
         import numpy as np
@@ -216,6 +224,11 @@ class LightGBMProcessor(BoosterProcessor):
             labels = None
         self.booster = booster
         self._setup(list(booster.feature_name()), labels)
+
+    def stored_name(self, name: str) -> str:
+        # LightGBM stores "petal length (cm)" as "petal_length_(cm)": callers keep the names
+        # of the DataFrame they trained on.
+        return re.sub(r"\s", "_", name)
 
     def predict(self, matrix: Any) -> Any:
         return self.booster.predict(matrix, num_threads=1)

@@ -138,6 +138,18 @@ def test_lightgbm_multiclass_and_sklearn_regressor(tmp_path: Path) -> None:
     )
 
 
+def test_lightgbm_takes_the_dataframe_names_it_rewrote(tmp_path: Path) -> None:
+    frame, labels = data()
+    frame.columns = ["age (years)", "income", "visits per month", "score"]
+    booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(frame, labels), 5)
+    booster.save_model(tmp_path / "model.txt")
+    assert "visits_per_month" in booster.feature_name()  # LightGBM's own spelling
+    sample = frame.iloc[:3]
+    p1 = booster.predict(sample)
+    expected = probabilities(np.stack([1 - p1, p1], axis=1), [0, 1])
+    check_contract(Case("lightgbm", str(tmp_path / "model.txt"), rows(sample), checker(expected)))
+
+
 def test_a_null_input_is_a_missing_value(tmp_path: Path) -> None:
     frame, labels = data()
     booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(frame, labels), 5)
