@@ -140,7 +140,7 @@ def report(results: list[dict[str, Any]], models: dict[str, tuple[str, bytes, st
         f"- each processor in a fresh process: {requests} one-record requests from 1 thread, "
         f"then from 8 threads, after 100 warm-up requests; then process_batch of 16 requests",
         "- load: import of the framework + model load (PMML: JVM start included); RSS: the "
-        "process after the runs — an instance adds its HTTP server (~30 MiB) to it",
+        "process after the runs (an instance adds its HTTP server and request queue to this)",
     ]
     return "\n".join(lines) + "\n"
 

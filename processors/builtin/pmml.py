@@ -3,7 +3,7 @@
 JPMML (jpmml-evaluator) runs in a JVM inside the instance process, started through JPype
 when the model loads (after the runtime forks its worker processes, so each worker has its
 own). It was chosen over PyPMML, which speaks to a JVM child process over a socket, by
-measurement: about ten times the records per second at one and at eight threads for the
+measurement: four to nine times the records per second at one and at eight threads, for the
 same memory (bench/results/pmml-engines.md).
 
 Request: a JSON list of records whose keys are the model's input (``DataDictionary``)
