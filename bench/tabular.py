@@ -114,21 +114,70 @@ def measure(code: str, entry: str, body: bytes, requests: int) -> dict[str, Any]
     return result
 
 
+def instance_rss(models: dict[str, tuple[str, bytes, str]], requests: int) -> dict[str, float]:
+    """code → RSS (MiB) of a real instance serving it: an installation of its own, each
+    processor deployed from a description naming only processor and model_path, then called
+    ``requests`` times through the gateway; the instance is the process listening on its
+    port."""
+    import httpx
+    import psutil
+
+    from tests.support.installation import start_installation
+
+    rss: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        data_dir.mkdir()
+        installation = start_installation(data_dir)
+        try:
+            client = installation.client
+            for code in CODES:
+                entry, body, _ = models[code]
+                name = f"bench_{code}"
+                client.create_service(
+                    {"name": name, "processor": code, "model_path": entry,
+                     "metadata": {"instance": 1, "cpu": 1, "memory": 1024}}
+                )  # fmt: skip
+                client.wait_until_running(name, timeout=180)
+                token = client.describe_service(name)["AccessToken"]
+                with httpx.Client(timeout=30) as http:
+                    for _ in range(requests):
+                        answer = http.post(
+                            f"{installation.gateway_url}/api/predict/{name}",
+                            content=body,
+                            headers={"Authorization": token},
+                        )
+                        assert answer.status_code == 200, answer.text
+                [instance] = client.list_instances(name)
+                [pid] = {
+                    c.pid
+                    for c in psutil.net_connections("tcp")
+                    if c.laddr and c.laddr.port == instance["Port"] and c.status == "LISTEN"
+                }
+                rss[code] = psutil.Process(pid).memory_info().rss / 2**20
+                client.delete_service(name)
+                client.wait_until_deleted(name, timeout=60)
+        finally:
+            installation.stop()
+    return rss
+
+
 def report(results: list[dict[str, Any]], models: dict[str, tuple[str, bytes, str]],
            command: str, requests: int) -> str:  # fmt: skip
     lines = [
         "# Tabular processors in-process",
         "",
         "| processor | model | load s | 1 thread p50 ms | p99 ms | req/s "
-        "| 8 threads req/s | batch of 16: ms/request | RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| 8 threads req/s | batch of 16: ms/request | RSS MiB | instance RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         one, eight = r["t1"], r["t8"]
         lines.append(
             f"| {r['code']} | {models[r['code']][2]} | {r['load_s']:.2f} | {one['p50_ms']:.3f} "
             f"| {one['p99_ms']:.3f} | {one['per_s']:,.0f} | {eight['per_s']:,.0f} "
-            f"| {r.get('batch16_ms_per_request', float('nan')):.3f} | {r['rss_mib']:.0f} |"
+            f"| {r.get('batch16_ms_per_request', float('nan')):.3f} | {r['rss_mib']:.0f} "
+            f"| {r.get('instance_rss_mib', float('nan')):.0f} |"
         )
     load = os.getloadavg()
     lines += [
@@ -139,8 +188,10 @@ def report(results: list[dict[str, Any]], models: dict[str, tuple[str, bytes, st
         f"runs {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; python {platform.python_version()}",
         f"- each processor in a fresh process: {requests} one-record requests from 1 thread, "
         f"then from 8 threads, after 100 warm-up requests; then process_batch of 16 requests",
-        "- load: import of the framework + model load (PMML: JVM start included); RSS: the "
-        "process after the runs (an instance adds its HTTP server and request queue to this)",
+        "- load: import of the framework + model load (PMML: JVM start included); RSS: that "
+        "process after the runs; instance RSS: a real instance of an installation serving the "
+        "same model (runtime, HTTP server, 5 worker threads) after 200 requests through the "
+        "gateway",
     ]
     return "\n".join(lines) + "\n"
 
@@ -168,6 +219,8 @@ def main() -> None:
                 check=True, capture_output=True, text=True, timeout=600,
             ).stdout  # fmt: skip
             results.append(json.loads(out.strip().splitlines()[-1]))
+        for code, mib in instance_rss(models, 200).items():
+            next(r for r in results if r["code"] == code)["instance_rss_mib"] = mib
     command = "python -m bench.tabular " + " ".join(sys.argv[1:])
     text = report(results, models, command.strip(), args.requests)
     args.output.parent.mkdir(parents=True, exist_ok=True)
