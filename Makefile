@@ -12,9 +12,12 @@ $(VENV)/.core: pyproject.toml
 
 $(VENV)/.test: pyproject.toml
 	python3 -m venv $(VENV)
+	@# every built-in processor's framework: their tests run against the real libraries
 	$(PIP) install -e ".[pipelines,test,all]"
 	@# Headless Chromium drives the Dagster UI in the pipeline tests.
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@# Java runs JPMML (the pmml processor) and sklearn2pmml (the heart-disease training).
+	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null)
 	touch $@ $(VENV)/.core
 
 install: $(VENV)/.core

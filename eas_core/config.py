@@ -11,7 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path.home() / ".eas-server"
@@ -92,6 +92,26 @@ class GatewaySettings(InstallationSettings):
     # Optional replay protection for signed requests: largest allowed clock skew of `Date`.
     # Off by default: the official SDK writes local time labelled GMT (SPEC §5).
     signature_max_skew: float | None = None
+
+
+class ObjectStoreSettings(_Settings):
+    """Where ``oss://`` and ``s3://`` model paths are read from, with what credentials (the
+    installation's, never a description's). Read where packages are fetched: the controller,
+    and ``eascmd test``. Unset S3 keys fall back to boto3's own chain (``AWS_*``,
+    ``~/.aws``); unset OSS keys mean anonymous reads of public buckets."""
+
+    oss_access_key_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("EAS_OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_ID")
+    )
+    oss_access_key_secret: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("EAS_OSS_ACCESS_KEY_SECRET", "OSS_ACCESS_KEY_SECRET"),
+    )
+    oss_security_token: str | None = None  # with STS credentials
+    s3_endpoint_url: str | None = None  # any S3-compatible store; AWS when unset
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_region: str | None = None
 
 
 class RuntimeSettings(_Settings):

@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 
 from eas_core.artefacts.store import URI_SCHEME, ArtefactRef, ArtefactStore, safe_filename
+from eas_core.config import ObjectStoreSettings
 from eas_core.errors import ArtefactError, PayloadTooLarge
 
 _CHUNK = 1024 * 1024
@@ -50,8 +51,11 @@ def fetch(
     timeout: float = 60.0,
     oss_endpoint: str | None = None,
     guard: SourceGuard | None = None,
+    object_stores: ObjectStoreSettings | None = None,
 ) -> Path:
-    """Fetch ``source`` into the existing empty directory ``dest_dir``; return the file."""
+    """Fetch ``source`` into the existing empty directory ``dest_dir``; return the file.
+    ``object_stores`` holds the endpoints and credentials for ``oss://`` and ``s3://``."""
+    stores = object_stores or ObjectStoreSettings.model_construct()
     dest_dir = Path(dest_dir)
     if not dest_dir.is_dir():
         raise ArtefactError(f"cannot fetch into {dest_dir}: not a directory")
@@ -73,9 +77,9 @@ def fetch(
                 raise ArtefactError(f"{source}: this node has no artefact store configured")
             return _copy_file(store.path_of(source), dest_dir, max_bytes)
         if scheme == "oss":
-            return _fetch_oss(source, dest_dir, max_bytes, timeout, oss_endpoint)
+            return _fetch_oss(source, dest_dir, max_bytes, timeout, oss_endpoint, stores)
         if scheme == "s3":
-            return _fetch_s3(source, dest_dir, max_bytes)
+            return _fetch_s3(source, dest_dir, max_bytes, timeout, stores)
     except BaseException:
         _empty(dest_dir)
         raise
@@ -232,7 +236,12 @@ def _bucket_key(source: str) -> tuple[str, str]:
 
 
 def _fetch_oss(
-    source: str, dest_dir: Path, max_bytes: int, timeout: float, endpoint: str | None
+    source: str,
+    dest_dir: Path,
+    max_bytes: int,
+    timeout: float,
+    endpoint: str | None,
+    stores: ObjectStoreSettings,
 ) -> Path:
     try:
         import oss2  # type: ignore[import-not-found]
@@ -242,9 +251,13 @@ def _fetch_oss(
         ) from None
     if not endpoint:
         raise ArtefactError(f"{source} needs oss_endpoint (e.g. oss-cn-beijing.aliyuncs.com)")
-    key_id = os.environ.get("OSS_ACCESS_KEY_ID")
-    secret = os.environ.get("OSS_ACCESS_KEY_SECRET")
-    auth = oss2.Auth(key_id, secret) if key_id and secret else oss2.AnonymousAuth()
+    key_id, secret = stores.oss_access_key_id, stores.oss_access_key_secret
+    if key_id and secret and stores.oss_security_token:
+        auth = oss2.StsAuth(key_id, secret, stores.oss_security_token)
+    elif key_id and secret:
+        auth = oss2.Auth(key_id, secret)  # the V1 signature: HMAC-SHA1 over the request
+    else:
+        auth = oss2.AnonymousAuth()
     bucket_name, key = _bucket_key(source)
     bucket = oss2.Bucket(auth, endpoint, bucket_name, connect_timeout=timeout)
 
@@ -271,7 +284,9 @@ def _fetch_oss(
         raise ArtefactError(f"cannot fetch {source}: {exc}") from None
 
 
-def _fetch_s3(source: str, dest_dir: Path, max_bytes: int) -> Path:
+def _fetch_s3(
+    source: str, dest_dir: Path, max_bytes: int, timeout: float, stores: ObjectStoreSettings
+) -> Path:
     try:
         import boto3  # type: ignore[import-not-found]
         from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-not-found]
@@ -279,7 +294,16 @@ def _fetch_s3(source: str, dest_dir: Path, max_bytes: int) -> Path:
         raise ArtefactError(
             f"{source} needs the 'boto3' package: pip install openeas[s3]"
         ) from None
-    client = boto3.client("s3", endpoint_url=os.environ.get("EAS_S3_ENDPOINT_URL") or None)
+    from botocore.config import Config  # type: ignore[import-not-found]
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=stores.s3_endpoint_url or None,
+        aws_access_key_id=stores.s3_access_key_id or None,
+        aws_secret_access_key=stores.s3_secret_access_key or None,
+        region_name=stores.s3_region or None,
+        config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 2}),
+    )
     bucket, key = _bucket_key(source)
 
     def size_of(name: str) -> int | None:
@@ -382,6 +406,7 @@ def snapshot(
     *,
     max_bytes: int,
     oss_endpoint: str | None = None,
+    object_stores: ObjectStoreSettings | None = None,
     timeout: float = 60.0,
     guard: SourceGuard | None = None,
 ) -> ArtefactRef:
@@ -397,5 +422,6 @@ def snapshot(
             timeout=timeout,
             oss_endpoint=oss_endpoint,
             guard=guard,
+            object_stores=object_stores,
         )
         return store.put_file(path)

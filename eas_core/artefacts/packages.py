@@ -14,6 +14,7 @@ from typing import Any
 from eas_core.artefacts.cache import ArtefactCache
 from eas_core.artefacts.fetch import SourceGuard, snapshot
 from eas_core.artefacts.store import ArtefactStore
+from eas_core.config import ObjectStoreSettings
 from eas_core.errors import EASError, InvalidDescription, PayloadTooLarge
 from eas_core.spec.service import ServiceDescription
 
@@ -27,9 +28,12 @@ def snapshot_packages(
     max_bytes: int,
     cache: ArtefactCache,
     guard: SourceGuard | None = None,
+    object_stores: ObjectStoreSettings | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``{"model": {...}, "processor": {...}}`` for the packages the description names,
-    each stored and already unpacked (so known to unpack safely) in ``cache``."""
+    each stored and already unpacked (so known to unpack safely) in ``cache``.
+    Object-store credentials default to this process's configuration."""
+    stores = object_stores or ObjectStoreSettings()
     packages: dict[str, dict[str, Any]] = {}
     for kind, field in PACKAGE_FIELDS.items():
         source = getattr(description, field)
@@ -42,6 +46,7 @@ def snapshot_packages(
                 max_bytes=max_bytes,
                 oss_endpoint=description.oss_endpoint,
                 guard=guard,
+                object_stores=stores,
             )
             cache.materialize(store.path_of(ref.uri), ref.digest, ref.filename)
         except PayloadTooLarge as exc:

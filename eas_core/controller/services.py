@@ -61,12 +61,8 @@ class Services(ServiceViews):
     def check(self, description: ServiceDescription) -> None:
         """What pydantic cannot know: processor codes, resource groups, node sizes."""
         errors = []
-        if description.processor and not registry.is_known(description.processor):
-            known = ", ".join(registry.available_codes()) or "none yet"
-            errors.append(
-                f"processor: unknown processor code {description.processor!r} "
-                f"(available in this installation: {known}; or use processor_type)"
-            )
+        if description.processor and (refused := registry.refusal(description.processor)):
+            errors.append(refused)
         if (
             description.processor_type
             and description.processor_type not in registry.CUSTOM_TYPES_SUPPORTED
@@ -96,6 +92,14 @@ class Services(ServiceViews):
                 f"metadata.gpu: {meta.gpu} GPUs per instance, but no node of group "
                 f"'public' has that many"
             )
+        if description.processor and registry.requires_gpu(description.processor):
+            if not any(n.gpu for n in nodes):
+                errors.append(
+                    f"processor: {description.processor!r} runs on a GPU, and no node of "
+                    f"group 'public' has one (use its CPU code)"
+                )
+            elif not meta.gpu:
+                errors.append(f"metadata.gpu: {description.processor!r} needs at least 1 GPU")
         if errors:
             raise InvalidDescription(errors)
 

@@ -23,7 +23,7 @@ from eas_core.sdk import (
     TorchRequest,
     TorchResponse,
 )
-from tests.processors import models
+from tests.processors import tensor_models as models
 from tests.processors.service import Deployed, deployed
 from tests.support.installation import REPO, Installation
 from tests.support.official_sdk import SDKInstallError, ensure_sdk_venv

@@ -46,16 +46,17 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Real scikit-learn models, trained once: ``good`` (the example's training) and
-    ``inverted`` (trained on flipped labels: it answers, confidently wrong)."""
+    """Real PMML models exported from scikit-learn, trained once: ``good`` (the example's
+    training), ``inverted`` (trained on flipped labels: it answers, confidently wrong) and
+    ``garbage`` (bytes the pmml processor refuses to load)."""
     from examples.heart_disease.data import generate
     from examples.heart_disease.train import fit, save, train
 
     out = tmp_path_factory.mktemp("models")
     good, _ = train(out)
     matrix, labels = generate(n=1500)
-    inverted = save(fit(matrix, 1 - labels), out / "inverted.joblib")
-    garbage = out / "garbage.joblib"
+    inverted = save(fit(matrix, 1 - labels), out / "inverted.pmml")
+    garbage = out / "garbage.pmml"
     garbage.write_bytes(np.arange(16, dtype=np.uint8).tobytes())
     return {"good": good, "inverted": inverted, "garbage": garbage}
 
@@ -64,7 +65,6 @@ def heart_document(name: str, store: Path, **changes: Any) -> dict[str, Any]:
     """The example's declaration, for service ``name``, with fast settings for tests."""
     document: dict[str, Any] = yaml.safe_load((EXAMPLE / "pipeline.yaml").read_text())
     document["service"]["name"] = name
-    document["service"]["processor_path"] = str(EXAMPLE / "processor")
     document["service"]["metadata"].update({"cpu": 0.1, "memory": 256})
     document["store"] = {"kind": "local", "path": str(store), "prefix": "trained"}
     document["smoke_tests"]["repeat"] = 2

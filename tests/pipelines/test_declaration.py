@@ -98,7 +98,8 @@ def test_the_example_declares_the_heart_disease_pipeline() -> None:
     assert declaration.name == "heart_disease"
     assert declaration.schedule is not None and declaration.schedule.cron == "0 */2 * * *"
     assert declaration.train == "examples.heart_disease.train:train"
-    assert declaration.resolve(declaration.service["processor_path"]) == EXAMPLE / "processor"
+    assert declaration.service["processor"] == "pmml"  # built in: no processor code to ship
+    assert "processor_path" not in declaration.service
     assert find_declarations(EXAMPLE.parent) == [EXAMPLE_FILE]
 
 

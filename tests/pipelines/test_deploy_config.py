@@ -140,7 +140,8 @@ def test_the_docker_workspace_and_instance_config_are_what_the_image_installs(
     assert "COPY deploy/dagster/dagster.yaml deploy/dagster/workspace.yaml ${DAGSTER_HOME}/" in (
         dockerfile
     )
-    assert '".[pipelines,oss]"' in dockerfile
+    # The pipelines, oss:// stores and every built-in processor (the example serves PMML).
+    assert '".[pipelines,all]"' in dockerfile and "default-jre-headless" in dockerfile
     # The image's DAGSTER_HOME holds exactly this instance config: load it from a copy there.
     home = tmp_path / "home"
     home.mkdir()

@@ -203,7 +203,7 @@ def test_new_model_sensor_starts_one_deploy_per_new_artefact(
 
     requests, cursor = evaluate(None)
     assert requests == []
-    first = incoming / "2025-01-01" / "model.joblib"
+    first = incoming / "2025-01-01" / "model.pmml"
     first.parent.mkdir(parents=True)
     shutil.copyfile(models["good"], first)
     requests, cursor = evaluate(cursor)
@@ -212,7 +212,7 @@ def test_new_model_sensor_starts_one_deploy_per_new_artefact(
     assert evaluate(cursor)[0] == []  # evaluated again: nothing new, no second deploy
 
     time.sleep(0.05)  # a later modification time, as a later upload would have
-    second = incoming / "2025-01-02" / "model.joblib"
+    second = incoming / "2025-01-02" / "model.pmml"
     second.parent.mkdir()
     shutil.copyfile(models["good"], second)
     requests, cursor = evaluate(cursor)

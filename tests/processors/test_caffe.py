@@ -13,7 +13,7 @@ import pytest
 
 from processors.base import ProcessorLoadError
 from processors.wire import caffe_pb2 as pb
-from tests.processors import models
+from tests.processors import tensor_models as models
 from tests.processors.contract import Case, call, check_contract, context, load
 from tests.processors.service import deployed
 from tests.support.installation import Installation

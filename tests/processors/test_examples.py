@@ -1,4 +1,5 @@
-"""examples/<processor>/: each make_model.py makes a model its service.json serves."""
+"""Every ``examples/<processor>/`` runs as its docstring says: the script makes the model, the
+model loads in the processor its ``service.json`` names, and a request is answered."""
 
 from __future__ import annotations
 
@@ -95,3 +96,31 @@ def test_example_model_serves_with_its_description(example: str, tmp_path: Path)
     body, status = call(processor, REQUESTS[example](), context())
     assert status == 200, body
     assert _shape(example, body) == [1, 3]
+
+
+TABULAR = ["pmml", "sklearn", "xgboost", "lightgbm", "parameter_server"]
+
+
+@pytest.mark.parametrize("example", TABULAR)
+def test_example_model_is_served_by_the_processor_its_description_names(
+    example: str, tmp_path: Path
+) -> None:
+    folder = EXAMPLES / example
+    description = json.loads((folder / "service.json").read_text())
+    assert set(description) == {"name", "processor", "model_path", "metadata"}
+    assert registry.refusal(description["processor"]) is None
+    subprocess.run(
+        [sys.executable, "-m", f"examples.{example}.make_model", str(tmp_path)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    model = tmp_path / description["model_path"]
+    assert model.exists(), sorted(p.name for p in tmp_path.iterdir())
+    request = (folder / "request.json").read_bytes()
+    processor = load(Case(description["processor"], str(model), request, lambda _: None))
+    body, status = call(processor, request)
+    assert status == 200, body
+    answers = json.loads(body)
+    assert isinstance(answers, list) and len(answers) == len(json.loads(request))

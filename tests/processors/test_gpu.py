@@ -14,7 +14,7 @@ import pytest
 
 from processors.wire import pytorch_predict_pb2 as pb
 from processors.wire import tensors
-from tests.processors import models
+from tests.processors import tensor_models as models
 from tests.processors.contract import Case, call, load
 from tests.processors.service import deployed
 from tests.support.installation import Installation

@@ -14,7 +14,7 @@ import pytest
 from processors.base import ProcessorLoadError, RequestContext
 from processors.wire import tensors
 from processors.wire import tf_request_pb2 as pb
-from tests.processors import models
+from tests.processors import tensor_models as models
 from tests.processors.contract import Case, call, check_contract, context, load
 from tests.processors.service import deployed
 from tests.support.installation import Installation, wait_for

@@ -8,12 +8,12 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
-import importlib.util
 import io
 import os
 import re
 import shutil
 import stat
+import sys
 import tarfile
 import threading
 import zipfile
@@ -505,8 +505,10 @@ def test_fetch_from_the_store(tmp_path: Path) -> None:
         )
 
 
-@pytest.mark.skipif(importlib.util.find_spec("oss2") is not None, reason="oss2 is installed")
-def test_fetch_oss_without_oss2_says_how_to_install(tmp_path: Path) -> None:
+def test_fetch_oss_without_oss2_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "oss2", None)  # as if it were not installed
     with pytest.raises(
         ArtefactError, match=r"needs the 'oss2' package: pip install openeas\[oss\]"
     ):
@@ -519,8 +521,10 @@ def test_fetch_oss_without_oss2_says_how_to_install(tmp_path: Path) -> None:
         )
 
 
-@pytest.mark.skipif(importlib.util.find_spec("boto3") is not None, reason="boto3 is installed")
-def test_fetch_s3_without_boto3_says_how_to_install(tmp_path: Path) -> None:
+def test_fetch_s3_without_boto3_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if it were not installed
     with pytest.raises(ArtefactError, match="needs the 'boto3' package"):
         fetch("s3://bucket/model.tar.gz", empty_dir(tmp_path / "dest"), store=None, max_bytes=MiB)
 
