@@ -61,6 +61,15 @@ BUILTIN["onnx_cpu"] = "processors.builtin.onnx:ONNXProcessor"
 BUILTIN["onnx_gpu"] = "processors.builtin.onnx:ONNXGPUProcessor"
 BUILTIN["caffe_cpu"] = "processors.builtin.caffe:CaffeProcessor"
 BUILTIN["caffe_gpu"] = "processors.builtin.caffe:CaffeGPUProcessor"
+for _code, _target in BUILTIN.items():
+    if _code.startswith("tensorflow_"):
+        REQUIREMENTS[_code] = (("tensorflow",), "tensorflow")
+    elif _code.startswith("pytorch_"):
+        REQUIREMENTS[_code] = (("torch",), "torch")
+    elif _code.startswith("onnx"):
+        REQUIREMENTS[_code] = (("onnxruntime",), "onnx")
+    elif _code.startswith("caffe_"):
+        REQUIREMENTS[_code] = (("cv2",), "caffe")
 
 CUSTOM_TYPES_SUPPORTED = ("python",)
 

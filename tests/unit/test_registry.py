@@ -83,3 +83,10 @@ def test_the_registry_imports_no_framework() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_every_built_in_code_names_the_modules_and_extra_it_needs() -> None:
+    # A code whose framework is missing must be refused at create, not fail at instance start.
+    assert set(registry.REQUIREMENTS) == set(registry.BUILTIN)
+    for modules, extra in registry.REQUIREMENTS.values():
+        assert modules and extra
