@@ -18,6 +18,9 @@ DEFAULT_DATA_DIR = Path.home() / ".eas-server"
 DEFAULT_CONTROLLER_PORT = 8000
 DEFAULT_GATEWAY_PORT = 8080
 MiB = 1024 * 1024
+# Replay window for signed predict calls: the official SDK writes its local time labelled
+# GMT, so ±15 h lets every time zone in and keeps a day-old captured call out (SPEC §5).
+SIGNATURE_MAX_SKEW = 15 * 3600.0
 
 
 class _Settings(BaseSettings):
@@ -77,9 +80,8 @@ class GatewaySettings(InstallationSettings):
     max_body_bytes: int = 64 * MiB
     upstream_timeout: float = Field(default=60.0, gt=0)
     retries: int = Field(default=2, ge=0)
-    # Optional replay protection for signed requests: largest allowed clock skew of `Date`.
-    # Off by default: the official SDK writes local time labelled GMT (SPEC §5).
-    signature_max_skew: float | None = None
+    # Largest clock skew of a signed call's `Date` (replay protection); 0 turns it off.
+    signature_max_skew: float = Field(default=SIGNATURE_MAX_SKEW, ge=0)
 
 
 class RuntimeSettings(_Settings):
@@ -104,7 +106,7 @@ class RuntimeSettings(_Settings):
     model_config_text: str = Field(default="", alias="EAS_MODEL_CONFIG")
     processor: str = ""  # built-in processor code, when not a custom one
     instance_dir: Path | None = None  # where the runtime reports why it failed
-    signature_max_skew: float | None = None
+    signature_max_skew: float = Field(default=SIGNATURE_MAX_SKEW, ge=0)  # as the gateway's
 
     model_config = SettingsConfigDict(env_prefix="EAS_", extra="ignore", populate_by_name=True)
 
