@@ -26,6 +26,7 @@ from typing import NoReturn
 import uvloop
 
 from eas_core.config import RuntimeSettings
+from eas_core.http.limits import limits_from
 from eas_core.http.server import HttpServer
 from eas_core.runtime.app import RuntimeApp
 from processors.base import Processor
@@ -72,7 +73,9 @@ async def _serve_one(
     processor: Processor, sock: socket.socket, settings: RuntimeSettings, threads: int
 ) -> None:
     app = RuntimeApp(processor, settings, threads)
-    server = HttpServer(app.handle, max_body_bytes=settings.max_body_bytes)
+    server = HttpServer(
+        app.handle, max_body_bytes=settings.max_body_bytes, limits=limits_from(settings)
+    )
     await server.serve(settings.host, settings.port, sock=sock)
     app.ready = True
     stopping = asyncio.Event()
