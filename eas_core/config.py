@@ -102,6 +102,10 @@ class GatewaySettings(InstallationSettings, HttpLimitSettings):
     retries: int = Field(default=2, ge=0)
     # Largest clock skew of a signed call's `Date` (replay protection); 0 turns it off.
     signature_max_skew: float = Field(default=SIGNATURE_MAX_SKEW, ge=0)
+    # Seconds a pooled connection to an instance may sit unused before it is closed rather
+    # than reused: below the instances' idle_timeout, so the gateway never sends on a
+    # connection the instance is closing.
+    upstream_idle_timeout: float = Field(default=30.0, gt=0)
 
 
 class RuntimeSettings(HttpLimitSettings):

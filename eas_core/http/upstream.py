@@ -1,8 +1,24 @@
 """Pooled keep-alive HTTP/1.1 client connections to instances (the gateway's second hop).
 
 ``UpstreamPool.send`` takes an already encoded request and returns the parsed response.
-Idle connections are reused per (host, port); a reused connection that the instance closed
-meanwhile is detected before anything is sent and replaced by a fresh one.
+Idle connections are reused per (host, port), youngest first, and only while younger than
+``idle_timeout`` — below the instances' own idle timeout, so an instance never closes a
+connection the gateway is about to use.
+
+Every failure says whether the request can have reached the instance's processor, which
+decides whether sending it to another instance is safe (``UpstreamError.sent``). A
+processor is handed a request only once the instance has read all of it, so:
+
+* not sent — the connection could not be made (refused, unreachable, timed out); or the
+  instance reset it before answering anything: a connection closed with bytes its process
+  had not read is reset by the system (Linux), so the instance never read this request
+  whole — whether its process died with the bytes unread, or they arrived after it was
+  gone. A pooled connection whose end or reset already waits in its socket is not even a
+  failure: it is dropped and another one used;
+* sent — the connection ended cleanly, or broke some other way, after the request went out
+  and before a complete answer: the instance read the request and then closed or died, so a
+  processor may have run it — and may be what killed the instance, so sending it to
+  another instance could take that one down too.
 """
 
 from __future__ import annotations
@@ -13,9 +29,18 @@ from dataclasses import dataclass
 
 import httptools
 
+# A request body at least this large is written after its head rather than joined to it,
+# so that a large body is not copied once more on the way out.
+JOIN_BELOW = 64 * 1024
+
 
 class UpstreamError(Exception):
-    """The instance could not be reached or closed the connection without answering."""
+    """The instance could not be reached, or did not answer what was sent to it."""
+
+    def __init__(self, message: str, *, reason: str, sent: bool) -> None:
+        super().__init__(message)
+        self.reason = reason  # a short word for metrics: connect, closed, malformed, ...
+        self.sent = sent  # may the request have reached the instance?
 
 
 @dataclass(slots=True)
@@ -32,6 +57,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[UpstreamResponse] | None = None
         self.closed = False
+        self.answering = False  # the answer to the request in flight has begun
+        self.idle_since = 0.0
+        self.fd = -1
+        self.family = socket.AF_INET
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
 
@@ -40,21 +69,39 @@ class UpstreamConnection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.fd = sock.fileno()
+            self.family = sock.family
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(UpstreamError(f"connection closed: {exc or 'by peer'}"))
+        if self.waiter is None or self.waiter.done():
+            return
+        if isinstance(exc, ConnectionResetError | BrokenPipeError) and not self.answering:
+            error = UpstreamError(
+                "reset the connection before reading all of the request", reason="reset", sent=False
+            )
+        else:
+            error = UpstreamError(
+                f"closed the connection before answering ({exc or 'end of stream'})",
+                reason="closed",
+                sent=True,
+            )
+        self.waiter.set_exception(error)
 
     def data_received(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             if self.waiter is not None and not self.waiter.done():
-                self.waiter.set_exception(UpstreamError(f"malformed response: {exc}"))
+                self.waiter.set_exception(
+                    UpstreamError(
+                        f"sent a malformed response: {exc}", reason="malformed", sent=True
+                    )
+                )
             self.close()
 
     def on_message_begin(self) -> None:
+        self.answering = True
         self.headers = []
         self.body = []
 
@@ -71,13 +118,41 @@ class UpstreamConnection(asyncio.Protocol):
             body=b"".join(self.body),
             keep_alive=self.parser.should_keep_alive(),
         )
+        self.body = []
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(response)
 
-    async def exchange(self, request: bytes) -> UpstreamResponse:
-        assert self.transport is not None
+    def is_reusable(self) -> bool:
+        """Is this idle connection still open at the other end? Its end of stream or reset
+        may be waiting in the socket before the event loop has reported it."""
+        if self.closed or self.fd < 0:
+            return False
+        # A socket object over the transport's descriptor, detached before it goes, so the
+        # transport keeps sole ownership; the family and type are given, so no system call.
+        peek = socket.socket(self.family, socket.SOCK_STREAM, 0, fileno=self.fd)
+        try:
+            peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True  # nothing waiting: open and quiet, as an idle connection should be
+        except OSError:
+            return False
+        finally:
+            peek.detach()
+        return False  # an end of stream, or bytes nobody asked for
+
+    async def exchange(self, head: bytes, body: bytes) -> UpstreamResponse:
+        transport = self.transport
+        assert transport is not None
         self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
+        self.answering = False
+        if len(body) < JOIN_BELOW:
+            transport.write(head + body)
+        else:
+            transport.writelines((head, body))
+        if transport.is_closing():
+            # The write failed at once (the peer had reset): nothing of it was taken.
+            self.waiter = None
+            raise UpstreamError("reset the connection", reason="reset", sent=False)
         try:
             return await self.waiter
         finally:
@@ -90,10 +165,17 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 class UpstreamPool:
-    def __init__(self, *, max_idle_per_host: int = 256, connect_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_idle_per_host: int = 256,
+        connect_timeout: float = 2.0,
+        idle_timeout: float = 30.0,
+    ) -> None:
         self.idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
         self.max_idle_per_host = max_idle_per_host
         self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
 
     async def _connect(self, host: str, port: int) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
@@ -102,33 +184,46 @@ class UpstreamPool:
                 loop.create_connection(UpstreamConnection, host, port), self.connect_timeout
             )
         except (OSError, TimeoutError) as exc:
-            raise UpstreamError(f"cannot connect to {host}:{port}: {exc}") from exc
+            raise UpstreamError(
+                f"cannot be connected to at {host}:{port}: {exc or 'timed out'}",
+                reason="connect",
+                sent=False,
+            ) from exc
         return conn
 
-    async def send(self, host: str, port: int, request: bytes, timeout: float) -> UpstreamResponse:
-        key = (host, port)
+    def _pooled(self, key: tuple[str, int], now: float) -> UpstreamConnection | None:
         idle = self.idle.get(key)
-        conn = None
         while idle:
             candidate = idle.pop()
-            if not candidate.closed:
-                conn = candidate
-                break
+            if now - candidate.idle_since < self.idle_timeout and candidate.is_reusable():
+                return candidate
+            candidate.close()
+        return None
+
+    async def send(
+        self, host: str, port: int, head: bytes, body: bytes, timeout: float
+    ) -> UpstreamResponse:
+        """Send one request (its encoded head, then its body) and return the answer.
+
+        Raises :class:`UpstreamError` (its ``sent`` says whether the request may have
+        reached the instance) or ``TimeoutError`` after ``timeout`` seconds.
+        """
+        key = (host, port)
+        loop = asyncio.get_running_loop()
+        conn = self._pooled(key, loop.time())
         if conn is None:
             conn = await self._connect(host, port)
         try:
             # asyncio.timeout, not wait_for: no extra task per request on the hot path.
             async with asyncio.timeout(timeout):
-                response = await conn.exchange(request)
-        except TimeoutError:
-            conn.close()
-            raise
-        except UpstreamError:
+                response = await conn.exchange(head, body)
+        except (TimeoutError, UpstreamError):
             conn.close()
             raise
         if response.keep_alive and not conn.closed:
             pool = self.idle.setdefault(key, [])
             if len(pool) < self.max_idle_per_host:
+                conn.idle_since = loop.time()
                 pool.append(conn)
             else:
                 conn.close()
