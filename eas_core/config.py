@@ -106,6 +106,9 @@ class GatewaySettings(InstallationSettings, HttpLimitSettings):
     # than reused: below the instances' idle_timeout, so the gateway never sends on a
     # connection the instance is closing.
     upstream_idle_timeout: float = Field(default=30.0, gt=0)
+    # A listening socket handed over by the supervising installation (file descriptor),
+    # kept across gateway restarts so that no caller is refused meanwhile.
+    gateway_fd: int | None = None
 
 
 class RuntimeSettings(HttpLimitSettings):

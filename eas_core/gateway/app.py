@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import signal
+import socket
 from typing import cast
 
 import uvloop
@@ -184,7 +185,13 @@ async def run(settings: GatewaySettings) -> None:
         limits=limits_from(settings),
         check_head=app.check_head,
     )
-    await server.serve(settings.host, settings.gateway_port)
+    sock = None
+    if settings.gateway_fd is not None:
+        # The installation's listening socket: it outlives this process, so callers that
+        # connect while a gateway restarts wait in its backlog instead of being refused.
+        sock = socket.socket(fileno=settings.gateway_fd)
+        sock.setblocking(False)
+    await server.serve(settings.host, settings.gateway_port, sock=sock)
     log.info("gateway listening on %s:%d", settings.host, server.port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
