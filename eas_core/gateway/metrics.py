@@ -20,9 +20,9 @@ class GatewayMetrics:
         )
         self.upstream_failures = Counter(
             "eas_gateway_upstream_failures",
-            "Calls an instance did not answer: connect, reset (write refused), closed (after "
-            "the request was sent), malformed, timeout; or could not take: queue_full (450), "
-            "unavailable (503)",
+            "Calls an instance did not answer - connect, not_received, reset (it cannot have "
+            "read the request), closed (it may have), malformed, timeout - or could not take: "
+            "queue_full (450), unavailable (503)",
             ["service", "reason"],
             registry=self.registry,
         )

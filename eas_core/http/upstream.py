@@ -9,22 +9,24 @@ Every failure says whether the request can have reached the instance's processor
 decides whether sending it to another instance is safe (``UpstreamError.sent``). A
 processor is handed a request only once the instance has read all of it, so:
 
-* not sent — the connection could not be made (refused, unreachable, timed out); or the
-  instance reset it before answering anything: a connection closed with bytes its process
-  had not read is reset by the system (Linux), so the instance never read this request
-  whole — whether its process died with the bytes unread, or they arrived after it was
-  gone. A pooled connection whose end or reset already waits in its socket is not even a
+* not sent — the connection could not be made (refused, unreachable, timed out); or it
+  ended before the instance's system acknowledged any byte of the request (Linux's
+  TCP_INFO, read when the end arrives): its process was gone before the request got
+  there; or the instance reset it before answering: a connection closed with bytes its
+  process had not read is reset by the system, so the instance never read this request
+  whole. A pooled connection whose end or reset already waits in its socket is not even a
   failure: it is dropped and another one used;
-* sent — the connection ended cleanly, or broke some other way, after the request went out
-  and before a complete answer: the instance read the request and then closed or died, so a
-  processor may have run it — and may be what killed the instance, so sending it to
-  another instance could take that one down too.
+* sent — the connection ended, or broke some other way, after the instance received the
+  request and before a complete answer: it may have read the request and then closed or
+  died, so a processor may have run it — and may be what killed the instance, so sending
+  it to another instance could take that one down too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from dataclasses import dataclass
 
 import httptools
@@ -32,6 +34,10 @@ import httptools
 # A request body at least this large is written after its head rather than joined to it,
 # so that a large body is not copied once more on the way out.
 JOIN_BELOW = 64 * 1024
+# Linux's struct tcp_info (linux/tcp.h): tcpi_bytes_acked, a u64 at this offset (after the
+# eight u8 fields, 24 u32 and the two u64 pacing rates), counts the SYN as one byte.
+_BYTES_ACKED = struct.Struct("=Q")
+_BYTES_ACKED_AT = 120
 
 
 class UpstreamError(Exception):
@@ -58,6 +64,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.waiter: asyncio.Future[UpstreamResponse] | None = None
         self.closed = False
         self.answering = False  # the answer to the request in flight has begun
+        self.written = 0  # bytes of requests written over this connection
+        self.request_start = 0  # ... before the request in flight
+        self.unreceived = False  # it ended before any byte of that request was acknowledged
         self.idle_since = 0.0
         self.fd = -1
         self.family = socket.AF_INET
@@ -72,6 +81,24 @@ class UpstreamConnection(asyncio.Protocol):
             self.fd = sock.fileno()
             self.family = sock.family
 
+    def eof_received(self) -> bool | None:
+        if self.waiter is not None and not self.answering:
+            self.unreceived = self._none_acknowledged()
+        return None  # close
+
+    def _none_acknowledged(self) -> bool:
+        """Did the instance's system acknowledge no byte of the request in flight?"""
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+        except (OSError, AttributeError, ValueError):
+            return False  # cannot tell: assume it got there
+        if len(info) < _BYTES_ACKED_AT + _BYTES_ACKED.size:
+            return False
+        (acked,) = _BYTES_ACKED.unpack_from(info, _BYTES_ACKED_AT)
+        return bool(acked <= self.request_start + 1)  # + 1: the SYN
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.waiter is None or self.waiter.done():
@@ -79,6 +106,12 @@ class UpstreamConnection(asyncio.Protocol):
         if isinstance(exc, ConnectionResetError | BrokenPipeError) and not self.answering:
             error = UpstreamError(
                 "reset the connection before reading all of the request", reason="reset", sent=False
+            )
+        elif exc is None and self.unreceived:
+            error = UpstreamError(
+                "closed the connection before receiving the request",
+                reason="not_received",
+                sent=False,
             )
         else:
             error = UpstreamError(
@@ -143,8 +176,16 @@ class UpstreamConnection(asyncio.Protocol):
     async def exchange(self, head: bytes, body: bytes) -> UpstreamResponse:
         transport = self.transport
         assert transport is not None
+        if self.closed or transport.is_closing():  # it ended as soon as it was made
+            raise UpstreamError(
+                "closed the connection before the request was written",
+                reason="not_received",
+                sent=False,
+            )
         self.waiter = asyncio.get_running_loop().create_future()
         self.answering = False
+        self.request_start = self.written
+        self.written += len(head) + len(body)
         if len(body) < JOIN_BELOW:
             transport.write(head + body)
         else:

@@ -17,7 +17,7 @@ from eas_core.gateway.metrics import GatewayMetrics
 from eas_core.gateway.proxy import forward
 from eas_core.gateway.table import CompiledRoute
 from eas_core.http.server import Request
-from eas_core.http.upstream import UpstreamError, UpstreamPool
+from eas_core.http.upstream import UpstreamConnection, UpstreamError, UpstreamPool
 from eas_core.spec.routes import ServiceRoute, Upstream
 from tests.support.installation import free_port
 
@@ -109,6 +109,32 @@ def test_each_failure_says_whether_the_request_can_have_reached_a_processor(
             pool.close()
             if server is not None:
                 server.close()
+
+    run(scenario)
+
+
+def test_an_instance_gone_before_the_request_arrived_did_not_receive_it() -> None:
+    """Its end was on the way when the request was written: no byte of it was acknowledged,
+    so nothing of it reached a processor (the pool checks idle connections for such an end
+    first; this is the moment between that check and the write)."""
+
+    async def scenario() -> None:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(
+            UpstreamConnection, "127.0.0.1", listener.getsockname()[1]
+        )
+        accepted, _ = listener.accept()
+        accepted.close()  # its end leaves now; the loop has not seen it yet
+        try:
+            with pytest.raises(UpstreamError) as failure:
+                await conn.exchange(HEAD, b"ping")
+            assert (failure.value.reason, failure.value.sent) == ("not_received", False)
+        finally:
+            conn.close()
+            listener.close()
 
     run(scenario)
 
