@@ -25,6 +25,7 @@ processor is handed a request only once the instance has read all of it, so:
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import struct
 from dataclasses import dataclass
@@ -68,8 +69,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.request_start = 0  # ... before the request in flight
         self.unreceived = False  # it ended before any byte of that request was acknowledged
         self.idle_since = 0.0
-        self.fd = -1
-        self.family = socket.AF_INET
+        self.poller: select.poll | None = None  # watches the socket while it is pooled
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
 
@@ -78,8 +78,8 @@ class UpstreamConnection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.fd = sock.fileno()
-            self.family = sock.family
+            self.poller = select.poll()
+            self.poller.register(sock.fileno(), select.POLLIN | select.POLLRDHUP)
 
     def eof_received(self) -> bool | None:
         if self.waiter is not None and not self.answering:
@@ -101,6 +101,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.poller = None  # its descriptor is gone and may be reused
         if self.waiter is None or self.waiter.done():
             return
         if isinstance(exc, ConnectionResetError | BrokenPipeError) and not self.answering:
@@ -158,20 +159,11 @@ class UpstreamConnection(asyncio.Protocol):
     def is_reusable(self) -> bool:
         """Is this idle connection still open at the other end? Its end of stream or reset
         may be waiting in the socket before the event loop has reported it."""
-        if self.closed or self.fd < 0:
+        if self.closed or self.poller is None:
             return False
-        # A socket object over the transport's descriptor, detached before it goes, so the
-        # transport keeps sole ownership; the family and type are given, so no system call.
-        peek = socket.socket(self.family, socket.SOCK_STREAM, 0, fileno=self.fd)
-        try:
-            peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return True  # nothing waiting: open and quiet, as an idle connection should be
-        except OSError:
-            return False
-        finally:
-            peek.detach()
-        return False  # an end of stream, or bytes nobody asked for
+        # Any event on an idle connection - its end, a reset, bytes nobody asked for - means
+        # it cannot carry a request. One poll(2) with no wait, on the open descriptor.
+        return not self.poller.poll(0)
 
     async def exchange(self, head: bytes, body: bytes) -> UpstreamResponse:
         transport = self.transport
