@@ -5,10 +5,6 @@ Each part runs in its own process and session, so a crash of one does not take t
 down (a dead controller leaves the gateway serving its last route table) and the terminal's
 Ctrl-C reaches only this supervisor, which then stops everything in order: the controller
 first (it stops the instances), then the gateway.
-
-The supervisor binds the gateway's listening socket once and hands it to each gateway
-process it starts (``EAS_GATEWAY_FD``): while a crashed gateway is started again, callers
-that connect wait in the socket's backlog instead of being refused.
 """
 
 from __future__ import annotations
@@ -79,6 +75,9 @@ class Installation:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.settings.internal_token()  # create it before two processes race for it
+        # Bound once, here, and handed to each gateway process started (EAS_GATEWAY_FD):
+        # while a crashed gateway is started again, callers that connect wait in the
+        # socket's backlog instead of being refused.
         self.gateway_socket = listen(self.settings.host, self.settings.gateway_port)
         fd = self.gateway_socket.fileno()
         gateway = next(part for part in self.parts if part.name == "gateway")
