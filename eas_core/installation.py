@@ -167,6 +167,17 @@ class Installation:
             self.gateway_socket = None
 
 
+def _group_gone(pgid: int, *, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def listen(host: str, port: int) -> socket.socket:
     """The gateway's listening socket, inheritable by the gateway processes."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -180,14 +191,3 @@ def listen(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
-
-
-def _group_gone(pgid: int, *, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
