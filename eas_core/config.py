@@ -14,10 +14,16 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from eas_core.http.limits import Limits
+
 DEFAULT_DATA_DIR = Path.home() / ".eas-server"
 DEFAULT_CONTROLLER_PORT = 8000
 DEFAULT_GATEWAY_PORT = 8080
 MiB = 1024 * 1024
+# Replay window for signed predict calls: the official SDK writes its local time labelled
+# GMT, so ±15 h lets every time zone in and keeps a day-old captured call out (SPEC §5).
+SIGNATURE_MAX_SKEW = 15 * 3600.0
+_HTTP = Limits()
 
 
 class _Settings(BaseSettings):
@@ -85,13 +91,36 @@ class ControllerSettings(InstallationSettings):
         return self.database_url or f"sqlite:///{self.data_dir / 'eas.db'}"
 
 
-class GatewaySettings(InstallationSettings):
+class HttpLimitSettings(_Settings):
+    """What one HTTP server — the gateway, an instance — lets its callers hold
+    (eas_core.http.limits.Limits says what each one means)."""
+
+    max_url_bytes: int = Field(default=_HTTP.max_url_bytes, gt=0)
+    max_header_bytes: int = Field(default=_HTTP.max_header_bytes, gt=0)
+    max_headers: int = Field(default=_HTTP.max_headers, gt=0)
+    max_buffered_bytes: int = Field(default=_HTTP.max_buffered_bytes, gt=0)
+    idle_timeout: float = Field(default=_HTTP.idle_timeout, gt=0)
+    header_timeout: float = Field(default=_HTTP.header_timeout, gt=0)
+    body_timeout: float = Field(default=_HTTP.body_timeout, gt=0)
+    max_connections: int = Field(default=_HTTP.max_connections, gt=0)
+    max_pipeline: int = Field(default=_HTTP.max_pipeline, gt=0)
+    write_high_water: int = Field(default=_HTTP.write_high_water, gt=0)
+    write_low_water: int = Field(default=_HTTP.write_low_water, ge=0)
+
+
+class GatewaySettings(InstallationSettings, HttpLimitSettings):
     max_body_bytes: int = 64 * MiB
     upstream_timeout: float = Field(default=60.0, gt=0)
     retries: int = Field(default=2, ge=0)
-    # Optional replay protection for signed requests: largest allowed clock skew of `Date`.
-    # Off by default: the official SDK writes local time labelled GMT (SPEC §5).
-    signature_max_skew: float | None = None
+    # Largest clock skew of a signed call's `Date` (replay protection); 0 turns it off.
+    signature_max_skew: float = Field(default=SIGNATURE_MAX_SKEW, ge=0)
+    # Seconds a pooled connection to an instance may sit unused before it is closed rather
+    # than reused: below the instances' idle_timeout, so the gateway never sends on a
+    # connection the instance is closing.
+    upstream_idle_timeout: float = Field(default=30.0, gt=0)
+    # A listening socket handed over by the supervising installation (file descriptor),
+    # kept across gateway restarts so that no caller is refused meanwhile.
+    gateway_fd: int | None = None
 
 
 class ObjectStoreSettings(_Settings):
@@ -114,7 +143,7 @@ class ObjectStoreSettings(_Settings):
     s3_region: str | None = None
 
 
-class RuntimeSettings(_Settings):
+class RuntimeSettings(HttpLimitSettings):
     """One instance. Set by the backend in the instance's environment; absent when a
     processor is run by hand (``python app.py``), where it serves on 0.0.0.0:8080."""
 
@@ -136,7 +165,7 @@ class RuntimeSettings(_Settings):
     model_config_text: str = Field(default="", alias="EAS_MODEL_CONFIG")
     processor: str = ""  # built-in processor code, when not a custom one
     instance_dir: Path | None = None  # where the runtime reports why it failed
-    signature_max_skew: float | None = None
+    signature_max_skew: float = Field(default=SIGNATURE_MAX_SKEW, ge=0)  # as the gateway's
 
     model_config = SettingsConfigDict(env_prefix="EAS_", extra="ignore", populate_by_name=True)
 

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,7 @@ class Part:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
+    pass_fds: tuple[int, ...] = ()
 
 
 class Installation:
@@ -73,6 +75,7 @@ class Installation:
             ),
         ]
         self.stopping = False
+        self.gateway_socket: socket.socket | None = None
 
     def start(self) -> None:
         # Secrets live here (access keys, tokens, the internal token): this user only.
@@ -81,6 +84,14 @@ class Installation:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.settings.internal_token()  # create it before two processes race for it
+        # Bound once, here, and handed to each gateway process started (EAS_GATEWAY_FD):
+        # while a crashed gateway is started again, callers that connect wait in the
+        # socket's backlog instead of being refused.
+        self.gateway_socket = listen(self.settings.host, self.settings.gateway_port)
+        fd = self.gateway_socket.fileno()
+        gateway = next(part for part in self.parts if part.name == "gateway")
+        gateway.env = {**gateway.env, "EAS_GATEWAY_FD": str(fd)}
+        gateway.pass_fds = (fd,)
         for part in self.parts:
             self._spawn(part)
         for part in self.parts:
@@ -101,6 +112,7 @@ class Installation:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            pass_fds=part.pass_fds,
         )
         logfile.close()
         part.started_at = time.monotonic()
@@ -161,6 +173,9 @@ class Installation:
                     os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             (self.run_dir / f"{part.name}.pid").unlink(missing_ok=True)
+        if self.gateway_socket is not None:
+            self.gateway_socket.close()
+            self.gateway_socket = None
 
     def _stop_instances(self) -> None:
         try:
@@ -180,3 +195,18 @@ def _group_gone(pgid: int, *, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The gateway's listening socket, inheritable by the gateway processes."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(f"the gateway cannot listen on {host}:{port}: {exc}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock

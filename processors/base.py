@@ -47,6 +47,9 @@ def normalize_result(result: object) -> tuple[bytes, int]:
     """Accept what processors return in practice: ``(data, status)`` or just ``data``.
 
     ``data`` may be bytes, bytearray or str; status 0 (the PAI-EAS convention) becomes 200.
+    A status that cannot end an HTTP call — informational 1xx (the caller would wait for a
+    final answer that never comes), or 204/304 with a body (which such an answer cannot
+    carry) — becomes 500 with a message naming it.
     """
     status = 200
     data = result
@@ -61,9 +64,16 @@ def normalize_result(result: object) -> tuple[bytes, int]:
         if not 100 <= status <= 999:
             status = 400
     if isinstance(data, str):
-        return data.encode(), status
-    if isinstance(data, bytes | bytearray | memoryview):
-        return bytes(data), status
-    if data is None:
-        return b"", status
-    raise TypeError(f"process() must return bytes or str, got {type(data).__name__}")
+        body = data.encode()
+    elif isinstance(data, bytes | bytearray | memoryview):
+        body = bytes(data)
+    elif data is None:
+        body = b""
+    else:
+        raise TypeError(f"process() must return bytes or str, got {type(data).__name__}")
+    if status < 200:
+        return f"processor returned status {status}, which cannot end a call".encode(), 500
+    if status in (204, 304) and body:
+        message = f"processor returned status {status} with a {len(body)}-byte body"
+        return f"{message}; a {status} answer has no body".encode(), 500
+    return body, status

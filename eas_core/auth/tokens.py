@@ -5,11 +5,16 @@ Two forms are accepted:
 * plain — ``Authorization: <token>``;
 * signed — ``Authorization: EAS <base64(HMAC-SHA1(token, "POST\\n" + Content-MD5 + "\\n" +
   Content-Type + "\\n" + Date + "\\n" + path))>``, what the official PAI-EAS SDKs send.
+
+Checking is split in two so that a server can refuse a caller before reading its body:
+:func:`verify_head` on the headers (the signature covers the Content-MD5 header's value),
+then, for signed requests, :func:`body_matches` once the body is in.
 """
 
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import hmac
 import secrets
@@ -51,6 +56,53 @@ def _signature(token: str, content_md5: str, content_type: str, date: str, path:
     return base64.b64encode(digest).decode()
 
 
+class HeadAuth(enum.Enum):
+    """What a request's headers prove, before its body is read."""
+
+    DENIED = "denied"
+    GRANTED = "granted"  # open service, or the plain token
+    SIGNED = "signed"  # a valid signature: its Content-MD5 must still match the body
+
+
+def verify_head(
+    token: str | None,
+    headers: Mapping[str, str],
+    *,
+    path: str,
+    max_skew: float | None = None,
+) -> HeadAuth:
+    """Authenticate a request on its lower-cased headers alone, so that a caller without
+    the token is refused before its body is read.
+
+    ``token`` None means an open service. ``path`` is the request path without the query.
+    A signed request needs a parseable ``Date``, within ``max_skew`` seconds of now unless
+    that is None or 0; its signature covers the ``Content-MD5`` header, which
+    :func:`body_matches` then checks against the body. Secrets are compared in constant time.
+    """
+    if token is None:
+        return HeadAuth.GRANTED
+    authorization = headers.get("authorization")
+    if not authorization:
+        return HeadAuth.DENIED
+    if not authorization.startswith("EAS "):
+        granted = hmac.compare_digest(authorization.encode(), token.encode())
+        return HeadAuth.GRANTED if granted else HeadAuth.DENIED
+    content_md5 = headers.get("content-md5")
+    date = headers.get("date")
+    if content_md5 is None or date is None or not is_fresh(date, max_skew):
+        return HeadAuth.DENIED
+    content_type = headers.get("content-type") or DEFAULT_CONTENT_TYPE
+    expected = _signature(token, content_md5, content_type, date, path)
+    signed = hmac.compare_digest(authorization[4:].strip().encode(), expected.encode())
+    return HeadAuth.SIGNED if signed else HeadAuth.DENIED
+
+
+def body_matches(headers: Mapping[str, str], body: bytes) -> bool:
+    """Does the signed ``Content-MD5`` header describe ``body``?"""
+    content_md5 = headers.get("content-md5", "").lower().encode("latin-1")
+    return hmac.compare_digest(content_md5, hashlib.md5(body).hexdigest().encode())
+
+
 def is_authorized(
     token: str | None,
     authorization: str | None,
@@ -62,26 +114,15 @@ def is_authorized(
     date: str | None,
     max_skew: float | None = None,
 ) -> bool:
-    """Does ``authorization`` prove knowledge of ``token`` for this request?
-
-    ``token`` None means an open service. ``path`` is the request path without the query.
-    Secrets are compared in constant time.
-    """
-    if token is None:
-        return True
-    if not authorization:
-        return False
-    if not authorization.startswith("EAS "):
-        return hmac.compare_digest(authorization.encode(), token.encode())
-    if content_md5 is None or date is None:
-        return False
-    # The signature covers Content-MD5; make sure that header describes this body.
-    if not hmac.compare_digest(content_md5.lower(), hashlib.md5(body).hexdigest()):
-        return False
-    if max_skew is not None and not is_fresh(date, max_skew):
-        return False
-    expected = _signature(token, content_md5, content_type or DEFAULT_CONTENT_TYPE, date, path)
-    return hmac.compare_digest(authorization[4:].strip().encode(), expected.encode())
+    """Does ``authorization`` prove knowledge of ``token`` for this request (head and body)?"""
+    values = {
+        "authorization": authorization,
+        "content-md5": content_md5,
+        "content-type": content_type,
+        "date": date,
+    }
+    headers = {name: value for name, value in values.items() if value is not None}
+    return is_authorized_request(token, headers, path=path, body=body, max_skew=max_skew)
 
 
 def is_authorized_request(
@@ -92,25 +133,22 @@ def is_authorized_request(
     body: bytes,
     max_skew: float | None = None,
 ) -> bool:
-    """:func:`is_authorized` with the values read from lower-cased request headers."""
-    return is_authorized(
-        token,
-        headers.get("authorization"),
-        path=path,
-        body=body,
-        content_md5=headers.get("content-md5"),
-        content_type=headers.get("content-type"),
-        date=headers.get("date"),
-        max_skew=max_skew,
+    """:func:`verify_head`, then for a signed request :func:`body_matches`."""
+    verdict = verify_head(token, headers, path=path, max_skew=max_skew)
+    return verdict is HeadAuth.GRANTED or (
+        verdict is HeadAuth.SIGNED and body_matches(headers, body)
     )
 
 
-def is_fresh(date: str, max_skew: float) -> bool:
-    """Is the RFC 1123 ``date`` within ``max_skew`` seconds of now? (False if unreadable.)"""
+def is_fresh(date: str, max_skew: float | None) -> bool:
+    """Is the RFC 1123 ``date`` readable, and within ``max_skew`` seconds of now (any time
+    when ``max_skew`` is None or 0)?"""
     try:
         when = parsedate_to_datetime(date)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return False
+    if not max_skew:
+        return True
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return abs((datetime.now(UTC) - when).total_seconds()) <= max_skew

@@ -15,15 +15,17 @@ import hmac
 import json
 import logging
 import signal
-from typing import Any
+import socket
+from typing import cast
 
 import uvloop
-from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-from eas_core.auth.tokens import is_authorized_request
+from eas_core.auth.tokens import HeadAuth, body_matches, verify_head
 from eas_core.config import GatewaySettings
+from eas_core.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from eas_core.gateway.proxy import forward
 from eas_core.gateway.table import CompiledRoute, RouteTableHolder
+from eas_core.http.limits import limits_from
 from eas_core.http.server import HttpServer, Request, Response, text
 from eas_core.http.upstream import UpstreamPool
 from eas_core.spec.routes import RouteTable
@@ -46,23 +48,46 @@ class GatewayApp:
         self.settings = settings
         self.internal_token = internal_token
         self.table = RouteTableHolder(settings.data_dir / "gateway" / "routes.json")
-        self.pool = UpstreamPool()
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "eas_gateway_requests",
-            "Predict calls answered by the gateway",
-            ["service", "code"],
-            registry=self.registry,
+        self.pool = UpstreamPool(idle_timeout=settings.upstream_idle_timeout)
+        self.metrics = GatewayMetrics()
+
+    def check_head(self, request: Request) -> Response | None:
+        """The HTTP server's look at a request's head, before its body is read: a caller
+        without the token is refused here and its body never buffered."""
+        path = request.path
+        if path.startswith(PREDICT):
+            refusal = self.authenticate(request)
+            if refusal is not None:
+                self.count(path[len(PREDICT) :].partition("/")[0], refusal.status)
+            return refusal
+        if path == INTERNAL_ROUTES and not self.is_internal(request):
+            return text(UNAUTHORIZED, "invalid internal token")
+        return None
+
+    def authenticate(self, request: Request) -> Response | None:
+        """Find the called service and check the caller's token on the headers; the route
+        and the verdict are kept on the request for the handler."""
+        name = request.path[len(PREDICT) :].partition("/")[0]
+        route = self.table.get(name)
+        if route is None or route.released_into is not None:
+            return text(NOT_FOUND, f"service {name!r} not found")
+        verdict = verify_head(
+            route.token,
+            request.headers,
+            path=request.path,
+            max_skew=self.settings.signature_max_skew,
         )
-        self.counters: dict[tuple[str, int], Any] = {}
+        if verdict is HeadAuth.DENIED:
+            return text(UNAUTHORIZED, "invalid or missing token")
+        request.context = (route, verdict)
+        return None
 
     async def handle(self, request: Request) -> Response:
         path = request.path
         if path.startswith(PREDICT):
             name, sep, rest = path[len(PREDICT) :].partition("/")
-            response = await self.predict(request, name, sep + rest)
-            # Names come from callers: unknown ones share one label, so the series stay few.
-            self.count(name if name in self.table.routes else "_unknown", response.status)
+            response = await self.predict(request, sep + rest)
+            self.count(name, response.status)
             return response
         for prefix in DISCOVERY:
             if path.startswith(prefix):
@@ -78,30 +103,24 @@ class GatewayApp:
                 else text(SERVICE_UNAVAILABLE, "no route table yet")
             )
         if path == "/api/builtin/metrics":
-            return Response(200, generate_latest(self.registry), "text/plain; version=0.0.4")
+            return Response(200, self.metrics.render(), CONTENT_TYPE)
         return text(NOT_FOUND, f"no such path {path!r}")
 
-    def count(self, service: str, status: int) -> None:
-        counter = self.counters.get((service, status))
-        if counter is None:
-            counter = self.counters[(service, status)] = self.requests.labels(service, str(status))
-        counter.inc()
+    def count(self, name: str, status: int) -> None:
+        # Names come from callers: unknown ones share one label, so the series stay few.
+        self.metrics.answered(name if name in self.table.routes else "_unknown", status)
 
-    async def predict(self, request: Request, name: str, subpath: str) -> Response:
-        route = self.table.get(name)
-        if route is None or route.released_into is not None:
-            return text(NOT_FOUND, f"service {name!r} not found")
-        if not is_authorized_request(
-            route.token,
-            request.headers,
-            path=request.path,
-            body=request.body,
-            max_skew=self.settings.signature_max_skew,
-        ):
-            return text(UNAUTHORIZED, "invalid or missing token")
+    async def predict(self, request: Request, subpath: str) -> Response:
+        if request.context is None:  # no body, so the server did not check the head
+            refusal = self.authenticate(request)
+            if refusal is not None:
+                return refusal
+        route, verdict = cast(tuple[CompiledRoute, HeadAuth], request.context)
+        if verdict is HeadAuth.SIGNED and not body_matches(request.headers, request.body):
+            return text(UNAUTHORIZED, "the signed Content-MD5 header does not match the body")
         target = self.pick_target(route)
         if target is None:
-            return text(SERVICE_UNAVAILABLE, f"service {name!r} has no ready instance")
+            return text(SERVICE_UNAVAILABLE, f"service {route.name!r} has no ready instance")
         return await forward(
             self.pool,
             request,
@@ -109,6 +128,7 @@ class GatewayApp:
             subpath,
             retries=self.settings.retries,
             timeout=self.settings.upstream_timeout,
+            metrics=self.metrics,
         )
 
     def pick_target(self, route: CompiledRoute) -> CompiledRoute | None:
@@ -132,9 +152,12 @@ class GatewayApp:
             return text(NOT_FOUND, f"service {name!r} not found")
         return Response(200, json.dumps(document).encode(), JSON)
 
-    def routes(self, request: Request) -> Response:
+    def is_internal(self, request: Request) -> bool:
         presented = request.headers.get(INTERNAL_TOKEN_HEADER, "")
-        if not hmac.compare_digest(presented.encode(), self.internal_token.encode()):
+        return hmac.compare_digest(presented.encode(), self.internal_token.encode())
+
+    def routes(self, request: Request) -> Response:
+        if not self.is_internal(request):
             return text(UNAUTHORIZED, "invalid internal token")
         if request.method == "GET":
             return Response(200, self.table.to_json(), JSON)
@@ -156,9 +179,20 @@ class GatewayApp:
 async def run(settings: GatewaySettings) -> None:
     app = GatewayApp(settings, settings.internal_token())
     app.table.load_persisted()
-    server = HttpServer(app.handle, max_body_bytes=settings.max_body_bytes)
-    await server.serve(settings.host, settings.gateway_port)
-    log.info("gateway listening on %s:%d", settings.host, settings.gateway_port)
+    server = HttpServer(
+        app.handle,
+        max_body_bytes=settings.max_body_bytes,
+        limits=limits_from(settings),
+        check_head=app.check_head,
+    )
+    sock = None
+    if settings.gateway_fd is not None:
+        # The installation's listening socket: it outlives this process, so callers that
+        # connect while a gateway restarts wait in its backlog instead of being refused.
+        sock = socket.socket(fileno=settings.gateway_fd)
+        sock.setblocking(False)
+    await server.serve(settings.host, settings.gateway_port, sock=sock)
+    log.info("gateway listening on %s:%d", settings.host, server.port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -1,14 +1,20 @@
-"""Forward one predict call to an instance, retrying another one when that is safe to do.
+"""Forward one predict call to an instance, and to another one only when that is safe.
 
-Retried: a connection that fails or closes without an answer, and the answers an instance
-gives when it cannot take the request (450 queue full, 503 not ready). Everything else —
-including a processor's own error codes — is returned as the instance gave it.
+A call goes to another instance only when it cannot have reached a processor
+(eas_core.http.upstream says how that is known): the instance could not be connected to,
+reset the connection before reading all of the request, or answered that it cannot take
+the call (450 queue full, 503 not ready). When the instance read the request and no answer
+came — it closed the connection or died — the caller gets 502 naming the instance: the
+request may be what killed it, and sending it on would take the next instance down too.
+Everything else, a processor's own error codes included, is returned as the instance gave
+it. Each failure and each retry is counted (GatewayMetrics).
 """
 
 from __future__ import annotations
 
 import logging
 
+from eas_core.gateway.metrics import GatewayMetrics
 from eas_core.gateway.table import CompiledRoute
 from eas_core.http.server import Request, Response, text
 from eas_core.http.upstream import UpstreamError, UpstreamPool
@@ -16,7 +22,7 @@ from eas_core.spec.status import QUEUE_FULL, SERVICE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({QUEUE_FULL, SERVICE_UNAVAILABLE})
+RETRY_STATUSES = {QUEUE_FULL: "queue_full", SERVICE_UNAVAILABLE: "unavailable"}
 # Hop-by-hop headers and those the gateway sets itself.
 _NOT_FORWARDED = frozenset(
     {
@@ -37,7 +43,7 @@ _NOT_FORWARDED = frozenset(
 _NOT_RETURNED = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
 
-def encode_request(
+def encode_head(
     request: Request, target: CompiledRoute, subpath: str, host: str, port: int
 ) -> bytes:
     target_path = f"/api/predict/{target.name}{subpath}"
@@ -51,7 +57,7 @@ def encode_request(
     if target.token is not None:
         lines.append(f"authorization: {target.token}")
     lines += [f"{k}: {v}" for k, v in request.headers.items() if k not in _NOT_FORWARDED]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 async def forward(
@@ -62,28 +68,43 @@ async def forward(
     *,
     retries: int,
     timeout: float,
+    metrics: GatewayMetrics,
 ) -> Response:
+    service = target.name
     tried: set[int] = set()
     last: Response | None = None
+    last_reason = ""
     for _ in range(retries + 1):
         picked = target.balancer.pick(tried)
         if picked is None:
             break
         index, upstream = picked
         tried.add(index)
-        data = encode_request(request, target, subpath, upstream.host, upstream.port)
+        if last is not None:
+            metrics.retried(service, last_reason)
+        head = encode_head(request, target, subpath, upstream.host, upstream.port)
         try:
-            answer = await pool.send(upstream.host, upstream.port, data, timeout)
+            answer = await pool.send(upstream.host, upstream.port, head, request.body, timeout)
         except UpstreamError as exc:
-            log.info("instance %s failed: %s", upstream.instance, exc)
-            last = text(502, f"instance {upstream.instance} failed: {exc}")
+            metrics.failed(service, exc.reason)
+            log.info("instance %s %s", upstream.instance, exc)
+            if exc.sent:
+                return text(
+                    502,
+                    f"instance {upstream.instance} {exc}; the request may have reached its "
+                    "processor, so it was not sent to another instance",
+                )
+            last, last_reason = text(502, f"instance {upstream.instance} {exc}"), exc.reason
             continue
         except TimeoutError:
+            metrics.failed(service, "timeout")
             return text(504, f"instance {upstream.instance} did not answer within {timeout:g} s")
         headers = [(k, v) for k, v in answer.headers if k.lower() not in _NOT_RETURNED]
         response = Response(answer.status, answer.body, headers=headers)
-        if answer.status in RETRY_STATUSES:
-            last = response
+        reason = RETRY_STATUSES.get(answer.status)
+        if reason is not None:
+            metrics.failed(service, reason)
+            last, last_reason = response, reason
             continue
         return response
     if last is not None:

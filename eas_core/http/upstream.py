@@ -1,21 +1,53 @@
 """Pooled keep-alive HTTP/1.1 client connections to instances (the gateway's second hop).
 
 ``UpstreamPool.send`` takes an already encoded request and returns the parsed response.
-Idle connections are reused per (host, port); a reused connection that the instance closed
-meanwhile is detected before anything is sent and replaced by a fresh one.
+Idle connections are reused per (host, port), youngest first, and only while younger than
+``idle_timeout`` — below the instances' own idle timeout, so an instance never closes a
+connection the gateway is about to use.
+
+Every failure says whether the request can have reached the instance's processor, which
+decides whether sending it to another instance is safe (``UpstreamError.sent``). A
+processor is handed a request only once the instance has read all of it, so:
+
+* not sent — the connection could not be made (refused, unreachable, timed out); or it
+  ended before the instance's system acknowledged any byte of the request (Linux's
+  TCP_INFO, read when the end arrives): its process was gone before the request got
+  there; or the instance reset it before answering: a connection closed with bytes its
+  process had not read is reset by the system, so the instance never read this request
+  whole. A pooled connection whose end or reset already waits in its socket is not even a
+  failure: it is dropped and another one used;
+* sent — the connection ended, or broke some other way, after the instance received the
+  request and before a complete answer: it may have read the request and then closed or
+  died, so a processor may have run it — and may be what killed the instance, so sending
+  it to another instance could take that one down too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
+import struct
 from dataclasses import dataclass
 
 import httptools
 
+# A request body at least this large is written after its head rather than joined to it,
+# so that a large body is not copied once more on the way out.
+JOIN_BELOW = 64 * 1024
+# Linux's struct tcp_info (linux/tcp.h): tcpi_bytes_acked, a u64 at this offset (after the
+# eight u8 fields, 24 u32 and the two u64 pacing rates), counts the SYN as one byte.
+_BYTES_ACKED = struct.Struct("=Q")
+_BYTES_ACKED_AT = 120
+
 
 class UpstreamError(Exception):
-    """The instance could not be reached or closed the connection without answering."""
+    """The instance could not be reached, or did not answer what was sent to it."""
+
+    def __init__(self, message: str, *, reason: str, sent: bool) -> None:
+        super().__init__(message)
+        self.reason = reason  # a short word for metrics: connect, closed, malformed, ...
+        self.sent = sent  # may the request have reached the instance?
 
 
 @dataclass(slots=True)
@@ -32,6 +64,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[UpstreamResponse] | None = None
         self.closed = False
+        self.answering = False  # the answer to the request in flight has begun
+        self.written = 0  # bytes of requests written over this connection
+        self.request_start = 0  # ... before the request in flight
+        self.unreceived = False  # it ended before any byte of that request was acknowledged
+        self.idle_since = 0.0
+        self.poller: select.poll | None = None  # watches the socket while it is pooled
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
 
@@ -40,21 +78,64 @@ class UpstreamConnection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.poller = select.poll()
+            self.poller.register(sock.fileno(), select.POLLIN | select.POLLRDHUP)
+
+    def eof_received(self) -> bool | None:
+        if self.waiter is not None and not self.answering:
+            self.unreceived = self._none_acknowledged()
+        return None  # close
+
+    def _none_acknowledged(self) -> bool:
+        """Did the instance's system acknowledge no byte of the request in flight?"""
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+        except (OSError, AttributeError, ValueError):
+            return False  # cannot tell: assume it got there
+        if len(info) < _BYTES_ACKED_AT + _BYTES_ACKED.size:
+            return False
+        (acked,) = _BYTES_ACKED.unpack_from(info, _BYTES_ACKED_AT)
+        return bool(acked <= self.request_start + 1)  # + 1: the SYN
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(UpstreamError(f"connection closed: {exc or 'by peer'}"))
+        self.poller = None  # its descriptor is gone and may be reused
+        if self.waiter is None or self.waiter.done():
+            return
+        if isinstance(exc, ConnectionResetError | BrokenPipeError) and not self.answering:
+            error = UpstreamError(
+                "reset the connection before reading all of the request", reason="reset", sent=False
+            )
+        elif exc is None and self.unreceived:
+            error = UpstreamError(
+                "closed the connection before receiving the request",
+                reason="not_received",
+                sent=False,
+            )
+        else:
+            error = UpstreamError(
+                f"closed the connection before answering ({exc or 'end of stream'})",
+                reason="closed",
+                sent=True,
+            )
+        self.waiter.set_exception(error)
 
     def data_received(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             if self.waiter is not None and not self.waiter.done():
-                self.waiter.set_exception(UpstreamError(f"malformed response: {exc}"))
+                self.waiter.set_exception(
+                    UpstreamError(
+                        f"sent a malformed response: {exc}", reason="malformed", sent=True
+                    )
+                )
             self.close()
 
     def on_message_begin(self) -> None:
+        self.answering = True
         self.headers = []
         self.body = []
 
@@ -71,13 +152,40 @@ class UpstreamConnection(asyncio.Protocol):
             body=b"".join(self.body),
             keep_alive=self.parser.should_keep_alive(),
         )
+        self.body = []
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(response)
 
-    async def exchange(self, request: bytes) -> UpstreamResponse:
-        assert self.transport is not None
+    def is_reusable(self) -> bool:
+        """Is this idle connection still open at the other end? Its end of stream or reset
+        may be waiting in the socket before the event loop has reported it."""
+        if self.closed or self.poller is None:
+            return False
+        # Any event on an idle connection - its end, a reset, bytes nobody asked for - means
+        # it cannot carry a request. One poll(2) with no wait, on the open descriptor.
+        return not self.poller.poll(0)
+
+    async def exchange(self, head: bytes, body: bytes) -> UpstreamResponse:
+        transport = self.transport
+        assert transport is not None
+        if self.closed or transport.is_closing():  # it ended as soon as it was made
+            raise UpstreamError(
+                "closed the connection before the request was written",
+                reason="not_received",
+                sent=False,
+            )
         self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
+        self.answering = False
+        self.request_start = self.written
+        self.written += len(head) + len(body)
+        if len(body) < JOIN_BELOW:
+            transport.write(head + body)
+        else:
+            transport.writelines((head, body))
+        if transport.is_closing():
+            # The write failed at once (the peer had reset): nothing of it was taken.
+            self.waiter = None
+            raise UpstreamError("reset the connection", reason="reset", sent=False)
         try:
             return await self.waiter
         finally:
@@ -90,10 +198,17 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 class UpstreamPool:
-    def __init__(self, *, max_idle_per_host: int = 256, connect_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_idle_per_host: int = 256,
+        connect_timeout: float = 2.0,
+        idle_timeout: float = 30.0,
+    ) -> None:
         self.idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
         self.max_idle_per_host = max_idle_per_host
         self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
 
     async def _connect(self, host: str, port: int) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
@@ -102,33 +217,46 @@ class UpstreamPool:
                 loop.create_connection(UpstreamConnection, host, port), self.connect_timeout
             )
         except (OSError, TimeoutError) as exc:
-            raise UpstreamError(f"cannot connect to {host}:{port}: {exc}") from exc
+            raise UpstreamError(
+                f"cannot be connected to at {host}:{port}: {exc or 'timed out'}",
+                reason="connect",
+                sent=False,
+            ) from exc
         return conn
 
-    async def send(self, host: str, port: int, request: bytes, timeout: float) -> UpstreamResponse:
-        key = (host, port)
+    def _pooled(self, key: tuple[str, int], now: float) -> UpstreamConnection | None:
         idle = self.idle.get(key)
-        conn = None
         while idle:
             candidate = idle.pop()
-            if not candidate.closed:
-                conn = candidate
-                break
+            if now - candidate.idle_since < self.idle_timeout and candidate.is_reusable():
+                return candidate
+            candidate.close()
+        return None
+
+    async def send(
+        self, host: str, port: int, head: bytes, body: bytes, timeout: float
+    ) -> UpstreamResponse:
+        """Send one request (its encoded head, then its body) and return the answer.
+
+        Raises :class:`UpstreamError` (its ``sent`` says whether the request may have
+        reached the instance) or ``TimeoutError`` after ``timeout`` seconds.
+        """
+        key = (host, port)
+        loop = asyncio.get_running_loop()
+        conn = self._pooled(key, loop.time())
         if conn is None:
             conn = await self._connect(host, port)
         try:
             # asyncio.timeout, not wait_for: no extra task per request on the hot path.
             async with asyncio.timeout(timeout):
-                response = await conn.exchange(request)
-        except TimeoutError:
-            conn.close()
-            raise
-        except UpstreamError:
+                response = await conn.exchange(head, body)
+        except (TimeoutError, UpstreamError):
             conn.close()
             raise
         if response.keep_alive and not conn.closed:
             pool = self.idle.setdefault(key, [])
             if len(pool) < self.max_idle_per_host:
+                conn.idle_since = loop.time()
                 pool.append(conn)
             else:
                 conn.close()

@@ -27,6 +27,7 @@ from typing import NoReturn
 import uvloop
 
 from eas_core.config import RuntimeSettings
+from eas_core.http.limits import limits_from
 from eas_core.http.server import HttpServer
 from eas_core.runtime.app import RuntimeApp
 from eas_core.runtime.occupancy import Occupancy, private_table, shared_table
@@ -78,7 +79,9 @@ async def _serve_one(
     occupancy: Occupancy,
 ) -> None:
     app = RuntimeApp(processor, settings, threads, occupancy)
-    server = HttpServer(app.handle, max_body_bytes=settings.max_body_bytes)
+    server = HttpServer(
+        app.handle, max_body_bytes=settings.max_body_bytes, limits=limits_from(settings)
+    )
     await server.serve(settings.host, settings.port, sock=sock)
     app.ready = True
     stopping = asyncio.Event()
