@@ -1,8 +1,8 @@
 """The data path's edge against hostile and unlucky callers, through real processes.
 
 Everything here runs against a real `eascmd server` installation with default settings
-(the session's), raw sockets for the byte-level cases. The limits that need small timeouts
-live in test_hardening_limits.py.
+(the one shared by the whole test run), raw sockets for the byte-level cases. The limits that
+need small timeouts live in test_hardening_limits.py.
 """
 
 from __future__ import annotations
