@@ -203,8 +203,10 @@ def launch(
         directory = work / "mlserver"
         ports = f"{port},{free_port()},{free_port()}"
         subprocess.run(
-            [python, "-m", "bench.peers.mlserver_peer", str(directory), "--ports", ports]
-            + ["--token", token, "--workload", workload, *model_args, *batch_args],
+            [
+                *(python, "-m", "bench.peers.mlserver_peer", str(directory), "--ports", ports),
+                *("--token", token, "--workload", workload, *model_args, *batch_args),
+            ],
             env={**os.environ, **env},
             check=True,
             timeout=120,

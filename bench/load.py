@@ -189,8 +189,7 @@ def measure(
     lines = [line for line in done.stdout.splitlines() if line.startswith("BENCH ")]
     if done.returncode != 0 or len(lines) != 1:
         raise RuntimeError(
-            f"wrk exited {done.returncode} on {url}\nstdout:\n{done.stdout}\n"
-            f"stderr:\n{done.stderr}"
+            f"wrk exited {done.returncode} on {url}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
         )
     stats: dict[str, Any] = json.loads(lines[0].removeprefix("BENCH "))
     bounded = stats["bounded_us"] > 0  # the thread hit the request bound before -d ended

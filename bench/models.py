@@ -20,6 +20,7 @@ Writes into OUT_DIR:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,14 @@ def make_mlp(directory: Path) -> Path:
     rng = np.random.default_rng(MLP_SEED)
     nodes, weights = [], []
     previous = "x"
-    for index, (n_in, n_out) in enumerate(zip(MLP_LAYERS, MLP_LAYERS[1:], strict=False)):
+    for index, (n_in, n_out) in enumerate(itertools.pairwise(MLP_LAYERS)):
         # He-style scale keeps activations in a sane range through the layers.
         w = (rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)).astype(np.float32)
         b = (rng.standard_normal(n_out) * 0.01).astype(np.float32)
-        weights += [numpy_helper.from_array(w, f"w{index}"), numpy_helper.from_array(b, f"b{index}")]
+        weights += [
+            numpy_helper.from_array(w, f"w{index}"),
+            numpy_helper.from_array(b, f"b{index}"),
+        ]
         last = index == len(MLP_LAYERS) - 2
         out = "y" if last else f"h{index}"
         gemm_out = out if last else f"g{index}"

@@ -119,7 +119,10 @@ def remove(installation: Installation, name: str) -> None:
 def roots(installation: Installation) -> list[psutil.Process]:
     """The installation's processes whose CPU a row counts: gateway and controller, with
     the instances under the controller."""
-    return [psutil.Process(installation.pid("gateway")), psutil.Process(installation.pid("controller"))]
+    return [
+        psutil.Process(installation.pid("gateway")),
+        psutil.Process(installation.pid("controller")),
+    ]
 
 
 def rss_mb(installation: Installation) -> dict[str, float]:

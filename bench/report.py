@@ -178,7 +178,14 @@ def render(
         warnings = flagged(entries)
         if warnings:
             lines += ["Errors:", "", *warnings, ""]
-        lines += ["<details><summary>every run</summary>", "", *details(entries), "", "</details>", ""]
+        lines += [
+            "<details><summary>every run</summary>",
+            "",
+            *details(entries),
+            "",
+            "</details>",
+            "",
+        ]
     lines += lifecycle_section(lifecycle)
     notes = {e.label.removesuffix(" + batching"): e.note for es in results.values() for e in es}
     lines += ["## The servers", ""]

@@ -159,9 +159,7 @@ def run_peer(
     server = servers.start(label, how.command, log=place / "server.log", env=how.env, cwd=REPO)
     try:
         verify: Callable[[bytes], str | None] = lambda body: (  # noqa: E731
-            None
-            if peer.key == "nginx"
-            else check(workload, peer.dialect, models.reference, body)
+            None if peer.key == "nginx" else check(workload, peer.dialect, models.reference, body)
         )
         servers.wait_ready(server, how.url, req, timeout=peer.ready_timeout, check=verify)
         time.sleep(1.0)  # whatever the framework starts after its first answer

@@ -10,6 +10,7 @@ LitServe inference worker, BentoML's service process — and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -61,25 +62,16 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
-        left = []
-        for pid, process in self.seen.items():
-            try:
-                # The same process (pid and start time) as was seen under the server.
-                if process.is_running():
-                    left.append(process)
-            except psutil.Error:
-                continue
+        # is_running() compares the start time too: the same process as was seen, not a pid
+        # reused since by something else.
+        left = [p for p in self.seen.values() if p.is_running()]
         for process in left:
-            try:
+            with contextlib.suppress(psutil.Error):
                 process.terminate()
-            except psutil.Error:
-                pass
         _, alive = psutil.wait_procs(left, timeout=5)
         for process in alive:
-            try:
+            with contextlib.suppress(psutil.Error):
                 process.kill()
-            except psutil.Error:
-                pass
 
 
 def start(

@@ -35,9 +35,7 @@ class HeartModel:
 
     def answer(self, records: list[dict[str, Any]]) -> list[dict[str, float]]:
         rows = [[record[f] for f in self.features] for record in records]
-        return [
-            dict(zip(self.keys, map(float, p), strict=True)) for p in self.probabilities(rows)
-        ]
+        return [dict(zip(self.keys, map(float, p), strict=True)) for p in self.probabilities(rows)]
 
     def answer_json(self, body: bytes) -> bytes:
         return dumps(self.answer(json.loads(body)))
@@ -51,9 +49,7 @@ class MLPModel:
         # One core per server: ONNX Runtime's own thread pool would fight the event loop.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def run(self, x: np.ndarray) -> np.ndarray:
         result: np.ndarray = self.session.run(["y"], {"x": x})[0]
