@@ -46,8 +46,9 @@ fmt: install-test
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench: install-test
-	$(PY) bench/echo.py
+# Every workload against every peer (bench/README.md); BENCH_ARGS=--quick for a smoke check.
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-easpred .pytest_cache .ruff_cache test-artifacts

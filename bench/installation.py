@@ -83,9 +83,12 @@ def _ready(controller_port: int, gateway_port: int, credentials: Path) -> bool:
     return gateway.status_code == 200 and controller.status_code == 200 and credentials.exists()
 
 
-def start(data_dir: Path, *, cpus: str | None = "0") -> Installation:
+def start(
+    data_dir: Path, *, cpus: str | None = "0", extra_env: dict[str, str] | None = None
+) -> Installation:
     """Start `eascmd server` on free loopback ports, pinned to ``cpus`` (``None``: unpinned),
-    and wait until the gateway and the control API answer."""
+    with ``extra_env`` (``EAS_*`` settings), and wait until the gateway and the control API
+    answer."""
     controller_port, gateway_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EAS_")}
     # The node's declared size, not a limit: every instance is pinned to CPU 0 anyway. It
@@ -94,6 +97,7 @@ def start(data_dir: Path, *, cpus: str | None = "0") -> Installation:
     if cpus is not None and "," not in cpus and "-" not in cpus:
         # One core: numeric libraries' thread pools (OpenBLAS busy-waits) would fight over it.
         env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    env.update(extra_env or {})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     command = [
         sys.executable,
@@ -135,8 +139,10 @@ def start(data_dir: Path, *, cpus: str | None = "0") -> Installation:
 
 
 @contextmanager
-def running(data_dir: Path, *, cpus: str | None = "0") -> Iterator[Installation]:
-    installation = start(data_dir, cpus=cpus)
+def running(
+    data_dir: Path, *, cpus: str | None = "0", extra_env: dict[str, str] | None = None
+) -> Iterator[Installation]:
+    installation = start(data_dir, cpus=cpus, extra_env=extra_env)
     try:
         yield installation
     finally:

@@ -27,6 +27,17 @@ def _errors(row: Row | None) -> str:
     return str(count) if count == 0 else f"**{count} ⚠**"
 
 
+def reason(text: str) -> str:
+    """A skip's reason on one line: its first line and, when a log tail follows, the tail's
+    last line (where a traceback names the error)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return "no reason given"
+    if len(lines) > 1:
+        return f"{lines[0]} … {lines[-1]}"[:600]
+    return lines[0][:600]
+
+
 def _ceiling(entries: list[Entry], connections: int) -> float:
     for entry in entries:
         if entry.label.startswith("nginx") and connections in entry.rows:
@@ -173,7 +184,7 @@ def render(
         skipped = [e for e in entries if e.skipped]
         if skipped:
             lines += ["Skipped:", ""]
-            lines += [f"- {e.label}: {e.skipped.splitlines()[0][:600]}" for e in skipped]
+            lines += [f"- {e.label}: {reason(e.skipped or '')}" for e in skipped]
             lines += [""]
         warnings = flagged(entries)
         if warnings:

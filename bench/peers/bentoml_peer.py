@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from typing import Any
+from typing import Any, cast
 
 import bentoml
 import numpy as np
@@ -89,5 +89,6 @@ class BatchedMLP:
         return self.model.run(inputs.astype(np.float32))
 
 
+# bentoml.service made each class a Service, which BentoML's typing does not show.
 for _service in (Echo, Heart, MLP, BatchedMLP):
-    _service.add_asgi_middleware(TokenMiddleware, token=TOKEN)
+    cast(Any, _service).add_asgi_middleware(TokenMiddleware, token=TOKEN)

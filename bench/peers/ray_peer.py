@@ -17,7 +17,6 @@ import argparse
 import hmac
 import os
 import signal
-import sys
 import time
 from types import FrameType
 from typing import Any
@@ -92,7 +91,8 @@ def main() -> None:
         serve.start(
             proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": args.port}
         )
-        app = Server.bind(
+        # serve.deployment made the class a Deployment, which Ray's typing does not show.
+        app = Server.bind(  # type: ignore[attr-defined]
             args.token, args.workload, args.model, args.max_batch_size, args.max_batch_timeout_ms
         )
         serve.run(app, name="bench", route_prefix="/")
@@ -105,4 +105,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
