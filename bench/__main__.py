@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import platform
 import shlex
 import subprocess
@@ -118,6 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     peer_versions |= versions(PEERS, ["scikit-learn", "onnxruntime", "pandas", "numpy"])
     if "mlserver" in args.peer_list:
         peer_versions["mlserver"] = versions(MLSERVER, ["mlserver"])["mlserver"]
+    # The OpenEAS rows load the same model files with the project's own libraries.
+    own = []
+    for package in ("scikit-learn", "onnxruntime", "pandas"):
+        try:
+            own.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            own.append(f"{package} not installed")
     context = {
         "command": command,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -126,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         "note": args.note,
         "versions": f"OpenEAS {commit()}; {tool_version([tools['wrk'], '-v'])}; "
         f"{tool_version([tools['nginx'], '-v'])}; "
-        + ", ".join(f"{k} {v}" for k, v in peer_versions.items()),
+        + ", ".join(f"{k} {v}" for k, v in peer_versions.items())
+        + f"; the project's environment (OpenEAS's processors): {', '.join(own)}",
     }
     settings = Settings(
         workloads=args.workload_list,
