@@ -49,8 +49,9 @@ fmt: install-test
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench: install-test
-	$(PY) bench/echo.py
+# Every workload against every peer (bench/README.md); BENCH_ARGS=--quick for a smoke check.
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
 
 # Regenerate processors/wire/*_pb2.py(i) from the .proto files; fails when the committed ones
 # differ from what protoc makes of them.

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.installation import start_installation
+from bench.installation import start
 
 PROCESSOR = """\
 import os
@@ -66,8 +66,15 @@ def run(tmp: Path, args: argparse.Namespace) -> None:
     (package / "app.py").write_text(PROCESSOR)
     data_dir = tmp / "data"
     data_dir.mkdir()
-    installation = start_installation(
-        data_dir, extra_env={"EAS_HUNG_RESTART_SECONDS": str(args.hung_restart)}
+    installation = start(
+        data_dir,
+        cpus=None,  # not a throughput figure: the processes use the machine as they like
+        extra_env={
+            "EAS_HUNG_RESTART_SECONDS": str(args.hung_restart),
+            # Quick restarts and drains, so that recovery shows the hang handling itself.
+            "EAS_RESTART_BACKOFF_INITIAL": "0.5",
+            "EAS_DRAIN_SECONDS": "1.0",
+        },
     )
     try:
         client = installation.client
