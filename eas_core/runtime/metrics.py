@@ -51,6 +51,14 @@ class RuntimeMetrics:
         Gauge(
             "eas_workers", "Worker threads of this process", ["service"], registry=self.registry
         ).labels(**labels).set(threads)
+        # Observed only by a batching instance: how many requests each processor call ran.
+        self.batch_size = Histogram(
+            "eas_batch_size",
+            "Requests per processor call of a batching instance (rpc.batching)",
+            ["service"],
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536),
+        ).labels(**labels)
         self.service = service
         self._by_code: dict[int, Counter] = {}
 
@@ -60,6 +68,9 @@ class RuntimeMetrics:
             counter = self._by_code[code] = self.requests.labels(self.service, str(code))
         counter.inc()
         self.duration.observe(seconds)
+
+    def batched(self, size: int) -> None:
+        self.batch_size.observe(size)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
