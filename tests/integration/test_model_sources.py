@@ -18,7 +18,13 @@ import pytest
 from eas_core.artefacts.fetch import fetch
 from eas_core.config import ObjectStoreSettings
 from eas_core.errors import ArtefactError, PayloadTooLarge
-from tests.processors.tabular_models import close, probabilities, records, sparse_expected, sparse_model
+from tests.processors.tabular_models import (
+    close,
+    probabilities,
+    records,
+    sparse_expected,
+    sparse_model,
+)
 from tests.support.installation import Installation, start_installation
 from tests.support.object_stores import OSSServer, oss_server, s3_server
 
