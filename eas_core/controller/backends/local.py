@@ -44,6 +44,7 @@ from typing import BinaryIO
 import httpx
 import psutil
 
+from eas_core.backoff import Backoff
 from eas_core.controller.backends import processes
 from eas_core.controller.backends.base import InstanceSpec, NodeInfo, ObservedInstance
 from eas_core.spec.instance import STUCK_SECONDS_HEADER
@@ -119,8 +120,7 @@ class LocalBackend:
         self.host = host
         self.capacity = NodeInfo(name="local", ip=host, cpu=cpu, memory_mb=memory_mb, gpu=gpu)
         self.drain_seconds = drain_seconds
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self.backoff = Backoff(backoff_initial, backoff_max)
         self.hung_restart_seconds = hung_restart_seconds
         self.records: dict[str, InstanceRecord] = {}
         # Instance id → first unanswered readiness probe since it last answered.
@@ -240,7 +240,7 @@ class LocalBackend:
         record.restarts += 1
         record.reason = reason
         record.ready_seen = False
-        delay = min(self.backoff_initial * 2 ** (record.restarts - 1), self.backoff_max)
+        delay = self.backoff.delay(record.restarts)
         record.next_start_at = now + delay
         log.warning(
             "instance %s died (%s); restart %d in %.1fs", record.id, reason, record.restarts, delay
