@@ -11,4 +11,5 @@ the gateway; nothing here imports the controller, the gateway or the instance ru
     sensors      new_model, health, run_failure             resources  the installation
     rollout      all_at_once / blue_green over the SDK      smoke    requests and judging
     stores       installation | local | oss model stores   definitions  the code location
+    settings     EAS_PIPELINES_*: the only reader of the environment
 """

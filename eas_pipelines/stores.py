@@ -36,6 +36,7 @@ from eas_pipelines.declaration import (
     OSSStore,
     PipelineDeclaration,
 )
+from eas_pipelines.settings import secret
 
 _SKIPPED = {"__pycache__", ".git", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
 
@@ -213,14 +214,15 @@ class OSSModelStore:
             raise EASError(
                 "the oss store needs the 'oss2' package: pip install openeas[oss]"
             ) from None
-        key_id = os.environ.get(self.declared.access_key_id_env)
-        secret = os.environ.get(self.declared.access_key_secret_env)
-        if not (key_id and secret):
+        key_id = secret(self.declared.access_key_id_env)
+        key_secret = secret(self.declared.access_key_secret_env)
+        if not (key_id and key_secret):
             raise EASError(
                 f"the oss store needs credentials in ${self.declared.access_key_id_env} and "
                 f"${self.declared.access_key_secret_env}"
             )
-        return oss2.Bucket(oss2.Auth(key_id, secret), self.declared.endpoint, self.declared.bucket)
+        auth = oss2.Auth(key_id, key_secret)
+        return oss2.Bucket(auth, self.declared.endpoint, self.declared.bucket)
 
     def _key(self, *parts: str) -> str:
         return "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from eas_core.artefacts import ArtefactCache, ArtefactStore
 from eas_core.artefacts.packages import snapshot_packages
-from eas_core.config import MiB
+from eas_core.config import MiB, child_environment
 from eas_core.spec.instance import boot_spec, runtime_environment
 from eas_core.spec.service import parse_description
 
@@ -56,4 +56,4 @@ def run(document: dict[str, Any], *, port: int, workdir: Path) -> NoReturn:
         flush=True,
     )
     command = [sys.executable, "-m", "eas_core.runtime.boot", str(boot_path)]
-    os.execve(command[0], command, {**os.environ, **env})
+    os.execve(command[0], command, child_environment(env))

@@ -45,6 +45,7 @@ import httpx
 import psutil
 
 from eas_core.backoff import Backoff
+from eas_core.config import child_environment
 from eas_core.controller.backends import processes
 from eas_core.controller.backends.base import InstanceSpec, NodeInfo, ObservedInstance
 from eas_core.spec.instance import STUCK_SECONDS_HEADER
@@ -266,15 +267,18 @@ class LocalBackend:
         record.port = _free_port(self.host)
         directory = self.root / record.id
         (directory / "reason").unlink(missing_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EAS_")}
-        env.update(record.env)
-        env.update(
-            EAS_INSTANCE_ID=record.id,
-            EAS_HOST=self.host,
-            EAS_PORT=str(record.port),
-            EAS_INSTANCE_DIR=str(directory),
-            CUDA_VISIBLE_DEVICES=",".join(map(str, record.gpus)),
-            PYTHONUNBUFFERED="1",
+        # The controller's own EAS_* settings are not the instance's: only the record's go.
+        env = child_environment(
+            {
+                **record.env,
+                "EAS_INSTANCE_ID": record.id,
+                "EAS_HOST": self.host,
+                "EAS_PORT": str(record.port),
+                "EAS_INSTANCE_DIR": str(directory),
+                "CUDA_VISIBLE_DEVICES": ",".join(map(str, record.gpus)),
+                "PYTHONUNBUFFERED": "1",
+            },
+            drop_prefix="EAS_",
         )
         # Intent first: a controller that dies between here and the pid below leaves a record
         # through which the next one finds the process (by its environment) and adopts it.
