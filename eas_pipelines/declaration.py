@@ -32,6 +32,8 @@ from pydantic import (
     model_validator,
 )
 
+from eas_pipelines.json_path import parse_json_path
+
 SERVICE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 CALLABLE_REF = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 # Files the factory picks up in a declarations directory (recursively).
@@ -114,8 +116,6 @@ class PathExpectation(_Model):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        from eas_pipelines.smoke import parse_json_path
-
         parse_json_path(value)
         return value
 
