@@ -34,9 +34,15 @@ from eas_core.spec.limits import (
     decode_json,
     document_problems,
 )
+from eas_core.spec.validation import FieldProblem, field_errors
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MAX_SERVICE_NAME = 63
+# The one rule for a service name, wherever one is written (descriptions, pipelines).
+SERVICE_NAME = re.compile(rf"[a-z][a-z0-9_]{{0,{MAX_SERVICE_NAME - 1}}}")
+SERVICE_NAME_RULE = (
+    "must start with a lowercase letter and hold only lowercase letters, digits and '_' "
+    f"(at most {MAX_SERVICE_NAME} characters)"
+)
 # A related service is named `<original>_<8 hex digits>` (`eascmd create -r`).
 RELATED_SUFFIX_CHARS = 9
 # Largest values of the numeric settings: far past any real use, small enough to store.
@@ -73,7 +79,6 @@ TokenField = Annotated[
     AfterValidator(_check_token),
 ]
 TextField = Annotated[str, AfterValidator(check_text)]
-CUSTOM_PROCESSOR_TYPES = ("python", "cpp", "java")
 # Fields whose change makes a new version (SPEC §2, `modify -s`).
 VERSIONED_FIELDS = (
     "model_path",
@@ -154,12 +159,7 @@ class ServiceDescription(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
-            raise ValueError(
-                "must start with a lowercase letter and hold only lowercase letters, "
-                "digits and '_' (at most 63 characters)"
-            )
-        return value
+        return check_service_name(value)
 
     @field_validator("generate_token", mode="before")
     @classmethod
@@ -185,26 +185,29 @@ class ServiceDescription(BaseModel):
     @model_validator(mode="after")
     def _processor(self) -> ServiceDescription:
         if self.processor and self.processor_type:
-            raise ValueError(
-                "processor: give either a built-in 'processor' code or a custom "
-                "'processor_type', not both"
+            raise FieldProblem(
+                "processor",
+                "give either a built-in 'processor' code or a custom 'processor_type', not both",
             )
         if not self.processor and not self.processor_type:
-            raise ValueError(
-                "processor: one of 'processor' (a built-in code) or 'processor_type' "
-                "(python, cpp, java) is required"
+            raise FieldProblem(
+                "processor",
+                "one of 'processor' (a built-in code) or 'processor_type' (python, cpp, java) "
+                "is required",
             )
         if self.processor_type:
             if not self.processor_path:
-                raise ValueError("processor_path: required for a custom processor")
+                raise FieldProblem("processor_path", "required for a custom processor")
             if self.processor_type in ("python", "cpp") and not self.processor_entry:
-                raise ValueError(f"processor_entry: required for a {self.processor_type} processor")
+                raise FieldProblem(
+                    "processor_entry", f"required for a {self.processor_type} processor"
+                )
             if self.processor_type == "java" and not self.processor_mainclass:
-                raise ValueError("processor_mainclass: required for a java processor")
+                raise FieldProblem("processor_mainclass", "required for a java processor")
         if self.model_entry and not self.model_path:
-            raise ValueError("model_entry: given without model_path")
+            raise FieldProblem("model_entry", "given without model_path")
         if self.oss_endpoint is None and self.model_path and self.model_path.startswith("oss://"):
-            raise ValueError("oss_endpoint: required when model_path is an oss:// URI")
+            raise FieldProblem("oss_endpoint", "required when model_path is an oss:// URI")
         return self
 
     @property
@@ -225,38 +228,11 @@ class ServiceDescription(BaseModel):
         return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    aliases = {
-        "processor_model_config": "model_config",
-        "batching": "rpc.batching",
-        "max_batch_size": "rpc.max_batch_size",
-        "max_batch_timeout": "rpc.max_batch_timeout",
-        "keepalive": "rpc.keepalive",
-        "io_threads": "rpc.io_threads",
-        "max_queue_size": "rpc.max_queue_size",
-        "worker_threads": "rpc.worker_threads",
-        "enable_jemalloc": "rpc.enable_jemalloc",
-        "disable_failure_handler": "eas.handlers.disable_failure_handler",
-    }
-    parts = [aliases.get(str(p), str(p)) for p in loc if not str(p).startswith("function-")]
-    # pydantic reports unions as `field.str` / `field.dict[str,any]`; keep the field only.
-    parts = [p for p in parts if p not in ("str", "dict[str,any]", "int", "bool")]
-    return ".".join(parts) or "description"
-
-
-def format_validation_error(exc: ValidationError) -> list[str]:
-    messages: list[str] = []
-    for err in exc.errors(include_url=False):
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        loc = tuple(err["loc"])
-        # Model-level checks carry the field name at the start of their message.
-        if not loc and ":" in msg:
-            messages.append(msg)
-            continue
-        line = f"{_field_path(loc)}: {msg}"
-        if line not in messages:
-            messages.append(line)
-    return messages
+def check_service_name(value: str) -> str:
+    """``value`` if it is a valid service name, else ValueError saying the rule."""
+    if not SERVICE_NAME.fullmatch(value):
+        raise ValueError(SERVICE_NAME_RULE)
+    return value
 
 
 def parse_description(document: Any) -> ServiceDescription:
@@ -269,7 +245,7 @@ def parse_description(document: Any) -> ServiceDescription:
     try:
         return ServiceDescription.model_validate(document)
     except ValidationError as exc:
-        raise InvalidDescription(format_validation_error(exc)) from None
+        raise InvalidDescription(field_errors(exc, root="description")) from None
 
 
 def decode_document(text: str | bytes, what: str = "description") -> Any:
