@@ -1,7 +1,8 @@
 """The public face for programs: the control client (what eascmd and pipelines use) and,
 for callers of services, the prediction client with its requests. Clients that validate what
 they are given before sending it (pipeline declarations) use the platform's own rules: the
-service-name rule and the validation-error formatter.
+service-name rule and the validation-error formatter; clients that upload packages pack and
+hash them the way the installation does (``pack_directory``, ``file_digest``).
 
 The tensor requests (TFRequest, TorchRequest and their responses) need numpy and protobuf;
 they are imported when first used, so `eascmd` starts without them.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from eas_core.artefacts import file_digest, pack_directory
 from eas_core.sdk.control import ClientConfig, ControlClient
 from eas_core.sdk.predict import (
     ENDPOINT_TYPE_DEFAULT,
@@ -65,4 +67,6 @@ __all__ = [
     "TorchResponse",
     "check_service_name",
     "field_errors",
+    "file_digest",
+    "pack_directory",
 ]

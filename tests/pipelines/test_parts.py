@@ -5,6 +5,7 @@ run-failure webhook against a real HTTP server on loopback."""
 from __future__ import annotations
 
 import json
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -155,6 +156,8 @@ def test_a_directory_artefact_is_packed_reproducibly(tmp_path: Path) -> None:
     two = pack(package, tmp_path / "two.tar.gz").read_bytes()
 
     assert one == two
+    with tarfile.open(tmp_path / "one.tar.gz") as tar:  # the caches a run leaves are not in it
+        assert tar.getnames() == ["app.py", "sub", "sub/data.txt"]
     stored = LocalModelStore(tmp_path / "store").put(package, "svc")
     assert stored.uri.endswith("/svc.tar.gz")
 

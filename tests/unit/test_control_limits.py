@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from eas_core.artefacts import ArtefactStore
-from eas_core.artefacts.fetch import fetch, pack_directory
+from eas_core.artefacts import ArtefactStore, pack_directory
+from eas_core.artefacts.fetch import fetch
 from eas_core.config import ControllerSettings
 from eas_core.controller.api.auth import ReplayGuard
 from eas_core.controller.sources import SourcePolicy
