@@ -29,6 +29,7 @@ import httpx
 from eas_core.backoff import Backoff
 from eas_core.config import InstallationSettings, child_environment
 from eas_core.controller.backends.local import LocalBackend
+from eas_core.spec.paths import PING_PATH
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Installation:
             Part(
                 "gateway",
                 [sys.executable, "-m", "eas_core.gateway"],
-                f"{settings.gateway_url}/api/builtin/ping",
+                f"{settings.gateway_url}{PING_PATH}",
                 base,
             ),
             Part(

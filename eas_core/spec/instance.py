@@ -14,9 +14,6 @@ from pydantic import BaseModel
 from eas_core.errors import InvalidDescription
 from eas_core.spec.service import ServiceDescription
 
-# On the 503 readiness answer of an instance whose every worker thread is stuck past the
-# request deadline: for how many seconds it has been so (the backend restarts it past a bound).
-STUCK_SECONDS_HEADER = "x-eas-stuck-seconds"
 # The kernel refuses to start a process with a NUL in its environment or with one variable
 # longer than MAX_ARG_STRLEN (32 pages: 128 KiB, the "NAME=" and the final NUL included).
 MAX_VARIABLE_BYTES = 128 * 1024 - 1

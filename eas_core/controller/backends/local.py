@@ -48,7 +48,7 @@ from eas_core.backoff import Backoff
 from eas_core.config import child_environment
 from eas_core.controller.backends import processes
 from eas_core.controller.backends.base import InstanceSpec, NodeInfo, ObservedInstance
-from eas_core.spec.instance import STUCK_SECONDS_HEADER
+from eas_core.spec.paths import READY_PATH, STUCK_SECONDS_HEADER
 from eas_core.spec.status import InstanceStatus
 
 log = logging.getLogger(__name__)
@@ -302,7 +302,7 @@ class LocalBackend:
 
     def _probe(self, record: InstanceRecord) -> Probe:
         try:
-            answer = self.http.get(f"http://{self.host}:{record.port}/api/builtin/ready")
+            answer = self.http.get(f"http://{self.host}:{record.port}{READY_PATH}")
         except httpx.HTTPError:
             return Probe(answered=False)
         if answer.status_code == 200:
