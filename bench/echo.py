@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import cpuinfo
 import httpx
+import psutil
 
 from eas_core.errors import Conflict
 from eas_core.sdk.control import ClientConfig, ControlClient
@@ -194,27 +196,11 @@ def to_result(path: str, connections: int, stats: dict[str, Any]) -> Result:
 
 def cpu_busy(seconds: float = 1.0) -> float:
     """Share of all cores busy over a short sample (load averages lag by a minute)."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        idle = fields[3] + fields[4]  # idle + iowait
-        return sum(fields) - idle, sum(fields)
-
-    busy0, total0 = sample()
-    time.sleep(seconds)
-    busy1, total1 = sample()
-    return 100.0 * (busy1 - busy0) / max(1, total1 - total0)
+    return float(psutil.cpu_percent(interval=seconds))
 
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = str(cpuinfo.get_cpu_info().get("brand_raw") or platform.machine())
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
     return {
         "nproc": str(len(os.sched_getaffinity(0))),

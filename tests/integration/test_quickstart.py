@@ -4,12 +4,14 @@ answers, and Ctrl-C stops every process it started."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.support.installation import free_port, start_installation, wait_for
 
@@ -37,11 +39,7 @@ def test_demo_installation_answers_its_curl_and_stops_cleanly(tmp_path: Path) ->
         running.process.send_signal(signal.SIGINT)
         running.process.wait(timeout=60)
     assert running.process.returncode == 0
-    for pid in pids:
-        assert (
-            not Path(f"/proc/{pid}").exists()
-            or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
-        )
+    assert not [pid for pid in pids if _is_running(pid)]
     assert not list((data / "instances").glob("*/record.json"))
     running.client.close()
 
@@ -72,23 +70,30 @@ def test_installation_with_pipelines_serves_dagster_and_stops_it(tmp_path: Path)
             "heart_disease_release",
         } <= jobs
         group = running.pid("pipelines")
-        members = [
-            p for p in Path("/proc").iterdir() if p.name.isdigit() and _process_group(p) == group
-        ]
-        assert len(members) >= 2  # dagster dev and its webserver / daemon
+        assert len(_group_members(group)) >= 2  # dagster dev and its webserver / daemon
     finally:
         running.process.send_signal(signal.SIGINT)
         running.process.wait(timeout=90)
     assert running.process.returncode == 0
-    assert not [
-        p for p in Path("/proc").iterdir() if p.name.isdigit() and _process_group(p) == group
-    ]
+    assert not _group_members(group)
     running.client.close()
 
 
-def _process_group(proc: Path) -> int | None:
+def _is_running(pid: int) -> bool:
+    """A live process (a zombie has ended: it only waits for its parent to reap it)."""
     try:
-        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
-    return None if fields[0] == "Z" else int(fields[2])
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _group_members(group: int) -> list[int]:
+    """The live processes of a process group."""
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == group and _is_running(process.pid):
+                members.append(process.pid)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return members
