@@ -169,9 +169,6 @@ class RuntimeSettings(HttpLimitSettings):
     worker_processes: int | None = None
     max_queue_size: int = 64
     keepalive_ms: int = 5000
-    batching: bool = False
-    max_batch_size: int = 16
-    max_batch_timeout_ms: int = 50
     max_body_bytes: int = 64 * MiB
     model_entry: str = ""
     model_config_text: str = Field(default="", alias="EAS_MODEL_CONFIG")

@@ -6,7 +6,6 @@ shapes here lets both sides agree without importing each other.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -88,9 +87,6 @@ def runtime_environment(
         "EAS_VERSION": str(version),
         "EAS_MAX_QUEUE_SIZE": str(meta.max_queue_size),
         "EAS_KEEPALIVE_MS": str(meta.keepalive),
-        "EAS_BATCHING": json.dumps(meta.batching),
-        "EAS_MAX_BATCH_SIZE": str(meta.max_batch_size),
-        "EAS_MAX_BATCH_TIMEOUT_MS": str(meta.max_batch_timeout),
         "EAS_MAX_BODY_BYTES": str(max_body_bytes),
         "EAS_MODEL_CONFIG": description.model_config_text,
     }

@@ -109,15 +109,20 @@ class Metadata(BaseModel):
     resource: ShortField = "public"
     region: ShortField | None = None
     workers: int | None = Field(default=None, ge=1, le=1024)
+    # Server-side batching: true is refused at create (unsupported_settings); the batch
+    # size and timeout take effect only with it, as on PAI-EAS.
     batching: bool = Field(default=False, alias="rpc.batching")
     max_batch_size: int = Field(default=16, ge=1, le=65536, alias="rpc.max_batch_size")
     max_batch_timeout: int = Field(
         default=50, ge=0, le=MAX_MILLISECONDS, alias="rpc.max_batch_timeout"
     )
     keepalive: int = Field(default=5000, gt=0, le=MAX_MILLISECONDS, alias="rpc.keepalive")
-    io_threads: int = Field(default=4, ge=1, le=256, alias="rpc.io_threads")
+    # Refused at create when given (unsupported_settings): no setting changes how an
+    # instance does its network I/O.
+    io_threads: int | None = Field(default=None, ge=1, le=256, alias="rpc.io_threads")
     max_queue_size: int = Field(default=64, ge=1, le=1_000_000, alias="rpc.max_queue_size")
     worker_threads: int | None = Field(default=None, ge=1, le=1024, alias="rpc.worker_threads")
+    # Accepted so that PAI-EAS descriptions deploy unchanged (SPEC §2); no effect here.
     enable_jemalloc: bool = Field(default=False, alias="rpc.enable_jemalloc")
     disable_failure_handler: bool = Field(
         default=False, alias="eas.handlers.disable_failure_handler"
@@ -226,6 +231,26 @@ class ServiceDescription(BaseModel):
     def to_document(self) -> dict[str, Any]:
         """The description as the user wrote it (wire spellings, unknown keys kept)."""
         return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
+
+
+def unsupported_settings(metadata: Metadata) -> list[str]:
+    """What a description asks of the instance runtime that this installation's runtime does
+    not do: refused when a service is created, modified or switched to a version (and by
+    ``eascmd test``), rather than accepted and silently ignored. Not part of the schema, so
+    a service stored before the refusal still runs."""
+    problems = []
+    if metadata.batching:
+        problems.append(
+            "metadata.rpc.batching: this installation runs one processor call per request "
+            "(on rpc.worker_threads threads per instance) and does not group requests into "
+            "batches; set it to false or leave it out"
+        )
+    if metadata.io_threads is not None:
+        problems.append(
+            "metadata.rpc.io_threads: this installation's instances do their network I/O on "
+            "one event loop per worker process, which no setting changes; leave the key out"
+        )
+    return problems
 
 
 def check_service_name(value: str) -> str:

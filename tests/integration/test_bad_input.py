@@ -203,6 +203,26 @@ def test_processor_from_uploaded_archive(
             },
             "processor_path:",
         ),
+        (
+            {
+                "name": "batching",
+                "processor_type": "python",
+                "processor_path": "/x",
+                "processor_entry": "app.py",
+                "metadata": {"instance": 1, "rpc.batching": True},
+            },
+            "metadata.rpc.batching: this installation runs one processor call per request",
+        ),
+        (
+            {
+                "name": "io_threads",
+                "processor_type": "python",
+                "processor_path": "/x",
+                "processor_entry": "app.py",
+                "metadata": {"instance": 1, "rpc.io_threads": 4},
+            },
+            "metadata.rpc.io_threads: this installation's instances do their network I/O",
+        ),
         ([1, 2, 3], "must be a JSON object"),
     ],
 )
