@@ -21,7 +21,6 @@ REQUEST_PARTS = ("body", "query", "path", "header", "cookie")
 _KIND_OF_STATUS = {
     400: "BadRequest",
     401: "Unauthorized",
-    403: "Forbidden",
     404: "NotFound",
     405: "BadRequest",
     409: "Conflict",
