@@ -30,7 +30,6 @@ SCHEME = "EAS-HMAC-SHA256"
 MAX_SKEW_SECONDS = 900.0
 NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 @dataclass(frozen=True)

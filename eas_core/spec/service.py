@@ -223,15 +223,6 @@ class ServiceDescription(BaseModel):
             return ""
         return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
-    @property
-    def is_open(self) -> bool:
-        """True when callers need no token (``generate_token: false`` and no ``token``)."""
-        return self.token is None and not self.generate_token
-
-    def to_document(self) -> dict[str, Any]:
-        """The description as the user wrote it (wire spellings, unknown keys kept)."""
-        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
-
 
 def unsupported_settings(metadata: Metadata) -> list[str]:
     """What a description asks of the instance runtime that this installation's runtime does
@@ -279,10 +270,6 @@ def decode_document(text: str | bytes, what: str = "description") -> Any:
         return decode_json(text)
     except ValueError as exc:
         raise InvalidDescription([f"{what}: not valid JSON ({exc})"]) from None
-
-
-def parse_description_text(text: str | bytes) -> ServiceDescription:
-    return parse_description(decode_document(text))
 
 
 def merge_documents(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:

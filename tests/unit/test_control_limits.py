@@ -186,7 +186,9 @@ def test_artefact_copies_never_loosen_permissions(tmp_path: Path) -> None:
     assert mode(store.path_of(store.put_file(private).uri)) == 0o600
     assert mode(store.path_of(store.put_file(tool).uri)) == 0o755
     # Uploads carry no permissions: this user only.
-    ref = store.put_stream([b"uploaded"], "up.bin", max_bytes=100)
+    with store.receive("up.bin", max_bytes=100) as upload:
+        upload.write(b"uploaded")
+        ref = upload.commit()
     assert mode(store.path_of(ref.uri)) == 0o600
     # A fetched copy and a packed directory keep a 0600 file at 0600.
     dest = tmp_path / "fetched"

@@ -32,13 +32,13 @@ def test_unknown_keys_are_kept() -> None:
     d = parse_description(
         {**BASE, "extra": {"a": 1}, "metadata": {"instance": 1, "custom.key": "v"}}
     )
-    document = d.to_document()
-    assert document["extra"] == {"a": 1} and document["metadata"]["custom.key"] == "v"
+    assert d.model_extra == {"extra": {"a": 1}}
+    assert d.metadata.model_extra == {"custom.key": "v"}
 
 
 def test_generate_token_accepts_strings() -> None:
     d = parse_description({**BASE, "generate_token": "false"})
-    assert d.is_open
+    assert d.generate_token is False and d.token is None
 
 
 def test_model_config_object_is_handed_over_as_text() -> None:
