@@ -33,6 +33,7 @@ import cpuinfo
 import httpx
 import psutil
 
+from eas_core.demo import ECHO
 from eas_core.errors import Conflict
 from eas_core.sdk.control import ClientConfig, ControlClient
 from tests.support.installation import REPO, free_port, start_installation
@@ -100,7 +101,7 @@ def echo_document(name: str, instances: int) -> dict[str, Any]:
     return {
         "name": name,
         "processor_type": "python",
-        "processor_path": str(REPO / "examples" / "echo"),
+        "processor_path": str(ECHO),
         "processor_entry": "app.py",
         "metadata": {"instance": instances, "cpu": 1, "memory": 256},
     }
@@ -247,7 +248,7 @@ def report(
             f"before the runs: CPU {info['busy']} busy over 1 s, load average {info['load']}",
             f"- python: {info['python']}; load generator: {info['wrk']}, "
             f"at most {args.threads} thread(s), keep-alive",
-            f"- installation: {mode}; service: examples/echo (python, 1 instance, cpu 1, "
+            f"- installation: {mode}; service: eas_core/demo/echo (python, 1 instance, cpu 1, "
             f"8 worker threads); body: {args.body_size} bytes POST with `Authorization: <token>`",
             "- peer: bench/peers/fastapi_echo.py — the same token check and echo in FastAPI "
             "under uvicorn (uvloop + httptools, 1 worker), called directly (one hop, like "

@@ -1,4 +1,4 @@
-"""The same echo service as examples/echo, written the usual FastAPI way: a token check and
+"""The same echo service as eas_core/demo/echo, written the usual FastAPI way: a token check and
 the body back. Served by uvicorn (uvloop + httptools, one worker) for the benchmark.
 
     python -m bench.peers.fastapi_echo --port 9000 --token T

@@ -136,9 +136,11 @@ def start_installation(
     demo: bool = False,
     extra_args: list[str] | None = None,
     default_sources: bool = False,
+    cwd: Path = REPO,
 ) -> Installation:
     """``default_sources`` keeps the operator's default allow-list of deployment sources
-    instead of the tests' (tmp directories, the repository, loopback servers)."""
+    instead of the tests' (tmp directories, the repository, loopback servers); ``cwd`` is
+    where `eascmd server` is started (the repository, unless a test runs it elsewhere)."""
     controller_port, gateway_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EAS_")}
     # The operator declares the node's size: tests run many small instances on 2 cores.
@@ -174,7 +176,7 @@ def start_installation(
         args.append("--demo")
     args += extra_args or []
     with open(data_dir.parent / f"{data_dir.name}-server.out", "wb") as log:
-        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
     credentials = data_dir / "credentials.json"
     try:
         wait_for(
