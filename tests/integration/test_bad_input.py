@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from eas_core.auth.keys import AccessKey, sign_request
-from eas_core.errors import InvalidDescription
+from eas_core.errors import InvalidDescription, NotFound
 from tests.support.installation import PROCESSORS, Installation, python_service
 
 
@@ -266,7 +266,7 @@ def test_malformed_json_is_refused(installation: Installation, workdir: Path) ->
 def test_hostile_or_corrupt_archive_is_refused(
     installation: Installation,
     http_server: str,
-    archives: Path,
+    tmp_path_factory: pytest.TempPathFactory,
     unique_name: str,
     archive: str,
     expected: str,
@@ -280,9 +280,12 @@ def test_hostile_or_corrupt_archive_is_refused(
         )
     assert refused.value.message.startswith("processor_path:"), refused.value.message
     assert expected in refused.value.message
-    assert not (archives.parent / "escaped.txt").exists()
+    # `../../escaped.txt` unpacked anywhere under the installation's data directory would
+    # land inside this session's temporary tree: nothing by that name was written there.
+    assert not list(tmp_path_factory.getbasetemp().rglob("escaped.txt"))
     assert services(installation) == before
-    assert unique_name not in before
+    with pytest.raises(NotFound):
+        installation.client.describe_service(unique_name)
 
 
 def test_missing_http_artefact_is_refused_at_create(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from eas_core.auth.tokens import sign
 from tests.support.installation import Installation, python_service, wait_for
@@ -200,19 +200,34 @@ def test_stopped_service_answers_503_and_starts_again(
     assert installation.predict(unique_name, b"echo:x", "fixed-token-123").status_code == 404
 
 
-def test_metrics_are_prometheus_text(installation: Installation, probe: dict[str, str]) -> None:
-    installation.predict(probe["name"], b"echo:m", probe["token"])
-    port = installation.client.list_instances(probe["name"])[0]["Port"]
-    text = httpx.get(f"http://127.0.0.1:{port}/api/builtin/metrics").text
-    assert "eas_requests_total" in text
-    assert httpx.get(f"http://127.0.0.1:{port}/api/builtin/ping").status_code == 200
-    gateway = httpx.get(f"{installation.gateway_url}/api/builtin/metrics").text
-    assert f'service="{probe["name"]}"' in gateway
-    assert (
-        json.loads(
-            httpx.get(f"{installation.gateway_url}/api/v1/servicediscovery/upstreams/nope").text
-            if False
-            else "{}"
-        )
-        == {}
+def answered(text: str, name: str, service: str) -> float:
+    """The requests a Prometheus text counted under ``name`` for ``service``, all codes."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and sample.labels.get("service") == service
     )
+
+
+def test_metrics_are_prometheus_text(installation: Installation, probe: dict[str, str]) -> None:
+    instances = installation.client.list_instances(probe["name"])
+    urls = [f"http://127.0.0.1:{i['Port']}/api/builtin/metrics" for i in instances]
+    gateway_url = f"{installation.gateway_url}/api/builtin/metrics"
+    before = sum(answered(httpx.get(u).text, "eas_requests_total", probe["name"]) for u in urls)
+    through = answered(httpx.get(gateway_url).text, "eas_gateway_requests_total", probe["name"])
+    assert installation.predict(probe["name"], b"echo:m", probe["token"]).status_code == 200
+    # The call is counted once by the instance that answered it, and once by the gateway.
+    after = sum(answered(httpx.get(u).text, "eas_requests_total", probe["name"]) for u in urls)
+    assert after == before + 1
+    gateway = answered(httpx.get(gateway_url).text, "eas_gateway_requests_total", probe["name"])
+    assert gateway == through + 1
+    assert all(httpx.get(u.replace("metrics", "ping")).text == "pong" for u in urls)
+
+
+def test_discovery_of_an_unknown_service_answers_404_naming_it(
+    installation: Installation,
+) -> None:
+    answer = httpx.get(f"{installation.gateway_url}/api/v1/servicediscovery/upstreams/nope")
+    assert answer.status_code == 404
+    assert "'nope'" in answer.text
