@@ -87,7 +87,6 @@ def test_processor_from_http_archive(
     installation.client.wait_until_running(unique_name, timeout=60)
     token = installation.client.describe_service(unique_name)["AccessToken"]
     assert installation.predict(unique_name, b"echo:archived", token).content == b"archived"
-    installation.client.delete_service(unique_name)
 
 
 def test_processor_from_uploaded_archive(
@@ -105,7 +104,6 @@ def test_processor_from_uploaded_archive(
     token = installation.client.describe_service(unique_name)["AccessToken"]
     answer = json.loads(installation.predict(unique_name, b"whoami", token).content)
     assert answer["model"] == "model v1"
-    installation.client.delete_service(unique_name)
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,6 @@ def test_poison_request_kills_one_instance_and_other_callers_see_no_failure(
     assert load.result.failures == [], load.result.failures[:5]
     prefix = f'eas_gateway_upstream_failures_total{{reason="closed",service="{unique_name}"}}'
     assert gateway_metric(installation, prefix) == 1
-    installation.client.delete_service(unique_name)
 
 
 def test_full_instance_is_retried_on_another_and_counted(
@@ -122,7 +121,6 @@ def test_full_instance_is_retried_on_another_and_counted(
     retries = f'eas_gateway_upstream_retries_total{{reason="queue_full",service="{unique_name}"}}'
     assert gateway_metric(installation, failures) == 2
     assert gateway_metric(installation, retries) == 1
-    installation.client.delete_service(unique_name)
 
 
 # -- authentication before the body, bounded buffers ---------------------------------------------

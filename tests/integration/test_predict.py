@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -10,18 +11,21 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from eas_core.auth.tokens import sign
-from tests.support.installation import Installation, python_service, wait_for
+from tests.support.installation import Installation, delete_services, python_service, wait_for
 
 
 @pytest.fixture(scope="module")
-def probe(installation: Installation) -> dict[str, str]:
+def probe(installation: Installation) -> Iterator[dict[str, str]]:
     """One running probe service shared by this module's tests: name and token."""
     installation.client.create_service(python_service("predict_probe", instances=2))
-    installation.client.wait_until_running("predict_probe", timeout=60)
-    return {
-        "name": "predict_probe",
-        "token": installation.client.describe_service("predict_probe")["AccessToken"],
-    }
+    try:
+        installation.client.wait_until_running("predict_probe", timeout=60)
+        yield {
+            "name": "predict_probe",
+            "token": installation.client.describe_service("predict_probe")["AccessToken"],
+        }
+    finally:
+        delete_services(installation.client, "predict_probe")
 
 
 def test_plain_token_answers_through_gateway(
@@ -136,7 +140,6 @@ def test_worker_processes_share_the_load(installation: Installation, unique_name
         if len(pids) >= 2:
             break
     assert len(pids) >= 2, pids
-    installation.client.delete_service(unique_name)
 
 
 def test_deadline_answers_408(installation: Installation, unique_name: str) -> None:
@@ -145,7 +148,6 @@ def test_deadline_answers_408(installation: Installation, unique_name: str) -> N
     token = installation.client.describe_service(unique_name)["AccessToken"]
     assert installation.predict(unique_name, b"sleep:1500", token).status_code == 408
     assert installation.predict(unique_name, b"echo:fast", token).status_code == 200
-    installation.client.delete_service(unique_name)
 
 
 def test_full_queue_answers_450(installation: Installation, unique_name: str) -> None:
@@ -172,7 +174,6 @@ def test_full_queue_answers_450(installation: Installation, unique_name: str) ->
     finally:
         for s in socks:
             s.close()
-    installation.client.delete_service(unique_name)
 
 
 def test_open_service_needs_no_token(installation: Installation, unique_name: str) -> None:
@@ -180,7 +181,6 @@ def test_open_service_needs_no_token(installation: Installation, unique_name: st
     installation.client.wait_until_running(unique_name, timeout=60)
     assert installation.client.describe_service(unique_name)["AccessToken"] == ""
     assert installation.predict(unique_name, b"echo:open").content == b"open"
-    installation.client.delete_service(unique_name)
 
 
 def test_stopped_service_answers_503_and_starts_again(

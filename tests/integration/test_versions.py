@@ -151,7 +151,6 @@ def test_failed_roll_keeps_the_previous_version_serving(
     assert stored["ServiceConfig"]["model_path"].endswith("fail-initialize.txt")
     assert stored["Artefacts"]["model"]["uri"].startswith("eas://")
     assert [v["Version"] for v in installation.eascmd_json("versions", name)] == [1, 2]
-    installation.client.delete_service(name)
 
 
 def test_old_version_restores_after_its_source_changed(
@@ -172,7 +171,6 @@ def test_old_version_restores_after_its_source_changed(
         lambda: who(installation.predict(name, b"whoami", token).content) == "first",
         what="version 1's own model",
     )
-    installation.client.delete_service(name)
 
 
 def test_controller_restart_mid_roll_finishes_the_roll(
@@ -213,4 +211,3 @@ def test_controller_restart_mid_roll_finishes_the_roll(
         time.sleep(1)
     assert not load.result.failures, load.result.failures[:5]
     assert {who(b) for b in load.result.bodies_since(mark)} == {"slow-initialize:2"}
-    installation.client.delete_service(name)

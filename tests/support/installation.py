@@ -6,8 +6,10 @@ unique names so they do not see each other. Only the PIDs started here are ever 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from eas_core.errors import Conflict, NotFound
 from eas_core.sdk.control import ClientConfig, ControlClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -211,6 +214,20 @@ def start_installation(
         config_path,
         ControlClient.from_config(config),
     )
+
+
+def delete_services(client: ControlClient, name: str) -> None:
+    """Delete the service ``name`` and its related services (``<name>_<8 hex digits>``),
+    related ones first; what is already gone, or on its way, is fine."""
+    related = re.compile(rf"{re.escape(name)}_[0-9a-f]{{8}}")
+    found = [
+        s["ServiceName"]
+        for s in client.list_services()
+        if s["ServiceName"] == name or related.fullmatch(s["ServiceName"])
+    ]
+    for service in sorted(found, key=lambda found_name: found_name == name):
+        with contextlib.suppress(NotFound, Conflict):
+            client.delete_service(service)
 
 
 def python_service(
