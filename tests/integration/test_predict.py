@@ -8,10 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from eas_core.auth.tokens import sign
-from tests.support.installation import Installation, delete_services, python_service, wait_for
+from tests.support.installation import (
+    Installation,
+    delete_services,
+    metric,
+    python_service,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -200,29 +205,21 @@ def test_stopped_service_answers_503_and_starts_again(
     assert installation.predict(unique_name, b"echo:x", "fixed-token-123").status_code == 404
 
 
-def answered(text: str, name: str, service: str) -> float:
-    """The requests a Prometheus text counted under ``name`` for ``service``, all codes."""
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and sample.labels.get("service") == service
-    )
-
-
 def test_metrics_are_prometheus_text(installation: Installation, probe: dict[str, str]) -> None:
     instances = installation.client.list_instances(probe["name"])
     urls = [f"http://127.0.0.1:{i['Port']}/api/builtin/metrics" for i in instances]
     gateway_url = f"{installation.gateway_url}/api/builtin/metrics"
-    before = sum(answered(httpx.get(u).text, "eas_requests_total", probe["name"]) for u in urls)
-    through = answered(httpx.get(gateway_url).text, "eas_gateway_requests_total", probe["name"])
+    service = {"service": probe["name"]}
+
+    def answered() -> tuple[float, float]:
+        instances = sum(metric(url, "eas_requests_total", **service) for url in urls)
+        return instances, metric(gateway_url, "eas_gateway_requests_total", **service)
+
+    before = answered()
     assert installation.predict(probe["name"], b"echo:m", probe["token"]).status_code == 200
     # The call is counted once by the instance that answered it, and once by the gateway.
-    after = sum(answered(httpx.get(u).text, "eas_requests_total", probe["name"]) for u in urls)
-    assert after == before + 1
-    gateway = answered(httpx.get(gateway_url).text, "eas_gateway_requests_total", probe["name"])
-    assert gateway == through + 1
-    assert all(httpx.get(u.replace("metrics", "ping")).text == "pong" for u in urls)
+    assert answered() == (before[0] + 1, before[1] + 1)
+    assert all(httpx.get(url.replace("metrics", "ping")).text == "pong" for url in urls)
 
 
 def test_discovery_of_an_unknown_service_answers_404_naming_it(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from eas_core.errors import Conflict, NotFound
 from eas_core.sdk.control import ClientConfig, ControlClient
@@ -33,6 +34,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` (``eas_requests_total``) that carry ``labels``,
+    as the Prometheus endpoint at ``url`` shows them now."""
+    return metric_in(httpx.get(url, timeout=10).text, name, **labels)
+
+
+def metric_in(text: str, name: str, **labels: str) -> float:
+    """:func:`metric` of a Prometheus text already read."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 def wait_for(

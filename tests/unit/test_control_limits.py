@@ -21,6 +21,7 @@ from eas_core.errors import ArtefactError, InvalidDescription, Unauthorized, Una
 from eas_core.spec.instance import check_environment, runtime_environment
 from eas_core.spec.limits import MAX_DOCUMENT_BYTES, decode_json, document_problems
 from eas_core.spec.service import parse_description
+from tests.support.installation import wait_for
 
 BASE: dict[str, Any] = {
     "name": "svc",
@@ -103,8 +104,7 @@ def test_replay_guard_refuses_a_nonce_twice_and_is_bounded() -> None:
         guard.remember("key", "nonce-two-aaaaaaaaaa")
     # Past the window the old nonces are forgotten (their signatures are stale by then).
     deadline = guard.expiry[("other", "nonce-one-aaaaaaaaaa")]
-    while time.monotonic() <= deadline:
-        time.sleep(0.01)
+    wait_for(lambda: time.monotonic() > deadline, interval=0.01, what="the window to pass")
     guard.remember("key", "nonce-two-aaaaaaaaaa")
     assert list(guard.expiry) == [("key", "nonce-two-aaaaaaaaaa")]
 
