@@ -1,14 +1,26 @@
 """Configuration: one schema per process kind, read once from ``EAS_*`` variables and flags.
 
-This is the only module that reads the environment. Defaults make ``eascmd server`` work with
-nothing set: everything lives under one data directory (``~/.eas-server`` unless
-``EAS_DATA_DIR`` or ``--data-dir`` says otherwise).
+This is the only module of ``eas_core`` that reads the environment: every setting is a field
+of a settings class here (``EAS_*``, and the object stores' ``OSS_*`` fallbacks), and the
+environment a process hands on to the processes it starts comes from
+:func:`child_environment`. Defaults make ``eascmd server`` work with nothing set: everything
+lives under one data directory (``~/.eas-server`` unless ``EAS_DATA_DIR`` or ``--data-dir``
+says otherwise).
+
+    InstallationSettings   every process of one installation (data dir, host, ports)
+    ControllerSettings     the controller: reconcile, supervision, artefact limits, node size
+    GatewaySettings        a gateway: body and upstream limits, retries, the handed-over socket
+    HttpLimitSettings      what one HTTP server lets its callers hold (gateway and instances)
+    RuntimeSettings        one instance, set by the backend in the instance's environment
+    ObjectStoreSettings    oss:// and s3:// endpoints and credentials
+    ClientSettings         eascmd and the SDK: where the client configuration file is
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -157,9 +169,6 @@ class RuntimeSettings(HttpLimitSettings):
     worker_processes: int | None = None
     max_queue_size: int = 64
     keepalive_ms: int = 5000
-    batching: bool = False
-    max_batch_size: int = 16
-    max_batch_timeout_ms: int = 50
     max_body_bytes: int = 64 * MiB
     model_entry: str = ""
     model_config_text: str = Field(default="", alias="EAS_MODEL_CONFIG")
@@ -194,13 +203,40 @@ def read_or_create_secret(path: Path) -> str:
     return value
 
 
+class ClientSettings(_Settings):
+    """``eascmd`` and the SDK's ``ClientConfig``."""
+
+    model_config = SettingsConfigDict(env_prefix="EAS_", extra="ignore", env_ignore_empty=True)
+    # The file `eascmd config` writes: ~/.eas/config unless EAS_CONFIG names another.
+    config: Path | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.config or Path.home() / ".eas" / "config"
+
+
 def client_config_path() -> Path:
     """``~/.eas/config`` unless ``EAS_CONFIG`` names another file."""
-    return Path(os.environ.get("EAS_CONFIG") or Path.home() / ".eas" / "config")
+    return ClientSettings().config_path
 
 
-def child_environment(extra: dict[str, str]) -> dict[str, str]:
-    """The environment for a process we start: ours, plus ``extra``."""
-    env = dict(os.environ)
+def child_environment(
+    extra: Mapping[str, str],
+    *,
+    drop_prefix: str | None = None,
+    search_paths: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, str]:
+    """The environment for a process we start: ours, less the variables whose names start
+    with ``drop_prefix`` (settings meant for this process only), plus ``extra``. Each
+    ``search_paths`` variable (``LD_LIBRARY_PATH``, …) gets the given directories in front of
+    what ours holds."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if drop_prefix is None or not name.startswith(drop_prefix)
+    }
     env.update(extra)
+    for name, directories in (search_paths or {}).items():
+        inherited = env.get(name)
+        env[name] = os.pathsep.join([*directories, *([inherited] if inherited else [])])
     return env

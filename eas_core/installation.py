@@ -26,12 +26,16 @@ from dataclasses import dataclass
 
 import httpx
 
+from eas_core.backoff import Backoff
 from eas_core.config import InstallationSettings, child_environment
 from eas_core.controller.backends.local import LocalBackend
+from eas_core.spec.paths import PING_PATH
 
 log = logging.getLogger(__name__)
 
-RESTART_BACKOFF_MAX = 10.0
+RESTART_BACKOFF = Backoff(initial=0.5, maximum=10.0)
+# A part that ran this long before it died failed afresh: its back-off starts over.
+STABLE_SECONDS = 60.0
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Part:
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    failures: int = 0  # consecutive deaths, each soon after its start
     started_at: float = 0.0
     pass_fds: tuple[int, ...] = ()
 
@@ -64,7 +69,7 @@ class Installation:
             Part(
                 "gateway",
                 [sys.executable, "-m", "eas_core.gateway"],
-                f"{settings.gateway_url}/api/builtin/ping",
+                f"{settings.gateway_url}{PING_PATH}",
                 base,
             ),
             Part(
@@ -141,9 +146,9 @@ class Installation:
                     continue
                 code = part.process.returncode
                 part.restarts += 1
-                delay = min(0.5 * 2 ** min(part.restarts - 1, 5), RESTART_BACKOFF_MAX)
-                if time.monotonic() - part.started_at > 60:
-                    delay = 0.5  # it ran fine for a while: a fresh failure, not a crash loop
+                stable = time.monotonic() - part.started_at > STABLE_SECONDS
+                part.failures = 1 if stable else part.failures + 1
+                delay = RESTART_BACKOFF.delay(part.failures)
                 log.warning(
                     "the %s exited with %s; starting it again in %.1fs", part.name, code, delay
                 )

@@ -22,13 +22,13 @@ from eas_core.config import (
     DEFAULT_GATEWAY_PORT,
     InstallationSettings,
 )
+from eas_core.demo import ECHO
 from eas_core.errors import Conflict, EASError
 from eas_core.installation import Installation, Part
 from eas_core.sdk.control import ControlClient
 
 DEMO_SERVICE = "demo"
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
 WORKSPACE = REPO / "workspace.yaml"
 # `dagster dev` with one rollout per service at a time, as in deploy/dagster/dagster.yaml.
 DAGSTER_INSTANCE = """\
@@ -66,13 +66,14 @@ def pipelines_part(installation: Installation, credentials: dict[str, str], port
 
 
 def deploy_demo(client: ControlClient) -> dict[str, object]:
-    """The echo processor from examples/echo, deployed once; later starts reuse it.
+    """The echo processor (eas_core/demo/echo, package data), deployed once; later starts
+    reuse it.
 
     It is uploaded (a reproducible tar, so the same URI every time) rather than named by
     path: the installation may have been started from a directory deployments may not
     read (EAS_ARTEFACT_LOCAL_ROOTS)."""
     with tempfile.TemporaryDirectory(prefix="eas-demo-") as tmp:
-        package = pack_directory(EXAMPLES / "echo", Path(tmp) / "echo.tar", 16 * 1024 * 1024)
+        package = pack_directory(ECHO, Path(tmp) / "echo.tar", 16 * 1024 * 1024)
         uri = client.upload(package)["uri"]
     document = {
         "name": DEMO_SERVICE,
@@ -83,7 +84,7 @@ def deploy_demo(client: ControlClient) -> dict[str, object]:
     }
     try:
         client.create_service(document)
-        output.progress(f"Created the demo service '{DEMO_SERVICE}' (examples/echo)")
+        output.progress(f"Created the demo service '{DEMO_SERVICE}' (the echo processor)")
     except Conflict:
         pass
     return client.wait_until_running(DEMO_SERVICE, timeout=120)

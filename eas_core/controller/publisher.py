@@ -14,11 +14,11 @@ import httpx
 
 from eas_core.controller.backends.base import ObservedInstance
 from eas_core.controller.store import ServiceRecord
+from eas_core.spec.paths import INTERNAL_TOKEN_HEADER, ROUTES_PATH
 from eas_core.spec.routes import RouteTable, ServiceRoute, TrafficShare, Upstream
 
 log = logging.getLogger(__name__)
 
-INTERNAL_TOKEN_HEADER = "x-eas-internal-token"
 REPUSH_SECONDS = 3.0
 
 
@@ -94,7 +94,7 @@ class Publisher:
         for gateway in self.gateways:
             try:
                 answer = self.http.put(
-                    f"{gateway}/api/internal/routes",
+                    f"{gateway}{ROUTES_PATH}",
                     content=body,
                     headers={**self.headers, "content-type": "application/json"},
                 )

@@ -29,6 +29,7 @@ from eas_core.spec.service import (
     changes_version,
     merge_documents,
     parse_description,
+    unsupported_settings,
 )
 from eas_core.spec.status import InstanceStatus
 from processors import registry
@@ -74,6 +75,7 @@ class Services(ServiceViews):
         if description.data_image:
             errors.append("data_image: the local backend runs processes, not container images")
         meta = description.metadata
+        errors += unsupported_settings(meta)
         if meta.resource != "public":
             errors.append(f"metadata.resource: no resource group {meta.resource!r} (have: public)")
         nodes = self.nodes()

@@ -14,10 +14,9 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from eas_core.artefacts import ArtefactCache, ArtefactStore
-from eas_core.config import RuntimeSettings
+from eas_core.config import RuntimeSettings, child_environment
 from eas_core.errors import EASError
 from eas_core.runtime.workers import report_failure
 from eas_core.spec.instance import ArtefactSpec, BootSpec
@@ -35,7 +34,7 @@ def _inside(root: Path, relative: str, field: str) -> Path:
 
 
 def prepare(spec: BootSpec) -> tuple[list[str], dict[str, str], Path | None]:
-    """Materialize artefacts; return the command, extra environment and working directory."""
+    """Materialize artefacts; return the command, its environment and working directory."""
     store = ArtefactStore(spec.artefact_store)
     cache = ArtefactCache(spec.cache_dir, max_bytes=spec.max_artefact_bytes)
 
@@ -61,11 +60,10 @@ def prepare(spec: BootSpec) -> tuple[list[str], dict[str, str], Path | None]:
         python = str(env_python) if env_python.exists() else sys.executable
         dirs = [str(p) for p in [root, *sorted(d for d in root.rglob("*") if d.is_dir())]]
         dirs = [d for d in dirs if "/ENV/" not in d + "/"] or [str(root)]
-        inherited = os.environ.get("LD_LIBRARY_PATH")
-        env["LD_LIBRARY_PATH"] = ":".join([*dirs, *([inherited] if inherited else [])])
-        return [python, str(entry_path)], env, entry_path.parent
+        environment = child_environment(env, search_paths={"LD_LIBRARY_PATH": dirs})
+        return [python, str(entry_path)], environment, entry_path.parent
     if spec.processor_code:
-        return [sys.executable, "-m", "eas_core.runtime.builtin"], env, None
+        return [sys.executable, "-m", "eas_core.runtime.builtin"], child_environment(env), None
     raise EASError(f"processor_type: {spec.processor_type!r} is not supported by this runtime")
 
 
@@ -73,12 +71,11 @@ def main(argv: list[str]) -> None:
     settings = RuntimeSettings()
     try:
         spec = BootSpec.model_validate(json.loads(Path(argv[1]).read_text()))
-        command, extra_env, cwd = prepare(spec)
+        command, env, cwd = prepare(spec)
     except (EASError, OSError, ValueError) as exc:
         message = exc.message if isinstance(exc, EASError) else str(exc)
         report_failure(settings, f"cannot prepare the instance: {message}")
         sys.exit(BOOT_FAILED)
-    env: dict[str, Any] = {**os.environ, **extra_env}
     if cwd is not None:
         os.chdir(cwd)
     sys.stdout.flush()

@@ -14,9 +14,10 @@ from typing import Any, NoReturn
 
 from eas_core.artefacts import ArtefactCache, ArtefactStore
 from eas_core.artefacts.packages import snapshot_packages
-from eas_core.config import MiB
+from eas_core.config import MiB, child_environment
+from eas_core.errors import InvalidDescription
 from eas_core.spec.instance import boot_spec, runtime_environment
-from eas_core.spec.service import parse_description
+from eas_core.spec.service import parse_description, unsupported_settings
 
 MAX_ARTEFACT_BYTES = 2048 * MiB
 MAX_BODY_BYTES = 64 * MiB
@@ -24,6 +25,9 @@ MAX_BODY_BYTES = 64 * MiB
 
 def run(document: dict[str, Any], *, port: int, workdir: Path) -> NoReturn:
     description = parse_description(document)
+    refused = unsupported_settings(description.metadata)
+    if refused:
+        raise InvalidDescription(refused)
     store = ArtefactStore(workdir / "artefacts")
     # No source allow-list here: a developer debugging on their own machine reads what they
     # can read anyway; the controller's allow-list guards what others can make it read.
@@ -56,4 +60,4 @@ def run(document: dict[str, Any], *, port: int, workdir: Path) -> NoReturn:
         flush=True,
     )
     command = [sys.executable, "-m", "eas_core.runtime.boot", str(boot_path)]
-    os.execve(command[0], command, {**os.environ, **env})
+    os.execve(command[0], command, child_environment(env))

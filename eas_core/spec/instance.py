@@ -6,7 +6,6 @@ shapes here lets both sides agree without importing each other.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -14,9 +13,6 @@ from pydantic import BaseModel
 from eas_core.errors import InvalidDescription
 from eas_core.spec.service import ServiceDescription
 
-# On the 503 readiness answer of an instance whose every worker thread is stuck past the
-# request deadline: for how many seconds it has been so (the backend restarts it past a bound).
-STUCK_SECONDS_HEADER = "x-eas-stuck-seconds"
 # The kernel refuses to start a process with a NUL in its environment or with one variable
 # longer than MAX_ARG_STRLEN (32 pages: 128 KiB, the "NAME=" and the final NUL included).
 MAX_VARIABLE_BYTES = 128 * 1024 - 1
@@ -91,9 +87,6 @@ def runtime_environment(
         "EAS_VERSION": str(version),
         "EAS_MAX_QUEUE_SIZE": str(meta.max_queue_size),
         "EAS_KEEPALIVE_MS": str(meta.keepalive),
-        "EAS_BATCHING": json.dumps(meta.batching),
-        "EAS_MAX_BATCH_SIZE": str(meta.max_batch_size),
-        "EAS_MAX_BATCH_TIMEOUT_MS": str(meta.max_batch_timeout),
         "EAS_MAX_BODY_BYTES": str(max_body_bytes),
         "EAS_MODEL_CONFIG": description.model_config_text,
     }

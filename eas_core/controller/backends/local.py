@@ -44,9 +44,11 @@ from typing import BinaryIO
 import httpx
 import psutil
 
+from eas_core.backoff import Backoff
+from eas_core.config import child_environment
 from eas_core.controller.backends import processes
 from eas_core.controller.backends.base import InstanceSpec, NodeInfo, ObservedInstance
-from eas_core.spec.instance import STUCK_SECONDS_HEADER
+from eas_core.spec.paths import READY_PATH, STUCK_SECONDS_HEADER
 from eas_core.spec.status import InstanceStatus
 
 log = logging.getLogger(__name__)
@@ -119,8 +121,7 @@ class LocalBackend:
         self.host = host
         self.capacity = NodeInfo(name="local", ip=host, cpu=cpu, memory_mb=memory_mb, gpu=gpu)
         self.drain_seconds = drain_seconds
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self.backoff = Backoff(backoff_initial, backoff_max)
         self.hung_restart_seconds = hung_restart_seconds
         self.records: dict[str, InstanceRecord] = {}
         # Instance id → first unanswered readiness probe since it last answered.
@@ -240,7 +241,7 @@ class LocalBackend:
         record.restarts += 1
         record.reason = reason
         record.ready_seen = False
-        delay = min(self.backoff_initial * 2 ** (record.restarts - 1), self.backoff_max)
+        delay = self.backoff.delay(record.restarts)
         record.next_start_at = now + delay
         log.warning(
             "instance %s died (%s); restart %d in %.1fs", record.id, reason, record.restarts, delay
@@ -266,15 +267,18 @@ class LocalBackend:
         record.port = _free_port(self.host)
         directory = self.root / record.id
         (directory / "reason").unlink(missing_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EAS_")}
-        env.update(record.env)
-        env.update(
-            EAS_INSTANCE_ID=record.id,
-            EAS_HOST=self.host,
-            EAS_PORT=str(record.port),
-            EAS_INSTANCE_DIR=str(directory),
-            CUDA_VISIBLE_DEVICES=",".join(map(str, record.gpus)),
-            PYTHONUNBUFFERED="1",
+        # The controller's own EAS_* settings are not the instance's: only the record's go.
+        env = child_environment(
+            {
+                **record.env,
+                "EAS_INSTANCE_ID": record.id,
+                "EAS_HOST": self.host,
+                "EAS_PORT": str(record.port),
+                "EAS_INSTANCE_DIR": str(directory),
+                "CUDA_VISIBLE_DEVICES": ",".join(map(str, record.gpus)),
+                "PYTHONUNBUFFERED": "1",
+            },
+            drop_prefix="EAS_",
         )
         # Intent first: a controller that dies between here and the pid below leaves a record
         # through which the next one finds the process (by its environment) and adopts it.
@@ -298,7 +302,7 @@ class LocalBackend:
 
     def _probe(self, record: InstanceRecord) -> Probe:
         try:
-            answer = self.http.get(f"http://{self.host}:{record.port}/api/builtin/ready")
+            answer = self.http.get(f"http://{self.host}:{record.port}{READY_PATH}")
         except httpx.HTTPError:
             return Probe(answered=False)
         if answer.status_code == 200:
