@@ -28,7 +28,7 @@ from eas_core.controller.publisher import Publisher, build_routes
 from eas_core.controller.reconciler import Reconciler
 from eas_core.controller.services import Services
 from eas_core.controller.sources import SourcePolicy
-from eas_core.controller.store import Repository
+from eas_core.controller.store import Repository, ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
                 step(snapshot)
             except Exception:
                 log.exception("%s failed", step.__name__)
-        live = [s for s in repo.list_services() if s.state != "deleting"]
+        live = [s for s in repo.list_services() if s.state is not ServiceState.DELETING]
         publisher.publish(build_routes(live, snapshot))
 
     reconciler = Reconciler(

@@ -13,7 +13,7 @@ import time
 import httpx
 
 from eas_core.controller.backends.base import ObservedInstance
-from eas_core.controller.store import ServiceRecord
+from eas_core.controller.store import ServiceRecord, ServiceState
 from eas_core.spec.routes import RouteTable, ServiceRoute, TrafficShare, Upstream
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _route(
     if released:
         share = sum(r.weight or 0 for r in released)
         # A retired original keeps its name and token; all its traffic goes to the others.
-        own = 0 if s.state == "retired" else max(100 - share, 0)
+        own = 0 if s.state is ServiceState.RETIRED else max(100 - share, 0)
         traffic = [TrafficShare(service=s.name, weight=own)]
         traffic += [TrafficShare(service=r.name, weight=r.weight or 0) for r in released]
         if own == 0 and share == 0:

@@ -18,7 +18,7 @@ from eas_core.config import ControllerSettings
 from eas_core.controller.backends.base import InstanceSpec, NodeInfo, ObservedInstance
 from eas_core.controller.reconciler import DesiredService
 from eas_core.controller.sources import SourcePolicy
-from eas_core.controller.store import Repository, ServiceRecord
+from eas_core.controller.store import Repository, RollbackPoint, ServiceRecord, ServiceState
 from eas_core.controller.views import ServiceViews
 from eas_core.errors import BadRequest, Conflict, InvalidDescription
 from eas_core.spec.instance import boot_spec, runtime_environment
@@ -142,7 +142,7 @@ class Services(ServiceViews):
             # Validate what is stored, not what was sent: nothing is written unless it passes.
             description = parse_description(document)
         elif (existing := self.repo.find_service(name)) is not None:
-            if existing.state == "deleting":
+            if existing.state is ServiceState.DELETING:
                 raise Conflict(f"name: service {name!r} is still being deleted; retry shortly")
             raise Conflict(f"name: a service named {name!r} already exists")
         self.check(description)
@@ -200,7 +200,7 @@ class Services(ServiceViews):
         self.poke()
         return record
 
-    def rollback_point(self, record: ServiceRecord) -> dict[str, Any] | None:
+    def rollback_point(self, record: ServiceRecord) -> RollbackPoint | None:
         """What a failing roll returns to: the state that serves now (None if nothing does)."""
         if record.rollback is not None:
             return record.rollback  # a roll over a roll still returns to what really served
@@ -211,11 +211,7 @@ class Services(ServiceViews):
         ]
         if not serving:
             return None
-        return {
-            "version": record.current_version,
-            "revision": record.revision,
-            "document": record.document,
-        }
+        return RollbackPoint(record.current_version, record.revision, record.document)
 
     def switch_version(self, name: str, version: int) -> ServiceRecord:
         """`eascmd version NAME V`: roll to a stored version, keeping the instance count."""
@@ -301,25 +297,25 @@ class Services(ServiceViews):
             self.repo.update_service(
                 record.name,
                 expect=unchanged,
-                current_version=back["version"],
-                revision=back["revision"],
-                document=back["document"],
+                current_version=back.version,
+                revision=back.revision,
+                document=back.document,
                 rollback=None,
                 message=(
                     f"Rolling to version {record.current_version} failed: {reason}; "
-                    f"serving version {back['version']}"
+                    f"serving version {back.version}"
                 ),
             )
 
     def _require_active(self, record: ServiceRecord, operation: str) -> None:
         """Refuse changes to a service on its way out: the reconciler is stopping its
         instances, and a change would start them again or race the removal."""
-        if record.state == "deleting":
+        if record.state is ServiceState.DELETING:
             raise Conflict(
                 f"{operation}: service {record.name!r} is in state Deleting; it cannot be "
                 f"changed (create it again once it is gone)"
             )
-        if record.state == "retired":
+        if record.state is ServiceState.RETIRED:
             raise Conflict(
                 f"{operation}: service {record.name!r} is deleted (retired): its endpoint "
                 f"serves its released related service, which is the one to change"
@@ -327,13 +323,13 @@ class Services(ServiceViews):
 
     def stop(self, name: str) -> ServiceRecord:
         self._require_active(self.repo.get_service(name), "stop")
-        record = self.repo.update_service(name, state="stopped")
+        record = self.repo.update_service(name, state=ServiceState.STOPPED)
         self.poke()
         return record
 
     def start(self, name: str) -> ServiceRecord:
         self._require_active(self.repo.get_service(name), "start")
-        record = self.repo.update_service(name, state="running")
+        record = self.repo.update_service(name, state=ServiceState.RUNNING)
         self.poke()
         return record
 
@@ -344,7 +340,7 @@ class Services(ServiceViews):
         ("retired"): its endpoint now sends everything to the related service.
         """
         record = self.repo.get_service(name)
-        if record.state == "retired":
+        if record.state is ServiceState.RETIRED:
             raise Conflict(
                 f"service {name!r} is already deleted; its endpoint serves "
                 f"its released related service"
@@ -352,7 +348,9 @@ class Services(ServiceViews):
         released = [
             s for s in self.repo.list_services() if s.related_to == name and s.weight is not None
         ]
-        record = self.repo.update_service(name, state="retired" if released else "deleting")
+        record = self.repo.update_service(
+            name, state=ServiceState.RETIRED if released else ServiceState.DELETING
+        )
         self.poke()
         return record
 
@@ -361,10 +359,10 @@ class Services(ServiceViews):
         retired names whose related services are all gone too."""
         remaining = {o.service for o in observed}
         services = self.repo.list_services()
-        related_to = {s.related_to for s in services if s.state not in ("deleting",)}
+        related_to = {s.related_to for s in services if s.state is not ServiceState.DELETING}
         for record in services:
-            gone = record.state == "deleting" and record.name not in remaining
-            orphaned = record.state == "retired" and record.name not in related_to
+            gone = record.state is ServiceState.DELETING and record.name not in remaining
+            orphaned = record.state is ServiceState.RETIRED and record.name not in related_to
             if gone or orphaned:
                 try:
                     self.repo.delete_service(record.name)
