@@ -39,6 +39,8 @@ class InstallationSettings(_Settings):
     gateway_port: int = DEFAULT_GATEWAY_PORT
     # What `create` prints as the endpoint; defaults to http://host:gateway_port.
     public_endpoint: str | None = None
+    # Where instances run: a name in eas_core.controller.backends.registry.BACKENDS.
+    backend: str = "local"
 
     @property
     def controller_url(self) -> str:
@@ -84,11 +86,23 @@ class ControllerSettings(InstallationSettings):
     node_cpu: float | None = None
     node_memory_mb: int | None = None
     node_gpu: int = 0
+    # The resource group (`metadata.resource`) of the local node.
+    node_resource_group: str = "public"
     max_body_bytes: int = 64 * MiB
 
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'eas.db'}"
+
+    @property
+    def artefact_dir(self) -> Path:
+        """The installation's artefact store (what ``eas://`` URIs name)."""
+        return self.data_dir / "artefacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        """This machine's cache of unpacked artefacts."""
+        return self.data_dir / "cache"
 
 
 class HttpLimitSettings(_Settings):

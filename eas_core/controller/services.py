@@ -74,29 +74,35 @@ class Services(ServiceViews):
         if description.data_image:
             errors.append("data_image: the local backend runs processes, not container images")
         meta = description.metadata
-        if meta.resource != "public":
-            errors.append(f"metadata.resource: no resource group {meta.resource!r} (have: public)")
-        nodes = self.nodes()
+        everywhere = self.nodes()
+        groups = sorted({n.group for n in everywhere})
+        nodes = [n for n in everywhere if n.group == meta.resource]
+        if not nodes:
+            errors.append(
+                f"metadata.resource: no resource group {meta.resource!r} "
+                f"(have: {', '.join(groups) or 'none'})"
+            )
+            raise InvalidDescription(errors)
+        group = f"of group {meta.resource!r}"
         if not any(n.cpu >= meta.cpu for n in nodes):
             errors.append(
-                f"metadata.cpu: {meta.cpu:g} cores per instance is more than any node has "
-                f"({max(n.cpu for n in nodes):g})"
+                f"metadata.cpu: {meta.cpu:g} cores per instance is more than any node {group} "
+                f"has ({max(n.cpu for n in nodes):g})"
             )
         if not any(n.memory_mb >= meta.memory_mb for n in nodes):
             errors.append(
                 f"metadata.memory: {meta.memory_mb} MB per instance is more than any node "
-                f"has ({max(n.memory_mb for n in nodes)} MB)"
+                f"{group} has ({max(n.memory_mb for n in nodes)} MB)"
             )
         if meta.gpu and not any(n.gpu >= meta.gpu for n in nodes):
             errors.append(
-                f"metadata.gpu: {meta.gpu} GPUs per instance, but no node of group "
-                f"'public' has that many"
+                f"metadata.gpu: {meta.gpu} GPUs per instance, but no node {group} has that many"
             )
         if description.processor and registry.requires_gpu(description.processor):
             if not any(n.gpu for n in nodes):
                 errors.append(
-                    f"processor: {description.processor!r} runs on a GPU, and no node of "
-                    f"group 'public' has one (use its CPU code)"
+                    f"processor: {description.processor!r} runs on a GPU, and no node {group} "
+                    f"has one (use its CPU code)"
                 )
             elif not meta.gpu:
                 errors.append(f"metadata.gpu: {description.processor!r} needs at least 1 GPU")
