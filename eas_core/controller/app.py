@@ -69,7 +69,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     secure_directory(settings.data_dir)
     repo = Repository(settings.database)
     ensure_first_access_key(settings, repo)
-    store = ArtefactStore(settings.data_dir / "artefacts")
+    store = ArtefactStore(settings.artefact_dir)
     backend = build_backend(settings)
     publisher = Publisher([settings.gateway_url], settings.internal_token())
     reconciler: Reconciler

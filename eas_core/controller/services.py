@@ -118,7 +118,7 @@ class Services(ServiceViews):
             self.store,
             max_bytes=self.settings.max_artefact_bytes,
             cache=ArtefactCache(
-                self.settings.data_dir / "cache", max_bytes=self.settings.max_artefact_bytes
+                self.settings.cache_dir, max_bytes=self.settings.max_artefact_bytes
             ),
             guard=self.sources,
         )
@@ -396,14 +396,7 @@ class Services(ServiceViews):
         document = record.document if version == record.current_version else version_record.document
         description = parse_description({**document, "name": service})
         meta = description.metadata
-        boot = boot_spec(
-            description,
-            version=version,
-            artefacts=version_record.artefacts,
-            artefact_store=self.store.root,
-            cache_dir=self.settings.data_dir / "cache",
-            max_artefact_bytes=self.settings.max_artefact_bytes,
-        )
+        boot = boot_spec(description, version=version, artefacts=version_record.artefacts)
         env = runtime_environment(
             description,
             version=version,

@@ -44,7 +44,7 @@ from typing import Self
 import httpx
 import psutil
 
-from eas_core.config import ControllerSettings, MiB
+from eas_core.config import MAX_ARTEFACT_BYTES, ControllerSettings, MiB
 from eas_core.controller.backends import processes
 from eas_core.controller.backends.base import (
     DEFAULT_RESOURCE_GROUP,
@@ -88,8 +88,18 @@ class LocalBackend:
         backoff_max: float = 30.0,
         probe_timeout: float = 0.5,
         hung_restart_seconds: float = 30.0,
+        artefact_store: Path | None = None,
+        cache_dir: Path | None = None,
+        max_artefact_bytes: int = MAX_ARTEFACT_BYTES,
     ) -> None:
         self.files = InstanceFiles(data_dir)
+        # This node's own store and cache, where its instances fetch their artefacts by URI
+        # (eas_core.runtime.boot): the installation's, as this node is the controller's.
+        self.node_env = {
+            "EAS_ARTEFACT_STORE": str(artefact_store or data_dir / "artefacts"),
+            "EAS_CACHE_DIR": str(cache_dir or data_dir / "cache"),
+            "EAS_MAX_ARTEFACT_BYTES": str(max_artefact_bytes),
+        }
         self.host = host
         self.capacity = NodeInfo(
             name="local", ip=host, cpu=cpu, memory_mb=memory_mb, gpu=gpu, group=group
@@ -126,6 +136,9 @@ class LocalBackend:
             backoff_initial=settings.restart_backoff_initial,
             backoff_max=settings.restart_backoff_max,
             hung_restart_seconds=settings.hung_restart_seconds,
+            artefact_store=settings.artefact_dir,
+            cache_dir=settings.cache_dir,
+            max_artefact_bytes=settings.max_artefact_bytes,
         )
 
     # -- the interface (eas_core.controller.backends.base.Backend) ----------------------
@@ -290,6 +303,7 @@ class LocalBackend:
         self.files.clear_reason(record.id)
         env = {k: v for k, v in os.environ.items() if not k.startswith("EAS_")}
         env.update(record.env)
+        env.update(self.node_env)
         env.update(
             EAS_INSTANCE_ID=record.id,
             EAS_HOST=self.host,
