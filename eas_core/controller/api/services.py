@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from eas_core.controller.api.auth import authenticated
 from eas_core.controller.api.errors import ERROR_RESPONSES
 from eas_core.controller.backends.base import Backend
-from eas_core.controller.services import Services
+from eas_core.controller.operations import Operations
 from eas_core.errors import BadRequest
 from eas_core.spec.limits import MAX_VERSION
 from eas_core.spec.service import ServiceDescription, decode_document
@@ -59,8 +59,8 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
+def _services(request: Request) -> Operations:
+    services: Operations = request.app.state.services
     return services
 
 
