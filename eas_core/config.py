@@ -19,6 +19,7 @@ from eas_core.http.limits import Limits
 DEFAULT_DATA_DIR = Path.home() / ".eas-server"
 DEFAULT_CONTROLLER_PORT = 8000
 DEFAULT_GATEWAY_PORT = 8080
+DEFAULT_BACKEND = "local"
 MiB = 1024 * 1024
 # The largest artefact (model or processor package) stored, fetched or unpacked.
 MAX_ARTEFACT_BYTES = 2048 * MiB
@@ -42,7 +43,7 @@ class InstallationSettings(_Settings):
     # What `create` prints as the endpoint; defaults to http://host:gateway_port.
     public_endpoint: str | None = None
     # Where instances run: a name in eas_core.controller.backends.registry.BACKENDS.
-    backend: str = "local"
+    backend: str = DEFAULT_BACKEND
 
     @property
     def controller_url(self) -> str:
