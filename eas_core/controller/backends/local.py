@@ -227,6 +227,11 @@ class LocalBackend:
             for record in records:
                 if self._is_alive(record):
                     self._signal(record, signal.SIGKILL)
+                    # A child of ours is waited for, or it stays a zombie while we run.
+                    child = self.children.get(record.pid) if record.pid else None
+                    if child is not None:
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            child.wait(timeout=KILL_GRACE_SECONDS)
                 self._forget(record)
 
     def _node(self) -> NodeInfo:
