@@ -35,7 +35,9 @@ class Checks:
                 f"this installation (supported: {', '.join(registry.CUSTOM_TYPES_SUPPORTED)})"
             )
         if description.data_image:
-            errors.append("data_image: the local backend runs processes, not container images")
+            errors.append(
+                "data_image: this installation runs instances as processes, not container images"
+            )
         errors += self._fit(description)
         if errors:
             raise InvalidDescription(errors)
