@@ -31,7 +31,10 @@ from eas_core.http.limits import Limits
 DEFAULT_DATA_DIR = Path.home() / ".eas-server"
 DEFAULT_CONTROLLER_PORT = 8000
 DEFAULT_GATEWAY_PORT = 8080
+DEFAULT_BACKEND = "local"
 MiB = 1024 * 1024
+# The largest artefact (model or processor package) stored, fetched or unpacked.
+MAX_ARTEFACT_BYTES = 2048 * MiB
 # Replay window for signed predict calls: the official SDK writes its local time labelled
 # GMT, so ±15 h lets every time zone in and keeps a day-old captured call out (SPEC §5).
 SIGNATURE_MAX_SKEW = 15 * 3600.0
@@ -51,6 +54,8 @@ class InstallationSettings(_Settings):
     gateway_port: int = DEFAULT_GATEWAY_PORT
     # What `create` prints as the endpoint; defaults to http://host:gateway_port.
     public_endpoint: str | None = None
+    # Where instances run: a name in eas_core.controller.backends.registry.BACKENDS.
+    backend: str = DEFAULT_BACKEND
 
     @property
     def controller_url(self) -> str:
@@ -79,7 +84,7 @@ class ControllerSettings(InstallationSettings):
     # Seconds an instance may stay unable to answer — every worker thread stuck past the
     # request deadline, or its readiness probe unanswered — before it is killed and restarted.
     hung_restart_seconds: float = Field(default=30.0, gt=0)
-    max_artefact_bytes: int = 2048 * MiB
+    max_artefact_bytes: int = MAX_ARTEFACT_BYTES
     # Largest body of a JSON call (descriptions, changes): refused with 413 before reading.
     max_json_body_bytes: int = Field(default=1 * MiB, gt=0)
     # Signature nonces remembered against replays (each for twice the 15-minute skew).
@@ -96,11 +101,23 @@ class ControllerSettings(InstallationSettings):
     node_cpu: float | None = None
     node_memory_mb: int | None = None
     node_gpu: int = 0
+    # The resource group (`metadata.resource`) of the local node.
+    node_resource_group: str = "public"
     max_body_bytes: int = 64 * MiB
 
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'eas.db'}"
+
+    @property
+    def artefact_dir(self) -> Path:
+        """The installation's artefact store (what ``eas://`` URIs name)."""
+        return self.data_dir / "artefacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        """This machine's cache of unpacked artefacts."""
+        return self.data_dir / "cache"
 
 
 class HttpLimitSettings(_Settings):
@@ -174,6 +191,11 @@ class RuntimeSettings(HttpLimitSettings):
     model_config_text: str = Field(default="", alias="EAS_MODEL_CONFIG")
     processor: str = ""  # built-in processor code, when not a custom one
     instance_dir: Path | None = None  # where the runtime reports why it failed
+    # The node's artefact store (what eas:// URIs name), its cache of unpacked artefacts,
+    # and the largest artefact it unpacks: set by the backend that runs the instance.
+    artefact_store: Path | None = None
+    cache_dir: Path | None = None
+    max_artefact_bytes: int = Field(default=MAX_ARTEFACT_BYTES, gt=0)
     signature_max_skew: float = Field(default=SIGNATURE_MAX_SKEW, ge=0)  # as the gateway's
 
     model_config = SettingsConfigDict(env_prefix="EAS_", extra="ignore", populate_by_name=True)

@@ -17,11 +17,13 @@ from eas_core.artefacts import pack_directory
 from eas_core.cli import output
 from eas_core.cli.main import cli
 from eas_core.config import (
+    DEFAULT_BACKEND,
     DEFAULT_CONTROLLER_PORT,
     DEFAULT_DATA_DIR,
     DEFAULT_GATEWAY_PORT,
     InstallationSettings,
 )
+from eas_core.controller.backends.registry import BACKENDS
 from eas_core.demo import ECHO
 from eas_core.errors import Conflict, EASError
 from eas_core.installation import Installation, Part
@@ -109,6 +111,12 @@ def deploy_demo(client: ControlClient) -> dict[str, object]:
     "--gateway-port", type=int, default=None, help=f"Gateway port (default {DEFAULT_GATEWAY_PORT})."
 )
 @click.option(
+    "--backend",
+    type=click.Choice(sorted(BACKENDS)),
+    default=None,
+    help=f"Where instances run (default {DEFAULT_BACKEND}).",
+)
+@click.option(
     "--demo/--no-demo", default=False, help="Deploy the echo demo service and print a curl."
 )
 @click.option(
@@ -122,6 +130,7 @@ def server(
     host: str | None,
     controller_port: int | None,
     gateway_port: int | None,
+    backend: str | None,
     demo: bool,
     pipelines: bool,
     dagster_port: int,
@@ -134,6 +143,7 @@ def server(
             "host": host,
             "controller_port": controller_port,
             "gateway_port": gateway_port,
+            "backend": backend,
         }.items()
         if v is not None
     }

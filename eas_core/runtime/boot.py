@@ -1,11 +1,13 @@
 """Start a managed instance: fetch its artefacts into the node's cache, then become the processor.
 
 The backend runs ``python -m eas_core.runtime.boot SPEC.json`` with the runtime settings in
-the environment. Boot materializes the model and processor packages (content-addressed,
-unpacked once per node), then ``exec``s the processor in place — the process id the backend
-watches stays the same. A Python processor runs with the package's ``ENV/bin/python`` when
-the package has one, from the package's directory, with every directory of the package on
-``LD_LIBRARY_PATH``.
+the environment. The spec names each package by URI and digest only; the node's own settings
+say where its artefact store and cache are (``EAS_ARTEFACT_STORE``, ``EAS_CACHE_DIR``). Boot
+materializes the model and processor packages there (content-addressed, checked against
+their digest, unpacked once per node), then ``exec``s the processor in place — the process
+id the backend watches stays the same. A Python processor runs with the package's
+``ENV/bin/python`` when the package has one, from the package's directory, with every
+directory of the package on ``LD_LIBRARY_PATH``.
 """
 
 from __future__ import annotations
@@ -33,13 +35,17 @@ def _inside(root: Path, relative: str, field: str) -> Path:
     return path
 
 
-def prepare(spec: BootSpec) -> tuple[list[str], dict[str, str], Path | None]:
+def prepare(
+    spec: BootSpec, settings: RuntimeSettings
+) -> tuple[list[str], dict[str, str], Path | None]:
     """Materialize artefacts; return the command, its environment and working directory."""
-    store = ArtefactStore(spec.artefact_store)
-    cache = ArtefactCache(spec.cache_dir, max_bytes=spec.max_artefact_bytes)
 
     def tree(artefact: ArtefactSpec) -> Path:
-        blob = store.path_of(artefact.uri)
+        if settings.artefact_store is None or settings.cache_dir is None:
+            unset = "EAS_ARTEFACT_STORE" if settings.artefact_store is None else "EAS_CACHE_DIR"
+            raise EASError(f"{unset}: not set, so this node cannot fetch {artefact.uri}")
+        blob = ArtefactStore(settings.artefact_store).path_of(artefact.uri)
+        cache = ArtefactCache(settings.cache_dir, max_bytes=settings.max_artefact_bytes)
         return cache.materialize(blob, artefact.digest, artefact.filename)
 
     env: dict[str, str] = {}
@@ -71,7 +77,7 @@ def main(argv: list[str]) -> None:
     settings = RuntimeSettings()
     try:
         spec = BootSpec.model_validate(json.loads(Path(argv[1]).read_text()))
-        command, env, cwd = prepare(spec)
+        command, env, cwd = prepare(spec, settings)
     except (EASError, OSError, ValueError) as exc:
         message = exc.message if isinstance(exc, EASError) else str(exc)
         report_failure(settings, f"cannot prepare the instance: {message}")

@@ -33,24 +33,20 @@ def run(document: dict[str, Any], *, port: int, workdir: Path) -> NoReturn:
     # can read anyway; the controller's allow-list guards what others can make it read.
     cache = ArtefactCache(workdir / "cache", max_bytes=MAX_ARTEFACT_BYTES)
     artefacts = snapshot_packages(description, store, max_bytes=MAX_ARTEFACT_BYTES, cache=cache)
-    boot = boot_spec(
-        description,
-        version=1,
-        artefacts=artefacts,
-        artefact_store=store.root,
-        cache_dir=workdir / "cache",
-        max_artefact_bytes=MAX_ARTEFACT_BYTES,
-    )
+    boot = boot_spec(description, version=1, artefacts=artefacts)
     env = runtime_environment(
         description, version=1, token=description.token, max_body_bytes=MAX_BODY_BYTES
     )
     # A managed-like instance id makes the runtime listen where we say, not on the
-    # processor's own `endpoint`.
+    # processor's own `endpoint`. This machine is the node: its store and cache are here.
     env.update(
         EAS_INSTANCE_ID="local-test",
         EAS_HOST="0.0.0.0",
         EAS_PORT=str(port),
         EAS_INSTANCE_DIR=str(workdir),
+        EAS_ARTEFACT_STORE=str(store.root),
+        EAS_CACHE_DIR=str(cache.root),
+        EAS_MAX_ARTEFACT_BYTES=str(MAX_ARTEFACT_BYTES),
     )
     boot_path = workdir / "boot.json"
     boot_path.write_text(boot.model_dump_json())

@@ -6,8 +6,6 @@ shapes here lets both sides agree without importing each other.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel
 
 from eas_core.errors import InvalidDescription
@@ -26,7 +24,8 @@ _FIELD_OF = {
 
 
 class ArtefactSpec(BaseModel):
-    """A package snapshot in the artefact store."""
+    """A package snapshot in the installation's artefact store, named so that any node can
+    fetch it: by its ``eas://`` URI, and checked against its sha256 ``digest``."""
 
     uri: str
     digest: str
@@ -34,7 +33,11 @@ class ArtefactSpec(BaseModel):
 
 
 class BootSpec(BaseModel):
-    """What an instance runs: one version of one service, with its artefacts."""
+    """What an instance runs: one version of one service, with its artefacts by URI. Where the
+    node keeps its store and cache is the node's own setting (``EAS_ARTEFACT_STORE``,
+    ``EAS_CACHE_DIR``, ``EAS_MAX_ARTEFACT_BYTES``: eas_core.config.RuntimeSettings), never a
+    path on the controller's disk. (Boot specs written before carried those paths; they are
+    ignored.)"""
 
     service: str
     version: int
@@ -44,19 +47,10 @@ class BootSpec(BaseModel):
     processor_type: str | None = None
     processor: ArtefactSpec | None = None
     processor_entry: str | None = None
-    artefact_store: Path
-    cache_dir: Path
-    max_artefact_bytes: int
 
 
 def boot_spec(
-    description: ServiceDescription,
-    *,
-    version: int,
-    artefacts: dict[str, dict[str, object]],
-    artefact_store: Path,
-    cache_dir: Path,
-    max_artefact_bytes: int,
+    description: ServiceDescription, *, version: int, artefacts: dict[str, dict[str, object]]
 ) -> BootSpec:
     def artefact(kind: str) -> ArtefactSpec | None:
         found = artefacts.get(kind)
@@ -71,9 +65,6 @@ def boot_spec(
         processor_type=description.processor_type,
         processor=artefact("processor"),
         processor_entry=description.processor_entry,
-        artefact_store=artefact_store,
-        cache_dir=cache_dir,
-        max_artefact_bytes=max_artefact_bytes,
     )
 
 

@@ -375,6 +375,9 @@ def test_stray_instance_process_is_stopped_when_the_controller_starts(
         EAS_HOST="127.0.0.1",
         EAS_PORT=str(port),
         EAS_INSTANCE_DIR=str(directory),
+        # The node's store and cache, which the local backend gives every instance it starts.
+        EAS_ARTEFACT_STORE=str(installation.data_dir / "artefacts"),
+        EAS_CACHE_DIR=str(installation.data_dir / "cache"),
         PYTHONUNBUFFERED="1",
     )
     with open(installation.data_dir.parent / f"{stray_id}.log", "wb") as log:
