@@ -29,11 +29,8 @@ install-test: $(VENV)/.test
 serve: install
 	$(VENV)/bin/eascmd server --demo --pipelines
 
-# Every test. pytest's exit status 5 (nothing collected) fails like any other.
-test: install-test
-	$(PY) -m ruff check .
-	$(PY) -m mypy
-	$(VENV)/bin/lint-imports
+# Every check, then every test. pytest's exit status 5 (nothing collected) fails like any other.
+test: lint
 	$(PY) -m pytest
 
 test-fast: install-test

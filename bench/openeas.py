@@ -25,10 +25,11 @@ from typing import Any
 import psutil
 
 from bench.catalog import Batch
-from bench.installation import REPO, Installation
+from bench.installation import Installation
+from eas_core.demo import ECHO
 from eas_core.errors import EASError
 
-ECHO_PROCESSOR = REPO / "examples" / "echo"
+ECHO_PROCESSOR = ECHO
 RUNNING_TIMEOUT = 180.0
 
 
@@ -60,7 +61,7 @@ def _say(message: str) -> None:
 def description(
     workload: str, name: str, model: Path | None, batch: Batch | None
 ) -> dict[str, Any]:
-    """The service each workload deploys: the echo processor of examples/echo, and built-in
+    """The service each workload deploys: the echo processor of eas_core/demo/echo, and built-in
     processors for the models (``sklearn`` for the heart model, ``onnx`` for the MLP)."""
     metadata: dict[str, Any] = {"instance": 1, "cpu": 1, "memory": 1024}
     if workload == "echo":

@@ -14,8 +14,9 @@ Lifecycle, in order:
    Protocol's ``Inference-Header-Content-Length``).
 4. ``process_batch(bodies, ctxs)``, when the processor has it, runs a whole batch when
    ``rpc.batching`` is on: one answer per request, in order, each what ``process`` gives it
-   alone, so one bad request fails only itself. An exception fails every request of the
-   batch. With ``rpc.batching`` on, a processor without it is refused at instance start.
+   alone, so one bad request fails only itself (tests/processors/contract.py checks that). An
+   exception fails every request of the batch. With ``rpc.batching`` on, a processor without
+   it is refused at instance start.
 5. ``v2_metadata()``, when the processor has it and it returns a document rather than None,
    says that the processor speaks the Open Inference Protocol (KServe v2): the runtime then
    answers ``/v2/models/{service}`` with that metadata and hands ``…/infer`` calls to

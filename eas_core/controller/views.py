@@ -10,7 +10,7 @@ from typing import Any
 
 from eas_core.config import ControllerSettings
 from eas_core.controller.backends.base import ObservedInstance
-from eas_core.controller.store import Repository, ServiceRecord
+from eas_core.controller.store import Repository, ServiceRecord, ServiceState
 from eas_core.spec.service import parse_description
 from eas_core.spec.status import InstanceStatus, ServiceStatus
 
@@ -42,10 +42,10 @@ class ServiceViews:
         pending = max(record.instance_count - running, 0)
         failing = [o for o in current if o.restarts and not o.is_ready and o.reason]
         failure = self.failures().get(record.name)
-        if record.state == "deleting":
+        if record.state is ServiceState.DELETING:
             status = ServiceStatus.DELETING
             message = f"Terminating {len(mine)} instance(s)"
-        elif record.state == "retired":
+        elif record.state is ServiceState.RETIRED:
             status = ServiceStatus.DELETING
             message = "Deleted; its endpoint serves the released related service"
         elif not record.is_running:
@@ -116,7 +116,7 @@ class ServiceViews:
             data["AccessToken"] = ""
             data["RelatedTo"] = record.related_to
             data["Released"] = False
-            data["Retired"] = record.state == "retired"
+            data["Retired"] = record.state is ServiceState.RETIRED
             data["ServiceConfig"] = record.document
         return data
 
@@ -152,7 +152,7 @@ class ServiceViews:
             data["Released"] = record.related_to is not None and record.weight is not None
             # Deleted while a released related service serves its endpoint: `delete --wait`
             # ends here, not when the name is gone.
-            data["Retired"] = record.state == "retired"
+            data["Retired"] = record.state is ServiceState.RETIRED
             data["ServiceConfig"] = record.document
         return data
 

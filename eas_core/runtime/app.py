@@ -22,7 +22,7 @@ from eas_core.runtime.admission import Admission
 from eas_core.runtime.batcher import Batcher
 from eas_core.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
 from eas_core.runtime.occupancy import Occupancy
-from eas_core.spec.instance import STUCK_SECONDS_HEADER
+from eas_core.spec.paths import BUILTIN_PREFIX, STUCK_SECONDS_HEADER
 from eas_core.spec.status import (
     NOT_FOUND,
     QUEUE_FULL,
@@ -42,8 +42,6 @@ from processors.wire.v2 import PREFIX as V2_PREFIX
 from processors.wire.v2 import route as v2_route
 
 log = logging.getLogger(__name__)
-
-BUILTIN_PREFIX = "/api/builtin/"
 
 
 class BatchingUnsupported(Exception):

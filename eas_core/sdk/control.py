@@ -8,7 +8,6 @@ client.wait_until_running("demo")
 from __future__ import annotations
 
 import configparser
-import hashlib
 import json
 import os
 import time
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from eas_core.artefacts import file_digest
 from eas_core.auth.keys import AccessKey, sign_request
 from eas_core.config import client_config_path
 from eas_core.errors import EASError, NotFound, from_response
@@ -110,8 +110,7 @@ class ControlClient:
         content = content or b""
         query = str(httpx.QueryParams(params or {}))
         if upload is not None:
-            with upload.open("rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            digest = file_digest(upload)
             headers = sign_request(self.key, method, path, query, content_sha256=digest)
             headers["content-length"] = str(upload.stat().st_size)
         else:

@@ -98,7 +98,6 @@ def test_scale_up_and_down_keeps_running_instances(
     assert after_down <= after_up
     info = installation.client.describe_service(unique_name)
     assert info["TotalInstance"] == 2 and info["LatestVersion"] == 1
-    installation.client.delete_service(unique_name)
 
 
 def test_modify_settings_restarts_instances_with_them(
@@ -117,7 +116,6 @@ def test_modify_settings_restarts_instances_with_them(
     info = installation.client.describe_service(unique_name)
     assert info["ServiceConfig"]["metadata"]["rpc.keepalive"] == 200
     assert info["AccessToken"] == token
-    installation.client.delete_service(unique_name)
 
 
 def test_killed_instance_is_restarted_and_counted(
@@ -152,7 +150,6 @@ def test_killed_instance_is_restarted_and_counted(
         timeout=30,
         what="both instances ready again",
     )
-    installation.client.delete_service(unique_name)
 
 
 def test_failing_initialize_is_reported(
@@ -175,7 +172,6 @@ def test_failing_initialize_is_reported(
         "create", str(write(workdir / "again.json", python_service(unique_name))), check=False
     )
     assert result.returncode == 1 and "already exists" in result.stderr
-    installation.client.delete_service(unique_name)
 
 
 def test_controller_restart_loses_and_duplicates_nothing(
@@ -226,7 +222,6 @@ def test_controller_restart_loses_and_duplicates_nothing(
     )
     assert instances_after == instances_before  # adopted, not started again
     assert sorted(s["ServiceName"] for s in installation.client.list_services()) == services_before
-    installation.client.delete_service(unique_name)
 
 
 def test_gateway_restart_serves_again_at_once(installation: Installation, unique_name: str) -> None:
@@ -240,4 +235,3 @@ def test_gateway_restart_serves_again_at_once(installation: Installation, unique
         timeout=30,
         what="the restarted gateway to serve",
     )
-    installation.client.delete_service(unique_name)
