@@ -208,12 +208,6 @@ def run_openeas(
                 "gateway → instance, two hops; gateway, controller and instance on CPU 0",
                 batching=batch is not None,
             )
-            gap = openeas.batching_gap() if batch is not None else None
-            if gap is not None:
-                direct.skipped = gateway.skipped = gap
-                _say(f"OpenEAS {workload}{suffix}: skipped: {gap}")
-                entries += [direct, gateway]
-                continue
             try:
                 deployed = openeas.deploy(installation, document)
             except EASError as exc:
