@@ -8,7 +8,9 @@ client. Each row runs for a bounded time and a bounded number of calls:
 * PredictClient in direct mode, ``--threads`` threads sharing one client;
 * AsyncPredictClient in direct mode, ``--concurrency`` tasks sharing one client.
 
-Every answer is checked. Reported: calls/s and each SDK row's share of wrk's rate.
+The service has a token, as deployed ones do: wrk sends it as it is, the SDK signs every
+call with it (as the official SDK does). Every answer is checked. Reported: calls/s and
+each SDK row's share of wrk's rate.
 
     python -m bench.sdk                            # 4 threads / 8 tasks, 3 s per row
     python -m bench.sdk --seconds 5 --threads 8 --concurrency 16
@@ -41,6 +43,7 @@ from eas_core.sdk.predict import (
 )
 
 SERVICE = "echo"
+TOKEN = "bench-token"
 PAYLOAD = b"hello"
 MAX_SECONDS = 30.0
 MAX_CALLS = 2_000_000
@@ -62,6 +65,7 @@ def pinned(cpu: int, command: list[str]) -> list[str]:
 def start_instance(port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "EAS_HOST": "127.0.0.1", "EAS_PORT": str(port)}
     env["EAS_SERVICE_NAME"] = SERVICE
+    env["EAS_TOKEN"] = TOKEN
     process = subprocess.Popen(pinned(0, [sys.executable, str(ECHO_APP)]), env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -104,7 +108,10 @@ def start_discovery(instance_port: int) -> ThreadingHTTPServer:
 
 def wrk(port: int, connections: int, seconds: float) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(f'wrk.method = "POST"\nwrk.body = "{PAYLOAD.decode()}"\n')
+        script.write(
+            f'wrk.method = "POST"\nwrk.body = "{PAYLOAD.decode()}"\n'
+            f'wrk.headers["Authorization"] = "{TOKEN}"\n'
+        )
     try:
         command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", script.name]
         out = subprocess.run(
@@ -125,6 +132,7 @@ def wrk(port: int, connections: int, seconds: float) -> float:
 
 def threaded(endpoint: str, threads: int, seconds: float, limit: int) -> float:
     client = PredictClient(endpoint, SERVICE)
+    client.set_token(TOKEN)
     client.set_endpoint_type(ENDPOINT_TYPE_DIRECT)
     client.init()
     counts = [0] * threads
@@ -152,6 +160,7 @@ def threaded(endpoint: str, threads: int, seconds: float, limit: int) -> float:
 
 async def concurrent(endpoint: str, tasks: int, seconds: float, limit: int) -> float:
     client = AsyncPredictClient(endpoint, SERVICE)
+    client.set_token(TOKEN)
     client.set_endpoint_type(ENDPOINT_TYPE_DIRECT)
     await client.init()
     request = StringRequest(PAYLOAD)

@@ -24,6 +24,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any, Protocol
@@ -99,6 +100,7 @@ def _base_url(endpoint: str) -> str:
 class _Target:
     """What stays the same for every call to one base URL."""
 
+    base: str
     url: str  # the whole predict URL (httpx's path)
     host: str
     port: int
@@ -192,21 +194,25 @@ class _Settings:
             [(f"http://{i['ip']}:{i['port']}", int(i["weight"])) for i in items]
         )
 
-    def _targets(self) -> list[str]:
-        """The base URL of each attempt: the gateway every time, or instances in WRR order."""
+    def _targets(self) -> Iterator[_Target]:
+        """The target of each attempt: the gateway every time, or instances in WRR order,
+        picked one attempt at a time (most calls need only the first)."""
         if not self.is_direct:
-            return [_base_url(self.endpoint)] * self.retry_count
-        picks: list[str] = []
-        balancer = self.instances
-        with self._pick_lock:
+            gateway = self._target(_base_url(self.endpoint))
             for _ in range(self.retry_count):
+                yield gateway
+            return
+        balancer = self.instances
+        for attempt in range(self.retry_count):
+            with self._pick_lock:
                 picked = balancer.pick()
-                if picked is None:
-                    break
-                picks.append(picked[1])
-        if not picks:
-            raise PredictException(503, f"no instance of {self.service_name!r} is known yet")
-        return picks
+            if picked is None:
+                if attempt == 0:
+                    raise PredictException(
+                        503, f"no instance of {self.service_name!r} is known yet"
+                    )
+                return
+            yield self._target(picked[1])
 
     def _target(self, base: str) -> _Target:
         target = self._known.get(base)
@@ -218,7 +224,7 @@ class _Settings:
                 f"POST {self.path} HTTP/1.1\r\nhost: {parts.netloc}\r\n"
                 f"content-type: {self.content_type}\r\n"
             ).encode("latin-1")
-            target = _Target(base + self.path, host, port, head, plain)
+            target = _Target(base, base + self.path, host, port, head, plain)
             if len(self._known) < 1024:  # bases come from discovery: bounded all the same
                 self._known[base] = target
         return target
@@ -300,8 +306,7 @@ class PredictClient(_Settings):
         body = self._body(request)
         timeout = self.timeout_ms / 1000
         failure = PredictException(500, "no attempt was made")
-        for base in self._targets():
-            target = self._target(base)
+        for target in self._targets():
             try:
                 if target.plain:
                     answer = self._pool.send(
@@ -312,10 +317,12 @@ class PredictClient(_Settings):
                     reply = self._http.post(target.url, content=body, headers=self._headers(body))
                     status, content = reply.status_code, reply.content
             except (httpx.HTTPError, UpstreamError) as exc:
-                failure = PredictException(500, f"{base}: {exc}")
+                failure = PredictException(500, f"{target.base}: {exc}")
                 continue
             except TimeoutError:
-                failure = PredictException(500, f"{base}: no answer within {self.timeout_ms} ms")
+                failure = PredictException(
+                    500, f"{target.base}: no answer within {self.timeout_ms} ms"
+                )
                 continue
             result, retry = self._outcome(request, status, content)
             if retry is None:
@@ -375,8 +382,7 @@ class AsyncPredictClient(_Settings):
         body = self._body(request)
         timeout = self.timeout_ms / 1000
         failure = PredictException(500, "no attempt was made")
-        for base in self._targets():
-            target = self._target(base)
+        for target in self._targets():
             try:
                 if target.plain:
                     head = self._encoded(target, body)
@@ -387,10 +393,12 @@ class AsyncPredictClient(_Settings):
                     reply = await self._http.post(target.url, content=body, headers=headers)
                     status, content = reply.status_code, reply.content
             except (httpx.HTTPError, UpstreamError) as exc:
-                failure = PredictException(500, f"{base}: {exc}")
+                failure = PredictException(500, f"{target.base}: {exc}")
                 continue
             except TimeoutError:
-                failure = PredictException(500, f"{base}: no answer within {self.timeout_ms} ms")
+                failure = PredictException(
+                    500, f"{target.base}: no answer within {self.timeout_ms} ms"
+                )
                 continue
             result, retry = self._outcome(request, status, content)
             if retry is None:
