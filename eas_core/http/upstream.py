@@ -146,10 +146,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.body.append(chunk)
 
     def on_message_complete(self) -> None:
+        body = self.body
         response = UpstreamResponse(
             status=self.parser.get_status_code(),
             headers=self.headers,
-            body=b"".join(self.body),
+            body=body[0] if len(body) == 1 else b"".join(body),  # one chunk: no copy
             keep_alive=self.parser.should_keep_alive(),
         )
         self.body = []
