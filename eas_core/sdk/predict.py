@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import httpx
 
@@ -218,10 +219,17 @@ class _Settings:
         target = self._known.get(base)
         if target is None:
             parts = urlsplit(base)
-            plain = parts.scheme == "http"
-            host, port = parts.hostname or "", parts.port or (80 if plain else 443)
+            host = parts.hostname or ""
+            # What the kit's clients do not do is left to httpx: TLS, credentials in the
+            # URL, and a proxy the environment names for this host (httpx honours it).
+            plain = (
+                parts.scheme == "http"
+                and parts.username is None
+                and not (getproxies().get("http") and not proxy_bypass(host))
+            )
+            port = parts.port or (80 if parts.scheme == "http" else 443)
             head = (
-                f"POST {self.path} HTTP/1.1\r\nhost: {parts.netloc}\r\n"
+                f"POST {parts.path}{self.path} HTTP/1.1\r\nhost: {parts.netloc}\r\n"
                 f"content-type: {self.content_type}\r\n"
             ).encode("latin-1")
             target = _Target(base, base + self.path, host, port, head, plain)
