@@ -113,15 +113,17 @@ class _Dates:
     """The current ``Date`` header value, formatted once a second (signatures carry it)."""
 
     def __init__(self) -> None:
-        self.second = -1
-        self.value = ""
+        # One tuple, replaced whole: threads sharing the client never see a mixed pair.
+        self.cached = (-1, "")
 
     def now(self) -> str:
         second = int(time.time())
-        if second != self.second:
-            self.value = formatdate(second, usegmt=True)
-            self.second = second
-        return self.value
+        cached = self.cached
+        if cached[0] == second:
+            return cached[1]
+        value = formatdate(second, usegmt=True)
+        self.cached = (second, value)
+        return value
 
 
 class _Settings:
