@@ -4,7 +4,9 @@ node but not what is free now waits, and says why from the first tick."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +82,35 @@ def test_what_fits_the_node_but_not_its_free_room_waits_and_says_why(
     )
     [pending] = [w for w in small.client.list_instances(name) if w["Status"] == "Pending"]
     assert pending["Reason"] == waiting["Message"]
+
+
+def test_a_version_switch_keeps_the_resources_set_since(
+    small: Installation, cleanup: Callable[..., str], tmp_path: Path
+) -> None:
+    """`eascmd version NAME 1` rolls back the model, not the cpu given since; with
+    `--with-resources` the version's own come back too (the instance count never does)."""
+    name = cleanup("keeps_resources", small.client)
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("first")
+    second.write_text("second")
+    document = python_service(
+        name, model_path=str(first), metadata={"cpu": 0.5, "memory": 256, "rpc.max_queue_size": 8}
+    )
+    description = tmp_path / "service.json"
+    description.write_text(json.dumps(document))
+    small.eascmd("create", str(description))
+    change = tmp_path / "change.json"
+    change.write_text(json.dumps({"model_path": str(second)}))
+    small.eascmd("modify", name, "-s", str(change), "--wait")
+    small.eascmd("modify", name, "-Dmetadata.cpu=0.25", "-Dmetadata.rpc.max_queue_size=16")
+    small.eascmd("version", name, "1", "--wait")
+    info = small.client.describe_service(name)
+    assert (info["CurrentVersion"], info["CPU"]) == (1, 0.25)
+    meta = info["ServiceConfig"]["metadata"]
+    assert (info["ServiceConfig"]["model_path"], meta["rpc.max_queue_size"]) == (str(first), 16)
+
+    small.eascmd("version", name, "2", "--with-resources", "--wait")
+    info = small.client.describe_service(name)
+    assert (info["CurrentVersion"], info["CPU"], info["TotalInstance"]) == (2, 0.5, 1)
+    assert info["ServiceConfig"]["model_path"] == str(second)
+    assert info["ServiceConfig"]["metadata"]["rpc.max_queue_size"] == 8
