@@ -147,7 +147,7 @@ class ServiceViews:
             "InternetEndpoint": endpoint,
         }
         if full:
-            data["AccessToken"] = record.token or ""
+            data["AccessToken"] = self.token_of(record)
             data["RelatedTo"] = record.related_to
             data["Released"] = record.related_to is not None and record.weight is not None
             # Deleted while a released related service serves its endpoint: `delete --wait`
@@ -166,8 +166,23 @@ class ServiceViews:
         ]
         return max(100 - sum(released), 0)
 
+    def answering_name(self, record: ServiceRecord) -> str:
+        """The name whose endpoint serves this service: its own, or, once released, its
+        original's — a released service's own name stops answering (SPEC, blue-green), and
+        it serves its share of the original's traffic there."""
+        if record.related_to is not None and record.weight is not None:
+            return record.related_to
+        return record.name
+
     def endpoint_of(self, record: ServiceRecord) -> str:
-        return f"{self.settings.endpoint}/api/predict/{record.name}"
+        return f"{self.settings.endpoint}/api/predict/{self.answering_name(record)}"
+
+    def token_of(self, record: ServiceRecord) -> str:
+        """The token the shown endpoint takes: a released service's is its original's."""
+        name = self.answering_name(record)
+        if name != record.name and (original := self.repo.find_service(name)) is not None:
+            return original.token or ""
+        return record.token or ""
 
     def workers(self, name: str) -> list[dict[str, Any]]:
         self.repo.get_service(name)

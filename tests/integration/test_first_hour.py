@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from eas_core.errors import EASError
@@ -114,3 +115,39 @@ def test_a_version_switch_keeps_the_resources_set_since(
     assert (info["CurrentVersion"], info["CPU"], info["TotalInstance"]) == (2, 0.5, 1)
     assert info["ServiceConfig"]["model_path"] == str(second)
     assert info["ServiceConfig"]["metadata"]["rpc.max_queue_size"] == 8
+
+
+def test_a_released_service_shows_the_endpoint_that_answers_for_it(
+    small: Installation, cleanup: Callable[..., str], tmp_path: Path
+) -> None:
+    """Once released (even at 0%), a related service's own name stops answering: `desc` and
+    `ls` show the original's endpoint and token, which serve its share."""
+    name = cleanup("shown_answers", small.client)
+    description = tmp_path / "service.json"
+    description.write_text(json.dumps(python_service(name)))
+    small.eascmd("create", str(description))
+    small.eascmd("create", str(description), "-r")
+    [green] = [
+        s["ServiceName"]
+        for s in small.client.list_services()
+        if s["ServiceName"] != name and s["ServiceName"].startswith(f"{name}_")
+    ]
+    before = small.client.describe_service(green)
+    assert before["IntranetEndpoint"].endswith(f"/api/predict/{green}")
+    assert small.predict(green, b"x", before["AccessToken"]).status_code == 200
+
+    small.eascmd("release", green, "-w", "0", "-y")
+    shown = small.client.describe_service(green)
+    [listed] = [s for s in small.client.list_services() if s["ServiceName"] == green]
+    assert shown["IntranetEndpoint"].endswith(f"/api/predict/{name}")
+    assert listed["IntranetEndpoint"] == shown["IntranetEndpoint"]
+    answer = httpx.post(
+        shown["IntranetEndpoint"],
+        content=b"x",
+        headers={"Authorization": shown["AccessToken"]},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    closed = small.predict(green, b"x", before["AccessToken"])
+    assert closed.status_code == 404
+    assert f"released into {name!r}" in closed.text
