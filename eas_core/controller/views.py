@@ -63,7 +63,17 @@ class ServiceViews:
             message = failure
         elif len(mine) > len(current):
             status = ServiceStatus.UPDATING
-            message = record.message or f"Rolling to version {record.current_version}"
+            # What holds the roll up (no room for the new instances, a crashing new
+            # version) shows from the first tick, not only when a wait runs out.
+            stuck = [
+                o.reason
+                for o in current
+                if not o.is_ready
+                and o.reason
+                and (o.status == InstanceStatus.PENDING or o.restarts)
+            ]
+            heading = f"Rolling to version {record.current_version}"
+            message = record.message or (f"{heading}: {stuck[0]}" if stuck else heading)
         elif running >= record.instance_count:
             status = ServiceStatus.RUNNING
             message = record.message or "Service start successfully"
