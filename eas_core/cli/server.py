@@ -32,9 +32,12 @@ from eas_core.sdk.control import ControlClient
 DEMO_SERVICE = "demo"
 REPO = Path(__file__).resolve().parents[2]
 WORKSPACE = REPO / "workspace.yaml"
-# `dagster dev` with one rollout per service at a time, as in deploy/dagster/dagster.yaml.
+# `dagster dev` with one rollout per service at a time, as in deploy/dagster/dagster.yaml;
+# no usage telemetry, and no first-visit "join the community" pop-up (nux).
 DAGSTER_INSTANCE = """\
 telemetry:
+  enabled: false
+nux:
   enabled: false
 concurrency:
   runs:
@@ -53,8 +56,9 @@ def pipelines_part(installation: Installation, credentials: dict[str, str], port
         raise EASError("--pipelines needs the pipelines extra: pip install -e '.[pipelines]'")
     home = installation.data_dir / "dagster"
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(DAGSTER_INSTANCE)
+    # The installation's own instance, written at every start so an older installation's
+    # gets today's settings (a Dagster instance of your own: `dagster dev` with DAGSTER_HOME).
+    (home / "dagster.yaml").write_text(DAGSTER_INSTANCE)
     settings = installation.settings
     env = {
         "DAGSTER_HOME": str(home),
