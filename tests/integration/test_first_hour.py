@@ -27,6 +27,12 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
     running = start_installation(
         data_dir, extra_env={"EAS_NODE_CPU": "2", "EAS_NODE_MEMORY_MB": "8192"}, demo=True
     )
+    # The demo holds its 0.5 cpu before any test asks for room.
+    wait_for(
+        lambda: running.client.describe_service("demo")["Status"] == "Running",
+        timeout=120,
+        what="the demo to run",
+    )
     yield running
     running.stop()
 
