@@ -30,6 +30,8 @@ from eas_core.installation import Installation, Part
 from eas_core.sdk.control import ControlClient
 
 DEMO_SERVICE = "demo"
+# Small enough that the README's tour and every example fit beside it on 2 cores.
+DEMO_METADATA = {"instance": 1, "cpu": 0.5, "memory": 256}
 REPO = Path(__file__).resolve().parents[2]
 WORKSPACE = REPO / "workspace.yaml"
 # `dagster dev` with one rollout per service at a time, as in deploy/dagster/dagster.yaml;
@@ -86,7 +88,7 @@ def deploy_demo(client: ControlClient) -> dict[str, object]:
         "processor_type": "python",
         "processor_path": uri,
         "processor_entry": "app.py",
-        "metadata": {"instance": 1, "cpu": 0.5, "memory": 256},
+        "metadata": DEMO_METADATA,
     }
     try:
         client.create_service(document)
