@@ -74,8 +74,14 @@ class GatewayApp:
         and the verdict are kept on the request for the handler."""
         name = request.path[len(PREDICT) :].partition("/")[0]
         route = self.table.get(name)
-        if route is None or route.released_into is not None:
+        if route is None:
             return text(NOT_FOUND, f"service {name!r} not found")
+        if route.released_into is not None:
+            return text(
+                NOT_FOUND,
+                f"service {name!r} was released into {route.released_into!r}: it serves its "
+                f"share at /api/predict/{route.released_into} (see `eascmd desc {name}`)",
+            )
         verdict = verify_head(
             route.token,
             request.headers,

@@ -181,10 +181,15 @@ class ControlClient:
         result: dict[str, Any] = self.request("GET", f"/api/v1/services/{name}/versions/{version}")
         return result
 
-    def switch_version(self, name: str, version: int) -> dict[str, Any]:
-        result: dict[str, Any] = self.request(
-            "POST", f"/api/v1/services/{name}/version", body={"version": version}
-        )
+    def switch_version(
+        self, name: str, version: int, *, with_resources: bool = False
+    ) -> dict[str, Any]:
+        """``with_resources``: also bring back the version's cpu, memory, gpu, resource group
+        and capacity settings (by default those stay as they are now)."""
+        body: dict[str, Any] = {"version": version}
+        if with_resources:
+            body["with_resources"] = True
+        result: dict[str, Any] = self.request("POST", f"/api/v1/services/{name}/version", body=body)
         return result
 
     def release(self, name: str, weight: int) -> dict[str, Any]:
