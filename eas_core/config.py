@@ -104,6 +104,15 @@ class ControllerSettings(InstallationSettings):
     # The resource group (`metadata.resource`) of the local node.
     node_resource_group: str = "public"
     max_body_bytes: int = 64 * MiB
+    # Monitoring: every ``metrics_interval`` seconds the controller scrapes each instance's
+    # and the gateway's Prometheus text and stores one point per metric. Points are kept at
+    # that step for ``metrics_fine_seconds``, and averaged to ``metrics_coarse_step`` for
+    # ``metrics_coarse_seconds``; older rows are pruned, so the store stays bounded.
+    metrics_interval: float = Field(default=5.0, gt=0)
+    metrics_scrape_timeout: float = Field(default=2.0, gt=0)
+    metrics_fine_seconds: float = Field(default=3600.0, gt=0)
+    metrics_coarse_step: float = Field(default=60.0, gt=0)
+    metrics_coarse_seconds: float = Field(default=7 * 86400.0, gt=0)
 
     @property
     def database(self) -> str:

@@ -94,7 +94,9 @@ class RuntimeApp:
             return text(
                 REQUEST_TIMEOUT, f"processing exceeded {self.settings.keepalive_ms} ms", close=True
             )
-        self.metrics.answered(status, time.monotonic() - started)
+        self.metrics.answered(
+            status, time.monotonic() - started, received=len(request.body), sent=len(body)
+        )
         return Response(status, body)
 
     def _left(self, job: asyncio.Future[tuple[bytes, int]]) -> None:

@@ -51,10 +51,27 @@ class RuntimeMetrics:
         Gauge(
             "eas_workers", "Worker threads of this process", ["service"], registry=self.registry
         ).labels(**labels).set(threads)
+        # Body bytes, for the traffic in/out charts.
+        self.received = Counter(
+            "eas_request_bytes",
+            "Bytes of request bodies admitted",
+            ["service"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.sent = Counter(
+            "eas_response_bytes",
+            "Bytes of response bodies answered",
+            ["service"],
+            registry=self.registry,
+        ).labels(**labels)
         self.service = service
         self._by_code: dict[int, Counter] = {}
 
-    def answered(self, code: int, seconds: float) -> None:
+    def answered(self, code: int, seconds: float, *, received: int = 0, sent: int = 0) -> None:
+        if received:
+            self.received.inc(received)
+        if sent:
+            self.sent.inc(sent)
         counter = self._by_code.get(code)
         if counter is None:
             counter = self._by_code[code] = self.requests.labels(self.service, str(code))

@@ -11,7 +11,7 @@ import configparser
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from eas_core.artefacts import file_digest
 from eas_core.auth.keys import AccessKey, sign_request
 from eas_core.config import client_config_path
 from eas_core.errors import EASError, NotFound, from_response
+from eas_core.spec.monitoring import ServiceMetrics
 
 SECTION = "eas"
 
@@ -199,6 +200,25 @@ class ControlClient:
             params["instance"] = instance
         result: dict[str, Any] = self.request("GET", f"/api/v1/services/{name}/logs", params=params)
         return result
+
+    def metrics(
+        self,
+        name: str,
+        *,
+        metrics: Sequence[str] | None = None,
+        since: str = "15m",
+        instance: str | None = None,
+    ) -> ServiceMetrics:
+        """The service's monitoring series over the last ``since`` (``30s``, ``15m``, ``7d``):
+        the whole service's and each instance's, or only ``instance``'s; ``metrics`` narrows
+        them (names in :data:`eas_core.spec.monitoring.METRICS`)."""
+        params: dict[str, Any] = {"since": since}
+        if metrics:
+            params["metric"] = list(metrics)
+        if instance:
+            params["instance"] = instance
+        answer = self.request("GET", f"/api/v1/services/{name}/metrics", params=params)
+        return ServiceMetrics.model_validate(answer)
 
     def upload(self, path: Path) -> dict[str, Any]:
         if not path.is_file():

@@ -1,11 +1,23 @@
-"""Tables. Desired state only: what runs is observed from the backend, never stored here."""
+"""Tables. Desired state, plus the monitoring time series the controller collects: what runs
+is observed from the backend, never stored here."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -91,3 +103,22 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class MetricPointRow(Base):
+    """One point of a monitoring series. ``instance`` is "" for the whole service; ``tier``
+    0 holds the points as collected, tier 1 their averages over a coarser step."""
+
+    __tablename__ = "metric_points"
+    __table_args__ = (
+        Index("metric_points_lookup", "service", "tier", "time"),
+        Index("metric_points_age", "tier", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(64))
+    instance: Mapped[str] = mapped_column(String(128), default="")
+    metric: Mapped[str] = mapped_column(String(32))
+    tier: Mapped[int] = mapped_column(Integer)
+    time: Mapped[float] = mapped_column(Float)
+    value: Mapped[float] = mapped_column(Float)

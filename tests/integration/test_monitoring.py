@@ -1,0 +1,148 @@
+"""Monitoring through a real installation: the controller scrapes instances and the gateway,
+stores the series, and the control API, the SDK and `eascmd monitor --json` show them."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eas_core.errors import BadRequest
+from eas_core.spec.monitoring import ServiceMetrics
+from tests.support.installation import (
+    Installation,
+    delete_services,
+    python_service,
+    start_installation,
+    wait_for,
+)
+from tests.support.load import paced_load
+
+# Collected every second here, so a short load gives many points.
+INTERVAL = 1.0
+RATE = 40.0
+CALLS = 320
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
+    data_dir = tmp_path_factory.mktemp("eas-mon") / "data"
+    data_dir.mkdir()
+    running = start_installation(
+        data_dir,
+        extra_env={"EAS_METRICS_INTERVAL": str(INTERVAL), "EAS_METRICS_COARSE_STEP": "5"},
+    )
+    yield running
+    running.stop()
+
+
+def _steady_rate(data: ServiceMetrics, metric: str, start: float, end: float) -> float:
+    """The median of the points whose whole step lies inside the load."""
+    series = data.get(metric)
+    assert series is not None, f"no {metric} series in {data.model_dump()}"
+    inside = [v for t, v in series.points if start + INTERVAL + 0.5 <= t <= end - 0.2]
+    assert len(inside) >= 3, f"too few {metric} points inside the load: {series.points}"
+    return statistics.median(inside)
+
+
+def test_request_rate_matches_what_the_load_generator_measured(
+    monitored: Installation, tmp_path: Path
+) -> None:
+    name = "mon_rate"
+    client = monitored.client
+    try:
+        client.create_service(python_service(name))
+        client.wait_until_running(name, timeout=60)
+        token = client.describe_service(name)["AccessToken"]
+        url = f"{monitored.gateway_url}/api/predict/{name}"
+        load = paced_load(url, token, b"echo:" + b"x" * 1000, rate=RATE, total=CALLS)
+        assert load.statuses.count(200) == CALLS, load.statuses
+        # Wait for the step that ends after the last call to be stored.
+        wait_for(
+            lambda: (
+                (s := client.metrics(name, metrics=["rps"], since="2m").get("rps")) is not None
+                and s.points[-1][0] > load.ended + INTERVAL
+            ),
+            timeout=20,
+            what="the points after the load",
+        )
+        data = client.metrics(name, since="2m")
+        measured = load.rate
+        for metric in ("rps", "rps_2xx", "gateway_rps"):
+            seen = _steady_rate(data, metric, load.started, load.ended)
+            assert abs(seen - measured) <= 0.1 * measured, (metric, seen, measured)
+        # Bodies of ~1 KB each way at 40/s: about 40 KB/s in and out.
+        in_kbps = _steady_rate(data, "in_kbps", load.started, load.ended)
+        assert abs(in_kbps - measured * 1005 / 1024) <= 0.1 * measured, in_kbps
+        for metric in ("latency_p50_ms", "latency_p99_ms", "memory_mb", "cpu_cores"):
+            series = data.get(metric)
+            assert series is not None and series.points, metric
+            assert max(v for _, v in series.points) > 0, (metric, series.points)
+        instance = client.list_instances(name)[0]["InstanceName"]
+        mine = client.metrics(name, metrics=["rps"], since="2m", instance=instance)
+        assert [s.instance for s in mine.series] == [instance]
+        assert _steady_rate_of(mine, instance, load.started, load.ended) == pytest.approx(
+            measured, rel=0.1
+        )
+
+        printed = json.loads(monitored.eascmd("monitor", name, "--since", "2m", "--json").stdout)
+        from_cli = ServiceMetrics.model_validate(printed)
+        seen = _steady_rate(from_cli, "rps", load.started, load.ended)
+        assert abs(seen - measured) <= 0.1 * measured, (seen, measured)
+    finally:
+        delete_services(client, name)
+
+
+def _steady_rate_of(data: ServiceMetrics, instance: str, start: float, end: float) -> float:
+    series = data.get("rps", instance)
+    assert series is not None
+    inside = [v for t, v in series.points if start + INTERVAL + 0.5 <= t <= end - 0.2]
+    assert len(inside) >= 3, series.points
+    return statistics.median(inside)
+
+
+def test_queries_name_what_is_wrong(monitored: Installation) -> None:
+    name = "mon_bad"
+    client = monitored.client
+    try:
+        client.create_service(python_service(name))
+        with pytest.raises(BadRequest, match="metric: 'qps' is not one of"):
+            client.metrics(name, metrics=["qps"])
+        with pytest.raises(BadRequest, match="since: '15 minutes'"):
+            client.metrics(name, since="15 minutes")
+        result = monitored.eascmd("monitor", "nope_service", "--json", check=False)
+        assert result.returncode == 1
+        assert "nope_service" in result.stderr
+    finally:
+        delete_services(client, name)
+
+
+def test_points_are_averaged_into_the_coarse_tier(monitored: Installation) -> None:
+    """Past the fine tier's retention a query reads the averaged points: with a 5 s coarse
+    step, a query over more than an hour answers points 5 s apart."""
+    name = "mon_coarse"
+    client = monitored.client
+    try:
+        client.create_service(python_service(name))
+        client.wait_until_running(name, timeout=60)
+        start = time.time()
+
+        def coarse() -> ServiceMetrics | None:
+            data = client.metrics(name, metrics=["restarts"], since="2h")
+            series = data.get("restarts")
+            return data if series is not None and len(series.points) >= 2 else None
+
+        data = wait_for(coarse, timeout=30, what="two coarse points")
+        assert data.step == 5
+        series = data.get("restarts")
+        assert series is not None
+        times = [t for t, _ in series.points]
+        assert all(t % 5 == 0 for t in times), times
+        assert times[-1] - times[-2] == 5
+        assert times[-1] >= start
+    finally:
+        delete_services(client, name)
