@@ -73,6 +73,10 @@ class InstallationSettings(_Settings):
         """Secret shared by the controller and gateways of this installation (created once)."""
         return read_or_create_secret(self.data_dir / "internal.token")
 
+    def prometheus_token(self) -> str:
+        """Bearer token of ``/api/v1/prometheus/targets`` (Prometheus cannot sign requests)."""
+        return read_or_create_secret(self.data_dir / "prometheus.token")
+
 
 class ControllerSettings(InstallationSettings):
     database_url: str | None = None  # default: SQLite file under data_dir

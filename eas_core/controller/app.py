@@ -20,7 +20,7 @@ from eas_core import __version__
 from eas_core.artefacts import ArtefactStore
 from eas_core.auth.keys import generate_access_key
 from eas_core.config import ControllerSettings
-from eas_core.controller.api import artefacts, monitoring, services
+from eas_core.controller.api import artefacts, monitoring, prometheus, services
 from eas_core.controller.api.auth import ReplayGuard, SignedRequests, authenticated
 from eas_core.controller.api.errors import install_error_handlers
 from eas_core.controller.backends.base import Backend, NodeInfo
@@ -75,6 +75,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     secure_directory(settings.data_dir)
     repo = Repository(settings.database)
     ensure_first_access_key(settings, repo)
+    settings.prometheus_token()  # created at the first start, for the operator to hand out
     store = ArtefactStore(settings.artefact_dir)
     backend = build_backend(settings)
     publisher = Publisher([settings.gateway_url], settings.internal_token())
@@ -119,8 +120,10 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     app.state.backend = backend
     app.state.services = operations
     app.state.series = series
+    app.state.snapshot = reconciler.latest
     app.include_router(services.router)
     app.include_router(monitoring.router)
+    app.include_router(prometheus.router)
     app.include_router(artefacts.router)
     install_error_handlers(app)
     app.add_middleware(

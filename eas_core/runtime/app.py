@@ -50,6 +50,8 @@ class RuntimeApp:
         self.metrics = RuntimeMetrics(
             self.service,
             threads,
+            version=settings.version,
+            instance=settings.instance_id,
             queued=lambda: self.admission.in_flight,
             busy=lambda: self.occupancy.busy,
         )
