@@ -117,6 +117,9 @@ class ControllerSettings(InstallationSettings):
     metrics_fine_seconds: float = Field(default=3600.0, gt=0)
     metrics_coarse_step: float = Field(default=60.0, gt=0)
     metrics_coarse_seconds: float = Field(default=7 * 86400.0, gt=0)
+    # Autoscaling scales up at once, and down only once the load has stayed low for this
+    # many seconds since its last change.
+    autoscale_cooldown: float = Field(default=300.0, gt=0)
 
     @property
     def database(self) -> str:

@@ -20,7 +20,7 @@ from eas_core import __version__
 from eas_core.artefacts import ArtefactStore
 from eas_core.auth.keys import generate_access_key
 from eas_core.config import ControllerSettings
-from eas_core.controller.api import artefacts, monitoring, prometheus, services
+from eas_core.controller.api import artefacts, monitoring, prometheus, scaling, services
 from eas_core.controller.api.auth import ReplayGuard, SignedRequests, authenticated
 from eas_core.controller.api.errors import install_error_handlers
 from eas_core.controller.backends.base import Backend, NodeInfo
@@ -28,13 +28,14 @@ from eas_core.controller.backends.registry import build_backend
 from eas_core.controller.checks import Checks
 from eas_core.controller.cleanup import Cleanup
 from eas_core.controller.desired import DesiredState
+from eas_core.controller.metrics.autoscaler import Autoscaler
 from eas_core.controller.metrics.collector import Collector
 from eas_core.controller.operations import Operations
 from eas_core.controller.publisher import Publisher, RoutePublishing
 from eas_core.controller.reconciler import Reconciler
 from eas_core.controller.rolls import RollPolice
 from eas_core.controller.sources import SourcePolicy
-from eas_core.controller.store import Repository, SeriesStore
+from eas_core.controller.store import Repository, ScalingStore, SeriesStore
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     desired = DesiredState(repo, max_body_bytes=settings.max_body_bytes)
     series = SeriesStore(repo.engine)
     collector = Collector(settings, series)
+    scaling_store = ScalingStore(repo.engine)
     reconciler = Reconciler(
         backend,
         desired.services,
@@ -93,6 +95,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
             Cleanup(repo),
             RoutePublishing(repo, publisher),
             collector,
+            Autoscaler(settings, repo, scaling_store, series),
         ],
     )
     checks = Checks(backend.nodes, SourcePolicy.from_settings(settings))
@@ -121,9 +124,11 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     app.state.services = operations
     app.state.series = series
     app.state.snapshot = reconciler.latest
+    app.state.scaling = scaling_store
     app.include_router(services.router)
     app.include_router(monitoring.router)
     app.include_router(prometheus.router)
+    app.include_router(scaling.router)
     app.include_router(artefacts.router)
     install_error_handlers(app)
     app.add_middleware(

@@ -22,7 +22,7 @@ from eas_core.artefacts import file_digest
 from eas_core.auth.keys import AccessKey, sign_request
 from eas_core.config import client_config_path
 from eas_core.errors import EASError, NotFound, from_response
-from eas_core.spec.monitoring import ServiceMetrics
+from eas_core.spec.monitoring import AutoscaleRule, AutoscaleStatus, Event, ServiceMetrics
 
 SECTION = "eas"
 
@@ -219,6 +219,27 @@ class ControlClient:
             params["instance"] = instance
         answer = self.request("GET", f"/api/v1/services/{name}/metrics", params=params)
         return ServiceMetrics.model_validate(answer)
+
+    def autoscale(self, name: str) -> AutoscaleStatus:
+        """The service's autoscaling rule (``rule`` None when it is off)."""
+        answer = self.request("GET", f"/api/v1/services/{name}/autoscale")
+        return AutoscaleStatus.model_validate(answer)
+
+    def set_autoscale(self, name: str, rule: AutoscaleRule) -> AutoscaleStatus:
+        answer = self.request(
+            "PUT", f"/api/v1/services/{name}/autoscale", body=rule.model_dump(by_alias=True)
+        )
+        return AutoscaleStatus.model_validate(answer)
+
+    def autoscale_off(self, name: str) -> AutoscaleStatus:
+        answer = self.request("DELETE", f"/api/v1/services/{name}/autoscale")
+        return AutoscaleStatus.model_validate(answer)
+
+    def events(self, name: str, *, limit: int = 100) -> list[Event]:
+        """What the controller did to the service on its own (autoscaling, alerts), oldest
+        first."""
+        answer = self.request("GET", f"/api/v1/services/{name}/events", params={"limit": limit})
+        return [Event.model_validate(e) for e in answer]
 
     def upload(self, path: Path) -> dict[str, Any]:
         if not path.is_file():

@@ -4,8 +4,10 @@ looks (``since``), and the answer of ``GET /api/v1/services/{name}/metrics``."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Each metric, with what it means. Rates are per second over the step that ends at the
 # point's time; latency percentiles come from the instances' histogram buckets.
@@ -70,3 +72,50 @@ class ServiceMetrics(BaseModel):
             if series.metric == metric and series.instance == instance:
                 return series
         return None
+
+
+# -- autoscaling ---------------------------------------------------------------------------
+ScaleMetric = Literal["qps", "cpu", "queue"]
+SCALE_TARGETS: dict[str, str] = {
+    "qps": "requests per second per instance",
+    "cpu": "CPU utilisation per instance, % of its metadata.cpu",
+    "queue": "queued requests per instance",
+}
+MAX_SCALE_INSTANCES = 1000  # as metadata.instance
+
+
+class AutoscaleRule(BaseModel):
+    """`eascmd autoscale NAME --min 1 --max 8 --qps 200`: keep between ``min`` and ``max``
+    instances, as many as make ``metric`` per instance about ``target``."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    min: int = Field(alias="Min", ge=1, le=MAX_SCALE_INSTANCES)
+    max: int = Field(alias="Max", ge=1, le=MAX_SCALE_INSTANCES)
+    metric: ScaleMetric = Field(alias="Metric")
+    target: float = Field(alias="Target", gt=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscaleRule:
+        if self.max < self.min:
+            raise ValueError(f"Max: {self.max} is below Min ({self.min})")
+        return self
+
+
+class Event(BaseModel):
+    """Something the controller did to a service on its own, and why (`eascmd events`)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    time: datetime = Field(alias="Time")
+    kind: str = Field(alias="Kind")
+    message: str = Field(alias="Message")
+
+
+class AutoscaleStatus(BaseModel):
+    """A service's autoscaling: its rule, or None when it scales only when told."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    service: str = Field(alias="ServiceName")
+    rule: AutoscaleRule | None = Field(default=None, alias="Rule")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +21,13 @@ from tests.support.installation import (
     start_installation,
     wait_for,
 )
-from tests.support.load import paced_load
+from tests.support.load import PacedResult, paced_load
 
 # Collected every second here, so a short load gives many points.
 INTERVAL = 1.0
 RATE = 40.0
 CALLS = 320
+COOLDOWN = 6.0
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,11 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation
     data_dir.mkdir()
     running = start_installation(
         data_dir,
-        extra_env={"EAS_METRICS_INTERVAL": str(INTERVAL), "EAS_METRICS_COARSE_STEP": "5"},
+        extra_env={
+            "EAS_METRICS_INTERVAL": str(INTERVAL),
+            "EAS_METRICS_COARSE_STEP": "5",
+            "EAS_AUTOSCALE_COOLDOWN": str(COOLDOWN),
+        },
     )
     yield running
     running.stop()
@@ -144,5 +150,70 @@ def test_points_are_averaged_into_the_coarse_tier(monitored: Installation) -> No
         assert all(t % 5 == 0 for t in times), times
         assert times[-1] - times[-2] == 5
         assert times[-1] >= start
+    finally:
+        delete_services(client, name)
+
+
+def test_autoscaling_follows_a_load_ramp_up_and_back_down_without_a_failed_call(
+    monitored: Installation,
+) -> None:
+    name = "mon_scale"
+    client = monitored.client
+    try:
+        client.create_service(python_service(name))
+        client.wait_until_running(name, timeout=60)
+        token = client.describe_service(name)["AccessToken"]
+        url = f"{monitored.gateway_url}/api/predict/{name}"
+        shown = monitored.eascmd_json("autoscale", name, "--min", "1", "--max", "3", "--qps", "15")
+        assert shown["Rule"] == {"Min": 1, "Max": 3, "Metric": "qps", "Target": 15.0}
+
+        # 40 requests/s need 3 instances of 15 each: up at once.
+        heavy = paced_load(url, token, b"echo:up", rate=RATE, total=400)
+        wait_for(
+            lambda: client.describe_service(name)["TotalInstance"] == 3,
+            timeout=30,
+            what="3 instances",
+        )
+        peak = len(client.list_instances(name))
+
+        # A light load (4/s, 1 instance's worth) while it scales back down after the cool-down.
+        results: list[PacedResult] = []
+        light = threading.Thread(
+            target=lambda: results.append(
+                paced_load(url, token, b"echo:down", rate=4, total=120, threads=2)
+            )
+        )
+        light.start()
+        wait_for(
+            lambda: [i["Status"] for i in client.list_instances(name)] == ["Running"],
+            timeout=COOLDOWN + 40,
+            what="one instance again",
+        )
+        light.join(timeout=60)
+        assert peak >= 2
+        assert heavy.statuses.count(200) == len(heavy.statuses), heavy.statuses
+        assert results and results[0].statuses == [200] * len(results[0].statuses)
+
+        found = [e.message for e in client.events(name) if e.kind == "Autoscale"]
+        steps = [
+            (int(m.split()[2]), int(m.split()[4].rstrip(":")), m)
+            for m in found
+            if m.startswith("scaled from ")
+        ]
+        assert steps[0][:2] in ((1, 3), (1, 2)), found
+        assert max(to for _, to, _ in steps) == 3, found
+        assert steps[-1][1] == 1, found
+        downs = [m for before, to, m in steps if to < before]
+        assert downs and all("over the last 6 s" in m for m in downs), found
+        table = monitored.eascmd("events", name).stdout
+        assert "scaled from" in table and "to 1:" in table
+
+        off = monitored.eascmd_json("autoscale", name, "--off")
+        assert off["Rule"] is None
+        assert monitored.eascmd_json("autoscale", name)["Rule"] is None
+        refused = monitored.eascmd(
+            "autoscale", name, "--min", "3", "--max", "1", "--qps", "5", check=False
+        )
+        assert refused.returncode == 1 and "Max: 1 is below Min (3)" in refused.stderr
     finally:
         delete_services(client, name)

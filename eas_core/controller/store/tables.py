@@ -122,3 +122,32 @@ class MetricPointRow(Base):
     tier: Mapped[int] = mapped_column(Integer)
     time: Mapped[float] = mapped_column(Float)
     value: Mapped[float] = mapped_column(Float)
+
+
+class AutoscaleRow(Base):
+    """A service's autoscaling rule (eas_core.spec.monitoring.AutoscaleRule)."""
+
+    __tablename__ = "autoscale_rules"
+
+    service: Mapped[str] = mapped_column(
+        ForeignKey("services.name", ondelete="CASCADE"), primary_key=True
+    )
+    min_instances: Mapped[int] = mapped_column(Integer)
+    max_instances: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(16))
+    target: Mapped[float] = mapped_column(Float)
+    # When the rule last changed the instance count: scaling down waits a cool-down after it.
+    changed_at: Mapped[float | None] = mapped_column(Float)
+
+
+class EventRow(Base):
+    """What the controller did to a service on its own (autoscaling, alerts), and why."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("events_by_service", "service", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
