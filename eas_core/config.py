@@ -120,6 +120,11 @@ class ControllerSettings(InstallationSettings):
     # Autoscaling scales up at once, and down only once the load has stayed low for this
     # many seconds since its last change.
     autoscale_cooldown: float = Field(default=300.0, gt=0)
+    # An alert's POST to its callback URL: each try's timeout, and how many tries (with the
+    # installation's back-off between them) before the delivery is recorded as failed.
+    alert_timeout: float = Field(default=5.0, gt=0)
+    alert_tries: int = Field(default=4, ge=1, le=20)
+    alert_backoff_initial: float = Field(default=1.0, gt=0)
 
     @property
     def database(self) -> str:

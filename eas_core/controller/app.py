@@ -20,7 +20,14 @@ from eas_core import __version__
 from eas_core.artefacts import ArtefactStore
 from eas_core.auth.keys import generate_access_key
 from eas_core.config import ControllerSettings
-from eas_core.controller.api import artefacts, monitoring, prometheus, scaling, services
+from eas_core.controller.api import (
+    alerts,
+    artefacts,
+    monitoring,
+    prometheus,
+    scaling,
+    services,
+)
 from eas_core.controller.api.auth import ReplayGuard, SignedRequests, authenticated
 from eas_core.controller.api.errors import install_error_handlers
 from eas_core.controller.backends.base import Backend, NodeInfo
@@ -28,6 +35,7 @@ from eas_core.controller.backends.registry import build_backend
 from eas_core.controller.checks import Checks
 from eas_core.controller.cleanup import Cleanup
 from eas_core.controller.desired import DesiredState
+from eas_core.controller.metrics.alerting import Alerting
 from eas_core.controller.metrics.autoscaler import Autoscaler
 from eas_core.controller.metrics.collector import Collector
 from eas_core.controller.operations import Operations
@@ -35,7 +43,7 @@ from eas_core.controller.publisher import Publisher, RoutePublishing
 from eas_core.controller.reconciler import Reconciler
 from eas_core.controller.rolls import RollPolice
 from eas_core.controller.sources import SourcePolicy
-from eas_core.controller.store import Repository, ScalingStore, SeriesStore
+from eas_core.controller.store import AlertStore, Repository, ScalingStore, SeriesStore
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +92,8 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     series = SeriesStore(repo.engine)
     collector = Collector(settings, series)
     scaling_store = ScalingStore(repo.engine)
+    alert_store = AlertStore(repo.engine)
+    alerting = Alerting(settings, repo, alert_store, series, scaling_store)
     reconciler = Reconciler(
         backend,
         desired.services,
@@ -96,6 +106,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
             RoutePublishing(repo, publisher),
             collector,
             Autoscaler(settings, repo, scaling_store, series),
+            alerting,
         ],
     )
     checks = Checks(backend.nodes, SourcePolicy.from_settings(settings))
@@ -111,6 +122,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         yield
         collector.stop()
         reconciler.stop()
+        alerting.stop()
         # Instances outlive the controller, however it stops: a restarted controller adopts
         # them. Only stopping the whole installation stops them (eas_core.installation).
         backend.shutdown(stop_instances=False)
@@ -125,10 +137,12 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     app.state.series = series
     app.state.snapshot = reconciler.latest
     app.state.scaling = scaling_store
+    app.state.alerts = alert_store
     app.include_router(services.router)
     app.include_router(monitoring.router)
     app.include_router(prometheus.router)
     app.include_router(scaling.router)
+    app.include_router(alerts.router)
     app.include_router(artefacts.router)
     install_error_handlers(app)
     app.add_middleware(

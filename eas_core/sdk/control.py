@@ -22,6 +22,7 @@ from eas_core.artefacts import file_digest
 from eas_core.auth.keys import AccessKey, sign_request
 from eas_core.config import client_config_path
 from eas_core.errors import EASError, NotFound, from_response
+from eas_core.spec.alerts import AlertDetails, AlertRule
 from eas_core.spec.monitoring import AutoscaleRule, AutoscaleStatus, Event, ServiceMetrics
 
 SECTION = "eas"
@@ -240,6 +241,23 @@ class ControlClient:
         first."""
         answer = self.request("GET", f"/api/v1/services/{name}/events", params={"limit": limit})
         return [Event.model_validate(e) for e in answer]
+
+    # -- alerts -----------------------------------------------------------------------------
+    def create_alert(self, rule: AlertRule) -> AlertRule:
+        answer = self.request(
+            "POST", "/api/v1/alerts", body=rule.model_dump(by_alias=True, mode="json")
+        )
+        return AlertRule.model_validate(answer)
+
+    def list_alerts(self) -> list[AlertRule]:
+        return [AlertRule.model_validate(a) for a in self.request("GET", "/api/v1/alerts")]
+
+    def describe_alert(self, name: str) -> AlertDetails:
+        """The rule, its state per service, and its latest deliveries."""
+        return AlertDetails.model_validate(self.request("GET", f"/api/v1/alerts/{name}"))
+
+    def delete_alert(self, name: str) -> None:
+        self.request("DELETE", f"/api/v1/alerts/{name}")
 
     def upload(self, path: Path) -> dict[str, Any]:
         if not path.is_file():

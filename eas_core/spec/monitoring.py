@@ -16,6 +16,8 @@ METRICS: dict[str, str] = {
     "rps_2xx": "2xx answers per second",
     "rps_4xx": "4xx answers per second",
     "rps_5xx": "5xx answers per second",
+    "share_4xx": "4xx answers, % of all answers",
+    "share_5xx": "5xx answers, % of all answers",
     "latency_p50_ms": "median time from admission to answer, ms",
     "latency_p90_ms": "90th percentile time from admission to answer, ms",
     "latency_p99_ms": "99th percentile time from admission to answer, ms",

@@ -3,20 +3,24 @@ stores the series, and the control API, the SDK and `eascmd monitor --json` show
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from eas_core.errors import BadRequest
+from eas_core.errors import BadRequest, NotFound
 from eas_core.spec.monitoring import ServiceMetrics
 from tests.support.installation import (
     Installation,
     delete_services,
+    free_port,
     python_service,
     start_installation,
     wait_for,
@@ -40,6 +44,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation
             "EAS_METRICS_INTERVAL": str(INTERVAL),
             "EAS_METRICS_COARSE_STEP": "5",
             "EAS_AUTOSCALE_COOLDOWN": str(COOLDOWN),
+            "EAS_ALERT_BACKOFF_INITIAL": "0.2",
         },
     )
     yield running
@@ -217,3 +222,104 @@ def test_autoscaling_follows_a_load_ramp_up_and_back_down_without_a_failed_call(
         assert refused.returncode == 1 and "Max: 1 is below Min (3)" in refused.stderr
     finally:
         delete_services(client, name)
+
+
+class Webhook:
+    """A loopback server that records each POSTed alert; it answers the first one 500, so
+    the controller has to try again."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.answers = 0
+        received, hook = self.received, self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                hook.answers += 1
+                status = 500 if hook.answers == 1 else 200
+                if status == 200:
+                    received.append(json.loads(body))
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Webhook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def statuses(self) -> list[str]:
+        return [a["Status"] for a in self.received]
+
+
+def test_an_alert_on_the_5xx_share_fires_once_and_resolves(
+    monitored: Installation, tmp_path: Path
+) -> None:
+    name = "mon_alert"
+    client = monitored.client
+    try:
+        client.create_service(python_service(name))
+        client.wait_until_running(name, timeout=60)
+        token = client.describe_service(name)["AccessToken"]
+        url = f"{monitored.gateway_url}/api/predict/{name}"
+        with Webhook() as hook:
+            rule = {
+                "Name": "mon_alert_errors",
+                "Services": [name],
+                "Metric": "share_5xx",
+                "Condition": ">",
+                "Threshold": 50,
+                "Window": 3,
+                "Silence": 3600,
+                "Level": "critical",
+                "CallbackUrl": f"http://127.0.0.1:{hook.port}/hook",
+            }
+            bad = tmp_path / "bad.json"
+            bad.write_text(json.dumps({k: v for k, v in rule.items() if k != "Threshold"}))
+            refused = monitored.eascmd("alert", "create", str(bad), check=False)
+            assert refused.returncode == 1 and "Threshold" in refused.stderr, refused.stderr
+            good = tmp_path / "alert.json"
+            good.write_text(json.dumps(rule))
+            monitored.eascmd("alert", "create", str(good))
+            assert "mon_alert_errors" in monitored.eascmd("alert", "ls").stdout
+
+            # 8 s of failures: it fires once, and the silence period keeps it from repeating.
+            failing = paced_load(url, token, b"status:500", rate=20, total=160)
+            assert set(failing.statuses) == {500}
+            wait_for(lambda: "firing" in hook.statuses(), timeout=20, what="the firing alert")
+            assert hook.statuses() == ["firing"]
+            fired = hook.received[0]
+            assert fired["ServiceName"] == name and fired["Level"] == "critical"
+            assert fired["Value"] > 50
+
+            healthy = paced_load(url, token, b"echo:ok", rate=20, total=120)
+            assert set(healthy.statuses) == {200}
+            wait_for(lambda: "resolved" in hook.statuses(), timeout=20, what="the resolution")
+            assert hook.statuses() == ["firing", "resolved"]
+
+            details = monitored.eascmd_json("alert", "desc", "mon_alert_errors")
+            assert [s["Status"] for s in details["States"]] == ["resolved"]
+            deliveries = [
+                (d["Status"], d["Attempts"], d["Delivered"]) for d in details["Deliveries"]
+            ]
+            assert deliveries == [("firing", 2, True), ("resolved", 1, True)]
+            kinds = [e.message for e in client.events(name) if e.kind == "Alert"]
+            assert kinds[0].startswith("alert mon_alert_errors (critical) firing: share_5xx")
+            assert kinds[1].startswith("alert mon_alert_errors (critical) resolved")
+            monitored.eascmd("alert", "delete", "mon_alert_errors")
+            assert monitored.eascmd_json("alert", "ls") == []
+    finally:
+        delete_services(client, name)
+        with contextlib.suppress(NotFound):
+            client.delete_alert("mon_alert_errors")

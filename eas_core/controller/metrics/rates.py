@@ -149,6 +149,9 @@ def step_values(change: Totals, seconds: float) -> dict[str, float]:
         "in_kbps": _per_second(change.received, seconds) / 1024,
         "out_kbps": _per_second(change.sent, seconds) / 1024,
     }
+    if change.answered > 0:
+        values["share_4xx"] = by_class["4"] / change.answered * 100
+        values["share_5xx"] = by_class["5"] / change.answered * 100
     for metric, q in PERCENTILES.items():
         value = quantile(q, change.buckets)
         if value is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -151,3 +152,44 @@ class EventRow(Base):
     time: Mapped[datetime] = mapped_column(DateTime)
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
+
+
+class AlertRuleRow(Base):
+    """An alert rule (eas_core.spec.alerts.AlertRule, as its JSON)."""
+
+    __tablename__ = "alert_rules"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AlertStateRow(Base):
+    """Whether a rule fires for a service, since when, and when it was last POSTed."""
+
+    __tablename__ = "alert_states"
+
+    rule: Mapped[str] = mapped_column(
+        ForeignKey("alert_rules.name", ondelete="CASCADE"), primary_key=True
+    )
+    service: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime] = mapped_column(DateTime)
+    value: Mapped[float] = mapped_column(Float)
+    notified_at: Mapped[float | None] = mapped_column(Float)
+
+
+class DeliveryRow(Base):
+    """One POST of an alert to its callback URL: how many tries, and how it ended."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index("alert_deliveries_by_rule", "rule", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(ForeignKey("alert_rules.name", ondelete="CASCADE"))
+    service: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    delivered: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str] = mapped_column(Text)
