@@ -51,25 +51,41 @@ class Sample:
     memory_mb: float | None
 
 
-def process_tree_usage(pid: int | None) -> tuple[float | None, float | None]:
+def children_by_parent() -> dict[int, list[int]]:
+    """Parent pid → child pids of every process, read once per round: asking psutil for one
+    tree's children scans every process, once per instance."""
+    children: dict[int, list[int]] = {}
+    for process in psutil.process_iter(["ppid"]):
+        children.setdefault(process.info["ppid"] or 0, []).append(process.pid)
+    return children
+
+
+def process_tree_usage(
+    pid: int | None, children: dict[int, list[int]]
+) -> tuple[float | None, float | None]:
     """CPU seconds and resident MB of ``pid`` and its descendants (worker processes); None
     where there is no local process to read (another backend, or already gone)."""
     if pid is None:
         return None, None
-    try:
-        root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None, None
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
     cpu = memory = 0.0
-    for process in tree:
+    found = False
+    for member in tree:
         try:
-            times = process.cpu_times()
-            cpu += times.user + times.system
-            memory += process.memory_info().rss / (1024 * 1024)
+            process = psutil.Process(member)
+            with process.oneshot():
+                times = process.cpu_times()
+                rss = process.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue  # a worker that ended between the listing and the read
-    return cpu, memory
+            continue  # ended between the listing and the read
+        found = True
+        cpu += times.user + times.system
+        memory += rss / (1024 * 1024)
+    return (cpu, memory) if found else (None, None)
 
 
 class Collector:
@@ -104,7 +120,8 @@ class Collector:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.thread.join(timeout=10)
+        if self.thread.is_alive():  # stop() also ends a collector that was never started
+            self.thread.join(timeout=10)
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.http.close()
 
@@ -119,7 +136,8 @@ class Collector:
     def collect(self) -> list[Point]:
         """Scrape everything once, store the points, and return them."""
         instances = [i for i in self.snapshot.instances if i.status in SCRAPED and i.port]
-        scraped = list(self.pool.map(self._scrape, instances))
+        children = children_by_parent() if any(i.pid for i in instances) else {}
+        scraped = list(self.pool.map(lambda i: self._scrape(i, children), instances))
         now = self.clock()
         points: list[Point] = []
         changes: dict[str, list[tuple[Totals, float]]] = {}
@@ -158,7 +176,7 @@ class Collector:
         self._downsample(now, points)
         return points
 
-    def _scrape(self, instance: ObservedInstance) -> Sample | None:
+    def _scrape(self, instance: ObservedInstance, children: dict[int, list[int]]) -> Sample | None:
         url = f"http://{instance.host}:{instance.port}{METRICS_PATH}"
         try:
             answer = self.http.get(url)
@@ -167,7 +185,7 @@ class Collector:
         except (httpx.HTTPError, ValueError) as exc:  # starting, stopping or hung: no point
             log.debug("cannot scrape %s: %s", url, exc)
             return None
-        cpu, memory = process_tree_usage(instance.pid)
+        cpu, memory = process_tree_usage(instance.pid, children)
         return Sample(time.monotonic(), totals, cpu, memory)
 
     def _usage(
