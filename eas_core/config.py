@@ -168,6 +168,10 @@ class GatewaySettings(InstallationSettings, HttpLimitSettings):
     # than reused: below the instances' idle_timeout, so the gateway never sends on a
     # connection the instance is closing.
     upstream_idle_timeout: float = Field(default=30.0, gt=0)
+    # A service scaled to zero: calls are held at most this long while an instance starts,
+    # and at most this many at once per service; then 503 with Retry-After.
+    wake_timeout: float = Field(default=60.0, gt=0)
+    wake_max_held: int = Field(default=256, gt=0)
     # A listening socket handed over by the supervising installation (file descriptor),
     # kept across gateway restarts so that no caller is refused meanwhile.
     gateway_fd: int | None = None

@@ -94,6 +94,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     scaling_store = ScalingStore(repo.engine)
     alert_store = AlertStore(repo.engine)
     alerting = Alerting(settings, repo, alert_store, series, scaling_store)
+    autoscaler = Autoscaler(settings, repo, scaling_store, series)
     reconciler = Reconciler(
         backend,
         desired.services,
@@ -103,9 +104,9 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         after_tick=[
             RollPolice(repo),
             Cleanup(repo),
-            RoutePublishing(repo, publisher),
+            RoutePublishing(repo, publisher, waking=scaling_store.scaling_from_zero),
             collector,
-            Autoscaler(settings, repo, scaling_store, series),
+            autoscaler,
             alerting,
         ],
     )
@@ -138,10 +139,13 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     app.state.snapshot = reconciler.latest
     app.state.scaling = scaling_store
     app.state.alerts = alert_store
+    app.state.autoscaler = autoscaler
+    app.state.poke = reconciler.poke
     app.include_router(services.router)
     app.include_router(monitoring.router)
     app.include_router(prometheus.router)
     app.include_router(scaling.router)
+    app.include_router(scaling.internal)
     app.include_router(alerts.router)
     app.include_router(artefacts.router)
     install_error_handlers(app)

@@ -92,7 +92,8 @@ class AutoscaleRule(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
-    min: int = Field(alias="Min", ge=1, le=MAX_SCALE_INSTANCES)
+    # 0: scale to zero when idle; the gateway holds the next call while one starts.
+    min: int = Field(alias="Min", ge=0, le=MAX_SCALE_INSTANCES)
     max: int = Field(alias="Max", ge=1, le=MAX_SCALE_INSTANCES)
     metric: ScaleMetric = Field(alias="Metric")
     target: float = Field(alias="Target", gt=0, le=1_000_000)

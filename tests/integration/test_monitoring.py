@@ -32,6 +32,7 @@ INTERVAL = 1.0
 RATE = 40.0
 CALLS = 320
 COOLDOWN = 6.0
+WAKE_TIMEOUT = 15.0
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation
             "EAS_METRICS_COARSE_STEP": "5",
             "EAS_AUTOSCALE_COOLDOWN": str(COOLDOWN),
             "EAS_ALERT_BACKOFF_INITIAL": "0.2",
+            "EAS_WAKE_TIMEOUT": str(WAKE_TIMEOUT),
         },
     )
     yield running
@@ -323,3 +325,55 @@ def test_an_alert_on_the_5xx_share_fires_once_and_resolves(
         delete_services(client, name)
         with contextlib.suppress(NotFound):
             client.delete_alert("mon_alert_errors")
+
+
+def test_a_service_scaled_to_zero_is_woken_by_a_call(monitored: Installation) -> None:
+    name = "mon_zero"
+    client = monitored.client
+    try:
+        client.create_service(python_service(name))
+        client.wait_until_running(name, timeout=60)
+        token = client.describe_service(name)["AccessToken"]
+        monitored.eascmd("autoscale", name, "--min", "0", "--max", "2", "--qps", "15")
+        # Idle past the cool-down: no instance left.
+        wait_for(
+            lambda: (
+                client.describe_service(name)["TotalInstance"] == 0
+                and client.list_instances(name) == []
+            ),
+            timeout=COOLDOWN + 40,
+            what="the service to scale to zero",
+        )
+        # The call is held while an instance starts, then answered.
+        answer = monitored.predict(name, b"echo:woken", token)
+        assert answer.status_code == 200, answer.text
+        assert answer.content == b"woken"
+        assert len(client.list_instances(name)) == 1
+        found = [e.message for e in client.events(name) if e.kind == "Autoscale"]
+        assert any(m.startswith("scaled from 1 to 0: ") for m in found), found
+        assert "scaled from 0 to 1: a call arrived while it had no instance" in found, found
+    finally:
+        delete_services(client, name)
+
+
+def test_a_call_held_for_an_instance_that_never_gets_ready_is_answered_503(
+    monitored: Installation, tmp_path: Path
+) -> None:
+    name = "mon_zero_bad"
+    client = monitored.client
+    model = tmp_path / "model.txt"
+    model.write_text("fail-initialize")
+    try:
+        client.create_service(python_service(name, model_path=str(model), metadata={"instance": 0}))
+        token = client.describe_service(name)["AccessToken"]
+        monitored.eascmd("autoscale", name, "--min", "0", "--max", "2", "--qps", "15")
+        started = time.monotonic()
+        answer = monitored.predict(name, b"echo:never", token)
+        waited = time.monotonic() - started
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] == "5"
+        assert f"no ready instance within {WAKE_TIMEOUT:g} s of starting from zero" in answer.text
+        assert waited >= WAKE_TIMEOUT - 1
+        assert client.describe_service(name)["TotalInstance"] == 1  # it was asked for one
+    finally:
+        delete_services(client, name)

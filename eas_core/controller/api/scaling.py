@@ -3,16 +3,21 @@ did to a service on its own, with why."""
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from eas_core.config import ControllerSettings
 from eas_core.controller.api.auth import authenticated
 from eas_core.controller.api.errors import ERROR_RESPONSES
 from eas_core.controller.api.services import ServiceName
+from eas_core.controller.metrics.autoscaler import Autoscaler
 from eas_core.controller.store import Repository, ScaleRuleRecord, ScalingStore
+from eas_core.errors import Unauthorized
 from eas_core.spec.monitoring import AutoscaleRule, AutoscaleStatus, Event
+from eas_core.spec.paths import INTERNAL_TOKEN_HEADER, WAKE_PATH
 
 router = APIRouter(
     prefix="/api/v1/services", dependencies=[Depends(authenticated)], responses=ERROR_RESPONSES
@@ -84,3 +89,22 @@ def events(
     repo, scaling = _stores(request)
     repo.get_service(name)
     return [Event(Time=e.time, Kind=e.kind, Message=e.message) for e in scaling.events(name, limit)]
+
+
+# Outside /api/v1: the gateway calls it with the installation's internal token, not a key.
+internal = APIRouter(responses=ERROR_RESPONSES)
+
+
+@internal.post(WAKE_PATH + "{name}")
+def wake(request: Request, name: ServiceName) -> dict[str, bool]:
+    """A call is waiting for ``name``, which has no instance: start one if it scales from
+    zero. ``Waking`` false means it does not, and the call should not wait."""
+    settings: ControllerSettings = request.app.state.settings
+    presented = request.headers.get(INTERNAL_TOKEN_HEADER, "")
+    if not hmac.compare_digest(presented.encode(), settings.internal_token().encode()):
+        raise Unauthorized(f"{INTERNAL_TOKEN_HEADER}: not the installation's internal token")
+    autoscaler: Autoscaler = request.app.state.autoscaler
+    waking = autoscaler.wake(name)
+    if waking:
+        request.app.state.poke()
+    return {"Waking": waking}

@@ -146,6 +146,19 @@ class Autoscaler:
             return
         self.apply(record, decision, now)
 
+    def wake(self, name: str) -> bool:
+        """A call arrived for ``name`` while it has no instance: if its rule scales it from
+        zero and it is at zero, ask for one instance now. True when it is (or was already)
+        on its way up."""
+        rule = self.scaling.rule(name)
+        record = self.repo.find_service(name)
+        if rule is None or rule.min_instances != 0 or record is None or not record.is_running:
+            return False
+        if record.instance_count > 0:
+            return True
+        self.apply(record, Decision(1, "a call arrived while it had no instance"), self.clock())
+        return True
+
     def apply(self, record: ServiceRecord, decision: Decision, now: float) -> None:
         document = dict(record.document)
         document["metadata"] = {**document.get("metadata", {}), "instance": decision.count}

@@ -81,6 +81,12 @@ class ScalingStore:
         with self._sessions.begin() as s:
             return [_rule(r) for r in s.scalars(select(AutoscaleRow))]
 
+    def scaling_from_zero(self) -> set[str]:
+        """The services whose rule lets them scale to zero (the gateway wakes them)."""
+        with self._sessions.begin() as s:
+            query = select(AutoscaleRow.service).where(AutoscaleRow.min_instances == 0)
+            return set(s.scalars(query))
+
     def delete_rule(self, service: str) -> bool:
         with self._sessions.begin() as s:
             row = s.get(AutoscaleRow, service)
