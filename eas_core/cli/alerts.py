@@ -46,7 +46,19 @@ def alert() -> None:
 @json_option
 @click.pass_context
 def create(ctx: click.Context, file: Path, as_json: bool) -> None:
-    """Create the alert rule in FILE (JSON, see `eascmd alert create --help`)."""
+    """Create the alert rule in FILE, a JSON object:
+
+    \b
+    Name         lowercase letters, digits, _
+    Services     service names; empty or absent: every service
+    Metric       a series of `eascmd monitor` (share_5xx, latency_p99_ms, rps, ...)
+    Condition    ">" or "<"
+    Threshold    compared with the metric's mean over Window
+    Window       seconds (default 60)
+    Silence      seconds between repeats while it fires (default 600)
+    Level        critical, warning (default) or info
+    CallbackUrl  http(s) URL the alert is POSTed to as JSON
+    """
     rule = _client(ctx).create_alert(read_rule(file))
     if as_json:
         output.emit_json(rule.model_dump(by_alias=True, mode="json"))
