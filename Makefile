@@ -21,6 +21,8 @@ $(VENV)/.test: pyproject.toml
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	@# Java runs JPMML (the pmml processor) and sklearn2pmml (the heart-disease training).
 	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null)
+	@# Prometheus scrapes an installation through its discovery endpoint in the monitoring tests.
+	@command -v prometheus >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus >/dev/null)
 	touch $@ $(VENV)/.core
 
 install: $(VENV)/.core

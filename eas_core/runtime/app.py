@@ -50,6 +50,8 @@ class RuntimeApp:
         self.metrics = RuntimeMetrics(
             self.service,
             threads,
+            version=settings.version,
+            instance=settings.instance_id,
             queued=lambda: self.admission.in_flight,
             busy=lambda: self.occupancy.busy,
         )
@@ -94,7 +96,9 @@ class RuntimeApp:
             return text(
                 REQUEST_TIMEOUT, f"processing exceeded {self.settings.keepalive_ms} ms", close=True
             )
-        self.metrics.answered(status, time.monotonic() - started)
+        self.metrics.answered(
+            status, time.monotonic() - started, received=len(request.body), sent=len(body)
+        )
         return Response(status, body)
 
     def _left(self, job: asyncio.Future[tuple[bytes, int]]) -> None:
