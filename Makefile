@@ -1,16 +1,19 @@
 # The README's two commands are `make serve` and `make test`; .ci/run calls `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip --disable-pip-version-check -q
+# Not quiet: a first install downloads for minutes, and pip's lines show that it does.
+PIP := $(PY) -m pip --disable-pip-version-check
 
 .PHONY: install install-test serve test test-fast lint fmt bench proto clean
 
 $(VENV)/.core: pyproject.toml
+	@echo "Installing OpenEAS and the Dagster pipelines into $(VENV) (the first time takes a few minutes)"
 	python3 -m venv $(VENV)
 	$(PIP) install -e ".[pipelines]"
 	touch $@
 
 $(VENV)/.test: pyproject.toml
+	@echo "Installing OpenEAS with every test dependency into $(VENV) (the first time takes several minutes)"
 	python3 -m venv $(VENV)
 	@# every built-in processor's framework: their tests run against the real libraries
 	$(PIP) install -e ".[pipelines,test,all]"
@@ -18,6 +21,8 @@ $(VENV)/.test: pyproject.toml
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	@# Java runs JPMML (the pmml processor) and sklearn2pmml (the heart-disease training).
 	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null)
+	@# Prometheus scrapes an installation through its discovery endpoint in the monitoring tests.
+	@command -v prometheus >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus >/dev/null)
 	touch $@ $(VENV)/.core
 
 install: $(VENV)/.core
@@ -27,6 +32,7 @@ install-test: $(VENV)/.test
 # A whole installation on this machine — controller, gateway, instances, the echo demo and
 # the Dagster deployment pipelines (UI on :3000); Ctrl-C stops it all.
 serve: install
+	@echo "Starting the controller, the gateway, the demo and the Dagster UI (Ctrl-C stops all)"
 	$(VENV)/bin/eascmd server --demo --pipelines
 
 # Every check, then every test. pytest's exit status 5 (nothing collected) fails like any other.

@@ -73,6 +73,10 @@ class InstallationSettings(_Settings):
         """Secret shared by the controller and gateways of this installation (created once)."""
         return read_or_create_secret(self.data_dir / "internal.token")
 
+    def prometheus_token(self) -> str:
+        """Bearer token of ``/api/v1/prometheus/targets`` (Prometheus cannot sign requests)."""
+        return read_or_create_secret(self.data_dir / "prometheus.token")
+
 
 class ControllerSettings(InstallationSettings):
     database_url: str | None = None  # default: SQLite file under data_dir
@@ -104,6 +108,23 @@ class ControllerSettings(InstallationSettings):
     # The resource group (`metadata.resource`) of the local node.
     node_resource_group: str = "public"
     max_body_bytes: int = 64 * MiB
+    # Monitoring: every ``metrics_interval`` seconds the controller scrapes each instance's
+    # and the gateway's Prometheus text and stores one point per metric. Points are kept at
+    # that step for ``metrics_fine_seconds``, and averaged to ``metrics_coarse_step`` for
+    # ``metrics_coarse_seconds``; older rows are pruned, so the store stays bounded.
+    metrics_interval: float = Field(default=5.0, gt=0)
+    metrics_scrape_timeout: float = Field(default=2.0, gt=0)
+    metrics_fine_seconds: float = Field(default=3600.0, gt=0)
+    metrics_coarse_step: float = Field(default=60.0, gt=0)
+    metrics_coarse_seconds: float = Field(default=7 * 86400.0, gt=0)
+    # Autoscaling scales up at once, and down only once the load has stayed low for this
+    # many seconds since its last change.
+    autoscale_cooldown: float = Field(default=300.0, gt=0)
+    # An alert's POST to its callback URL: each try's timeout, and how many tries (with the
+    # installation's back-off between them) before the delivery is recorded as failed.
+    alert_timeout: float = Field(default=5.0, gt=0)
+    alert_tries: int = Field(default=4, ge=1, le=20)
+    alert_backoff_initial: float = Field(default=1.0, gt=0)
 
     @property
     def database(self) -> str:
@@ -147,6 +168,10 @@ class GatewaySettings(InstallationSettings, HttpLimitSettings):
     # than reused: below the instances' idle_timeout, so the gateway never sends on a
     # connection the instance is closing.
     upstream_idle_timeout: float = Field(default=30.0, gt=0)
+    # A service scaled to zero: calls are held at most this long while an instance starts,
+    # and at most this many at once per service; then 503 with Retry-After.
+    wake_timeout: float = Field(default=60.0, gt=0)
+    wake_max_held: int = Field(default=256, gt=0)
     # A listening socket handed over by the supervising installation (file descriptor),
     # kept across gateway restarts so that no caller is refused meanwhile.
     gateway_fd: int | None = None

@@ -10,10 +10,14 @@ Selected alone, the ``smoke`` check tests the live version without deploying any
 # No `from __future__ import annotations` here: Dagster reads the annotations of op, asset
 # and sensor parameters (config classes, resources) at definition time, as objects.
 
+import hashlib
 import importlib
+import importlib.util
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import dagster as dg
@@ -42,17 +46,52 @@ def pool(service: str) -> str:
     return f"eas/{service}"
 
 
-def import_callable(reference: str) -> Callable[..., Any]:
-    """``"package.module:function"`` → the function, imported only when a run needs it."""
+def import_callable(reference: str, directory: Path | None = None) -> Callable[..., Any]:
+    """``"package.module:function"`` → the function, imported only when a run needs it: from
+    ``directory`` (the pipeline file's) when the module is there, else from the import path."""
     module_name, _, attr = reference.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _from_directory(module_name, directory) if directory is not None else None
+        if module is None:
+            module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise EASError(f"train: cannot import {module_name!r} ({exc})") from None
+        where = f"{directory} or the import path" if directory is not None else "the import path"
+        raise EASError(f"train: cannot import {module_name!r} from {where} ({exc})") from None
     function = getattr(module, attr, None)
     if not callable(function):
         raise EASError(f"train: {module_name!r} has no callable {attr!r}")
     return function  # type: ignore[no-any-return]
+
+
+def _from_directory(module_name: str, directory: Path) -> ModuleType | None:
+    """The module ``a.b`` as ``directory/a/b.py`` (or ``a/b/__init__.py``); None if absent.
+
+    It is registered under a name made from its file, so the ``train`` modules of two
+    pipelines never share one entry in ``sys.modules``; the directory is on the import path
+    while it loads, so it imports the modules beside it as it would when run from there."""
+    parts = module_name.split(".")
+    path = directory.joinpath(*parts).with_suffix(".py")
+    if not path.is_file():
+        path = directory.joinpath(*parts, "__init__.py")
+        if not path.is_file():
+            return None
+    unique = f"_eas_pipeline_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
+    if unique in sys.modules:
+        return sys.modules[unique]
+    spec = importlib.util.spec_from_file_location(unique, path)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    sys.path.insert(0, str(directory))
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[unique]
+        raise
+    finally:
+        sys.path.remove(str(directory))
+    return module
 
 
 def trained(result: Any, reference: str) -> tuple[Path, dict[str, float]]:
@@ -88,7 +127,7 @@ def build_model_asset(declaration: PipelineDeclaration) -> dg.AssetsDefinition:
         kinds={"python"},
     )
     def model(context: dg.AssetExecutionContext, eas: EASResource) -> dg.MaterializeResult:
-        train = import_callable(declaration.train)
+        train = import_callable(declaration.train, declaration.base_dir)
         with tempfile.TemporaryDirectory(prefix=f"{service}-train-") as tmp:
             context.log.info(f"training with {declaration.train}")
             path, metrics = trained(train(Path(tmp)), declaration.train)
@@ -132,9 +171,9 @@ def build_deployment_asset(declaration: PipelineDeclaration) -> dg.AssetsDefinit
                 key,
                 deps=[model_key(service)],
                 group_name=service,
-                description=f"The live version of service {service}: a "
-                f"{declaration.rollout.strategy} rollout of a model URI, smoke-tested "
-                "through the gateway, rolled back when a check fails.",
+                description=f"The live version of service {service}: a model URI rolled "
+                f"out ({declaration.rollout.strategy}), smoke-tested through the gateway, "
+                "rolled back when a check fails.",
                 kinds={"openeas"},
                 skippable=True,
             )

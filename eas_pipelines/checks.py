@@ -71,6 +71,8 @@ def failure_metadata(declaration: PipelineDeclaration, failed: RolloutFailed) ->
         "model_uri": failed.model_uri,
     }
     out.update(report_metadata(failed.report))
+    if failed.instances:
+        out["instances_not_ready"] = dg.MetadataValue.json(failed.instances)
     if failed.report is not None and failed.report.failing is not None:
         body = sent_body(declaration, failed.report.failing.request)
         if body is not None:

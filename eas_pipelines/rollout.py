@@ -92,7 +92,16 @@ class RolloutFailed(Exception):
         state: LiveState | None = None,
         rolled_back: bool = True,
         model_uri: str | None = None,
+        instances: dict[str, str] | None = None,
     ) -> None:
+        # The first instance's own reason, unless the service's message says it already.
+        causes = [
+            f"{instance} {why}"
+            for instance, why in (instances or {}).items()
+            if why.partition(": ")[2] not in reason
+        ]
+        if causes:
+            reason = f"{reason} (instance {causes[0]})"
         super().__init__(f"{check} failed: {reason}")
         self.check = check
         self.reason = reason
@@ -100,6 +109,8 @@ class RolloutFailed(Exception):
         self.state = state
         self.rolled_back = rolled_back
         self.model_uri = model_uri
+        # Instance → its status and why it is not ready, as seen when the check failed.
+        self.instances = instances or {}
 
 
 class Rollout:
@@ -224,6 +235,19 @@ class Rollout:
             name, version=version, timeout=self.declaration.rollout.ready_timeout_seconds
         )
 
+    def not_ready(self, name: str, version: int | None = None) -> dict[str, str]:
+        """Why ``name``'s instances (of ``version``) are not ready, read before anything is
+        rolled back: instance → "Status: reason"."""
+        try:
+            found = self.client.list_instances(name)
+        except EASError as exc:
+            return {"(instances)": f"cannot list them: {exc.message}"}
+        return {
+            str(i["InstanceName"]): f"{i['Status']}: {i.get('Reason') or 'no reason given'}"
+            for i in found
+            if not i.get("Ready") and (version is None or i.get("Version") == version)
+        }
+
     # -- deploy ---------------------------------------------------------------------------
     def deploy(self, model_uri: str, recorded: dict[str, Any] | None = None) -> Outcome:
         """Make ``model_uri`` serve, or roll back and raise RolloutFailed.
@@ -255,6 +279,7 @@ class Rollout:
         try:
             info = self.wait(self.name)
         except EASError as exc:
+            instances = self.not_ready(self.name)
             self._stop_first(document)
             raise RolloutFailed(
                 "ready",
@@ -262,6 +287,7 @@ class Rollout:
                 rolled_back=False,
                 state=self.state(None),
                 model_uri=document["model_path"],
+                instances=instances,
             ) from None
         report = self.smoke(info)
         if not report.passed and self.declaration.rollback_on.smoke_failure:
@@ -300,7 +326,12 @@ class Rollout:
             self.log.info(f"{self.name}: version {version} already serves this model")
         uri = document["model_path"]
 
-        def fail_back(check: str, reason: str, report: Report | None = None) -> RolloutFailed:
+        def fail_back(
+            check: str,
+            reason: str,
+            report: Report | None = None,
+            instances: dict[str, str] | None = None,
+        ) -> RolloutFailed:
             """Go back to the previous version, then say which check failed and why."""
             return RolloutFailed(
                 check,
@@ -309,13 +340,16 @@ class Rollout:
                 state=self._back_to(previous),
                 rolled_back=previous is not None,
                 model_uri=uri,
+                instances=instances,
             )
 
         try:
             info = self.wait(self.name, version)
         except EASError as exc:
             raise fail_back(
-                "ready", f"version {version} never became ready: {exc.message}"
+                "ready",
+                f"version {version} never became ready: {exc.message}",
+                instances=self.not_ready(self.name, version),
             ) from None
         report = self.smoke(info)
         if not report.passed and self.declaration.rollback_on.smoke_failure:
@@ -344,12 +378,14 @@ class Rollout:
         try:
             related_info = self.wait(related)
         except EASError as exc:
+            instances = self.not_ready(related)
             self.retire(related)
             raise RolloutFailed(
                 "ready",
                 f"related service {related} never became ready: {exc.message}",
                 state=self.state(None),
                 model_uri=uri,
+                instances=instances,
             ) from None
         report = self.smoke(related_info, related)
         if not report.passed and self.declaration.rollback_on.smoke_failure:
@@ -408,11 +444,13 @@ class Rollout:
             try:
                 self.wait(self.name, version)
             except EASError as exc:
+                instances = self.not_ready(self.name, version)
                 self.retire(related)
                 raise RolloutFailed(
                     "promote",
                     f"version {version} of {self.name} never became ready: {exc.message}",
                     state=self.state(None),
+                    instances=instances,
                 ) from None
         self.retire(related)
         return self.state(previous)

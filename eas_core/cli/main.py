@@ -73,7 +73,7 @@ def cli(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from eas_core.cli import server, services  # noqa: F401  (registers the commands)
+    from eas_core.cli import alerts, monitoring, scaling, server, services  # noqa: F401
 
     try:
         cli.main(args=argv, prog_name="eascmd", standalone_mode=False)

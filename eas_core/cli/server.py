@@ -30,11 +30,16 @@ from eas_core.installation import Installation, Part
 from eas_core.sdk.control import ControlClient
 
 DEMO_SERVICE = "demo"
+# Small enough that the README's tour and every example fit beside it on 2 cores.
+DEMO_METADATA = {"instance": 1, "cpu": 0.5, "memory": 256}
 REPO = Path(__file__).resolve().parents[2]
 WORKSPACE = REPO / "workspace.yaml"
-# `dagster dev` with one rollout per service at a time, as in deploy/dagster/dagster.yaml.
+# `dagster dev` with one rollout per service at a time, as in deploy/dagster/dagster.yaml;
+# no usage telemetry, and no first-visit "join the community" pop-up (nux).
 DAGSTER_INSTANCE = """\
 telemetry:
+  enabled: false
+nux:
   enabled: false
 concurrency:
   runs:
@@ -53,8 +58,9 @@ def pipelines_part(installation: Installation, credentials: dict[str, str], port
         raise EASError("--pipelines needs the pipelines extra: pip install -e '.[pipelines]'")
     home = installation.data_dir / "dagster"
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(DAGSTER_INSTANCE)
+    # The installation's own instance, written at every start so an older installation's
+    # gets today's settings (a Dagster instance of your own: `dagster dev` with DAGSTER_HOME).
+    (home / "dagster.yaml").write_text(DAGSTER_INSTANCE)
     settings = installation.settings
     env = {
         "DAGSTER_HOME": str(home),
@@ -82,7 +88,7 @@ def deploy_demo(client: ControlClient) -> dict[str, object]:
         "processor_type": "python",
         "processor_path": uri,
         "processor_entry": "app.py",
-        "metadata": {"instance": 1, "cpu": 0.5, "memory": 256},
+        "metadata": DEMO_METADATA,
     }
     try:
         client.create_service(document)

@@ -188,14 +188,26 @@ def modify(
 @click.argument("version", type=int)
 @click.option("--wait/--no-wait", default=False, show_default=True, help="Wait until it serves.")
 @click.option("--timeout", default=600.0, show_default=True)
+@click.option(
+    "--with-resources",
+    is_flag=True,
+    help="Also bring back the version's cpu, memory, gpu, resource group and worker/queue "
+    "settings (by default they stay as they are now; the instance count always stays).",
+)
 @json_option
 @click.pass_context
 def version(
-    ctx: click.Context, name: str, version: int, wait: bool, timeout: float, as_json: bool
+    ctx: click.Context,
+    name: str,
+    version: int,
+    wait: bool,
+    timeout: float,
+    with_resources: bool,
+    as_json: bool,
 ) -> None:
     """Make VERSION the current version of NAME (rollback), rolling its instances over."""
     client = _client(ctx)
-    info = client.switch_version(name, version)
+    info = client.switch_version(name, version, with_resources=with_resources)
     if as_json:
         output.emit_json(info)
     else:

@@ -20,7 +20,14 @@ from eas_core import __version__
 from eas_core.artefacts import ArtefactStore
 from eas_core.auth.keys import generate_access_key
 from eas_core.config import ControllerSettings
-from eas_core.controller.api import artefacts, services
+from eas_core.controller.api import (
+    alerts,
+    artefacts,
+    monitoring,
+    prometheus,
+    scaling,
+    services,
+)
 from eas_core.controller.api.auth import ReplayGuard, SignedRequests, authenticated
 from eas_core.controller.api.errors import install_error_handlers
 from eas_core.controller.backends.base import Backend, NodeInfo
@@ -28,12 +35,15 @@ from eas_core.controller.backends.registry import build_backend
 from eas_core.controller.checks import Checks
 from eas_core.controller.cleanup import Cleanup
 from eas_core.controller.desired import DesiredState
+from eas_core.controller.metrics.alerting import Alerting
+from eas_core.controller.metrics.autoscaler import Autoscaler
+from eas_core.controller.metrics.collector import Collector
 from eas_core.controller.operations import Operations
 from eas_core.controller.publisher import Publisher, RoutePublishing
 from eas_core.controller.reconciler import Reconciler
 from eas_core.controller.rolls import RollPolice
 from eas_core.controller.sources import SourcePolicy
-from eas_core.controller.store import Repository
+from eas_core.controller.store import AlertStore, Repository, ScalingStore, SeriesStore
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +84,31 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     secure_directory(settings.data_dir)
     repo = Repository(settings.database)
     ensure_first_access_key(settings, repo)
+    settings.prometheus_token()  # created at the first start, for the operator to hand out
     store = ArtefactStore(settings.artefact_dir)
     backend = build_backend(settings)
     publisher = Publisher([settings.gateway_url], settings.internal_token())
     desired = DesiredState(repo, max_body_bytes=settings.max_body_bytes)
+    series = SeriesStore(repo.engine)
+    collector = Collector(settings, series)
+    scaling_store = ScalingStore(repo.engine)
+    alert_store = AlertStore(repo.engine)
+    alerting = Alerting(settings, repo, alert_store, series, scaling_store)
+    autoscaler = Autoscaler(settings, repo, scaling_store, series)
     reconciler = Reconciler(
         backend,
         desired.services,
         desired.instance_spec,
         settings.reconcile_interval,
         # In this order: routes are published after rolls and deletions have settled.
-        after_tick=[RollPolice(repo), Cleanup(repo), RoutePublishing(repo, publisher)],
+        after_tick=[
+            RollPolice(repo),
+            Cleanup(repo),
+            RoutePublishing(repo, publisher, waking=scaling_store.scaling_from_zero),
+            collector,
+            autoscaler,
+            alerting,
+        ],
     )
     checks = Checks(backend.nodes, SourcePolicy.from_settings(settings))
     operations = Operations(
@@ -95,8 +119,11 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reconciler.tick()  # adopt what runs and publish before answering anything
         reconciler.start()
+        collector.start()
         yield
+        collector.stop()
         reconciler.stop()
+        alerting.stop()
         # Instances outlive the controller, however it stops: a restarted controller adopts
         # them. Only stopping the whole installation stops them (eas_core.installation).
         backend.shutdown(stop_instances=False)
@@ -108,7 +135,18 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     app.state.store = store
     app.state.backend = backend
     app.state.services = operations
+    app.state.series = series
+    app.state.snapshot = reconciler.latest
+    app.state.scaling = scaling_store
+    app.state.alerts = alert_store
+    app.state.autoscaler = autoscaler
+    app.state.poke = reconciler.poke
     app.include_router(services.router)
+    app.include_router(monitoring.router)
+    app.include_router(prometheus.router)
+    app.include_router(scaling.router)
+    app.include_router(scaling.internal)
+    app.include_router(alerts.router)
     app.include_router(artefacts.router)
     install_error_handlers(app)
     app.add_middleware(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from eas_core.controller.backends.base import NodeInfo
 from eas_core.controller.sources import SourcePolicy
 from eas_core.errors import InvalidDescription
-from eas_core.spec.service import ServiceDescription, unsupported_settings
+from eas_core.spec.service import Metadata, ServiceDescription, unsupported_settings
 from processors import registry
 
 
@@ -79,4 +79,35 @@ class Checks:
                 )
             elif not meta.gpu:
                 errors.append(f"metadata.gpu: {description.processor!r} needs at least 1 GPU")
+        if not errors:
+            errors += _all_fit(meta, nodes)
         return errors
+
+
+def _slots(node: NodeInfo, meta: Metadata) -> int:
+    """How many instances of this size the node holds when nothing else runs on it."""
+    slack = 1e-9  # 4 × 0.1 cores fit 0.4: float sums must not refuse an exact fit
+    slots = min(int((node.cpu + slack) // meta.cpu), node.memory_mb // meta.memory_mb)
+    if meta.gpu:
+        slots = min(slots, node.gpu // meta.gpu)
+    return slots
+
+
+def _all_fit(meta: Metadata, nodes: list[NodeInfo]) -> list[str]:
+    """The wanted instances fit the group's nodes by their sizes, not by what is free now: a
+    count that can never be placed is refused here instead of waiting for room forever.
+    What fits the sizes but not the free space waits Pending, with the reason."""
+    slots = sum(_slots(n, meta) for n in nodes)
+    if meta.instance <= slots:
+        return []
+    cores = sum(n.cpu for n in nodes)
+    memory = sum(n.memory_mb for n in nodes)
+    gpu = f" and {meta.gpu} GPU" if meta.gpu else ""
+    plural = "s" if len(nodes) > 1 else ""
+    return [
+        f"metadata.instance: {meta.instance} instances × {meta.cpu:g} cpu, "
+        f"{meta.memory_mb} MB{gpu} need {meta.instance * meta.cpu:g} cores and "
+        f"{meta.instance * meta.memory_mb} MB; the {len(nodes)} node{plural} of resource group "
+        f"{meta.resource!r} ({cores:g} cores, {memory} MB in all) hold at most {slots} such "
+        f"instance{'s' if slots != 1 else ''} even with nothing else running"
+    ]

@@ -28,6 +28,7 @@ from eas_core.spec.service import (
     RELATED_SUFFIX_CHARS,
     ServiceDescription,
     changes_version,
+    keep_resources,
     merge_documents,
     parse_description,
 )
@@ -167,25 +168,36 @@ class Operations(ServiceViews):
             return None
         return RollbackPoint(record.current_version, record.revision, record.document)
 
-    def switch_version(self, name: str, version: int) -> ServiceRecord:
-        """`eascmd version NAME V`: roll to a stored version, keeping the instance count."""
+    def switch_version(
+        self, name: str, version: int, *, with_resources: bool = False
+    ) -> ServiceRecord:
+        """`eascmd version NAME V`: roll to a stored version's model, processor and config.
+        The resource and capacity settings changed since (``RESOURCE_SETTINGS``) stay as they
+        are now; ``with_resources`` brings back the version's own, except its instance count:
+        a rollback never rescales."""
         record = self.repo.get_service(name)
         self._require_active(record, "version")
-        if version == record.current_version and record.rollback is None:
+        if version == record.current_version and record.rollback is None and not with_resources:
             return record
         target = self.repo.get_version(name, version)
-        document = merge_documents(
-            target.document, {"metadata": {"instance": record.instance_count}}
-        )
+        if with_resources:
+            document = merge_documents(
+                target.document, {"metadata": {"instance": record.instance_count}}
+            )
+        else:
+            document = keep_resources(target.document, record.document)
         description = parse_description(document)
         self.checks.check(description)
         # Nothing is fetched (the version's snapshot is in the store), but a version made
         # before the allow-list existed must not bring back what it now refuses.
         self.checks.check_sources(description, fetching=False)
+        same = version == record.current_version
         record = self.repo.update_service(
             name,
             current_version=version,
             document=document,
+            # The same version with other resources: its instances restart with them.
+            revision=record.revision + 1 if same else record.revision,
             rollback=self.rollback_point(record),
             message="",
         )

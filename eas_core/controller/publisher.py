@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import httpx
 
@@ -27,8 +27,11 @@ REPUSH_SECONDS = 3.0
 
 
 def build_routes(
-    services: Sequence[ServiceRecord], observed: Sequence[ObservedInstance]
+    services: Sequence[ServiceRecord],
+    observed: Sequence[ObservedInstance],
+    waking: Collection[str] = (),
 ) -> dict[str, ServiceRoute]:
+    """``waking``: the services that scale from zero (``ServiceRoute.wakes``)."""
     ready: dict[str, list[Upstream]] = {}
     for o in sorted(observed, key=lambda o: o.id):
         if o.is_ready:
@@ -43,6 +46,8 @@ def build_routes(
     for s in services:
         try:
             routes[s.name] = _route(s, ready, related)
+            if s.name in waking and s.is_running:
+                routes[s.name].wakes = True
         except Exception:  # one unroutable service must not keep the others' routes stale
             log.exception("cannot build the route of service %s", s.name)
     return routes
@@ -115,10 +120,16 @@ class Publisher:
 class RoutePublishing:
     """After each tick: the routes of every service not being deleted, to every gateway."""
 
-    def __init__(self, repo: Repository, publisher: Publisher) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        publisher: Publisher,
+        waking: Callable[[], Collection[str]] = frozenset,
+    ) -> None:
         self.repo = repo
         self.publisher = publisher
+        self.waking = waking
 
     def __call__(self, snapshot: Snapshot) -> None:
         live = [s for s in self.repo.list_services() if s.state is not ServiceState.DELETING]
-        self.publisher.publish(build_routes(live, snapshot.instances))
+        self.publisher.publish(build_routes(live, snapshot.instances, self.waking()))

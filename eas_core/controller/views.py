@@ -63,7 +63,17 @@ class ServiceViews:
             message = failure
         elif len(mine) > len(current):
             status = ServiceStatus.UPDATING
-            message = record.message or f"Rolling to version {record.current_version}"
+            # What holds the roll up (no room for the new instances, a crashing new
+            # version) shows from the first tick, not only when a wait runs out.
+            stuck = [
+                o.reason
+                for o in current
+                if not o.is_ready
+                and o.reason
+                and (o.status == InstanceStatus.PENDING or o.restarts)
+            ]
+            heading = f"Rolling to version {record.current_version}"
+            message = record.message or (f"{heading}: {stuck[0]}" if stuck else heading)
         elif running >= record.instance_count:
             status = ServiceStatus.RUNNING
             message = record.message or "Service start successfully"
@@ -147,7 +157,7 @@ class ServiceViews:
             "InternetEndpoint": endpoint,
         }
         if full:
-            data["AccessToken"] = record.token or ""
+            data["AccessToken"] = self.token_of(record)
             data["RelatedTo"] = record.related_to
             data["Released"] = record.related_to is not None and record.weight is not None
             # Deleted while a released related service serves its endpoint: `delete --wait`
@@ -166,8 +176,23 @@ class ServiceViews:
         ]
         return max(100 - sum(released), 0)
 
+    def answering_name(self, record: ServiceRecord) -> str:
+        """The name whose endpoint serves this service: its own, or, once released, its
+        original's — a released service's own name stops answering (SPEC, blue-green), and
+        it serves its share of the original's traffic there."""
+        if record.related_to is not None and record.weight is not None:
+            return record.related_to
+        return record.name
+
     def endpoint_of(self, record: ServiceRecord) -> str:
-        return f"{self.settings.endpoint}/api/predict/{record.name}"
+        return f"{self.settings.endpoint}/api/predict/{self.answering_name(record)}"
+
+    def token_of(self, record: ServiceRecord) -> str:
+        """The token the shown endpoint takes: a released service's is its original's."""
+        name = self.answering_name(record)
+        if name != record.name and (original := self.repo.find_service(name)) is not None:
+            return original.token or ""
+        return record.token or ""
 
     def workers(self, name: str) -> list[dict[str, Any]]:
         self.repo.get_service(name)

@@ -27,6 +27,7 @@ from eas_core.config import GatewaySettings
 from eas_core.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from eas_core.gateway.proxy import forward
 from eas_core.gateway.table import CompiledRoute, RouteTableHolder
+from eas_core.gateway.waking import Waker
 from eas_core.http.limits import limits_from
 from eas_core.http.server import HttpServer, Request, Response, text
 from eas_core.http.upstream import UpstreamPool
@@ -61,6 +62,12 @@ class GatewayApp:
         self.table = RouteTableHolder(settings.data_dir / "gateway" / "routes.json")
         self.pool = UpstreamPool(idle_timeout=settings.upstream_idle_timeout)
         self.metrics = GatewayMetrics()
+        self.waker = Waker(
+            settings.controller_url,
+            internal_token,
+            timeout=settings.wake_timeout,
+            max_held=settings.wake_max_held,
+        )
 
     def check_head(self, request: Request) -> Response | None:
         """The HTTP server's look at a request's head, before its body is read: a caller
@@ -84,8 +91,14 @@ class GatewayApp:
         prefix = routed_prefix(request.path) or PREDICT
         name = request.path[len(prefix) :].partition("/")[0]
         route = self.table.get(name)
-        if route is None or route.released_into is not None:
+        if route is None:
             return text(NOT_FOUND, f"service {name!r} not found")
+        if route.released_into is not None:
+            return text(
+                NOT_FOUND,
+                f"service {name!r} was released into {route.released_into!r}: it serves its "
+                f"share at /api/predict/{route.released_into} (see `eascmd desc {name}`)",
+            )
         verdict = verify_head(
             route.token,
             request.headers,
@@ -144,6 +157,17 @@ class GatewayApp:
         if verdict is HeadAuth.SIGNED and not body_matches(request.headers, request.body):
             return text(UNAUTHORIZED, "the signed Content-MD5 header does not match the body")
         target = self.pick_target(route)
+        if target is None and route.route.wakes:
+            name = route.name
+
+            def ready() -> CompiledRoute | None:
+                current = self.table.get(name)
+                return self.pick_target(current) if current is not None else None
+
+            waited = await self.waker.wait(name, ready)
+            if isinstance(waited, Response):
+                return waited
+            target = waited
         if target is None:
             return text(SERVICE_UNAVAILABLE, f"service {route.name!r} has no ready instance")
         return await forward(
@@ -248,6 +272,7 @@ async def run(settings: GatewaySettings) -> None:
     await stopping.wait()
     await server.drain(timeout=5.0)
     app.pool.close()
+    await app.waker.close()
 
 
 def main() -> None:

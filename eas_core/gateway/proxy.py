@@ -8,6 +8,10 @@ came — it closed the connection or died — the caller gets 502 naming the ins
 request may be what killed it, and sending it on would take the next instance down too.
 Everything else, a processor's own error codes included, is returned as the instance gave
 it. Each failure and each retry is counted (GatewayMetrics).
+
+Overload: when every instance the call was tried on answered 450 (queue full), the service is
+overloaded, and trying again at once would only add to it — the caller gets 429 with
+``Retry-After`` instead, so clients back off rather than retry in a loop.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from eas_core.spec.status import QUEUE_FULL, SERVICE_UNAVAILABLE
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {QUEUE_FULL: "queue_full", SERVICE_UNAVAILABLE: "unavailable"}
+TOO_MANY_REQUESTS = 429
+# Seconds an overloaded service's callers are told to wait: about one request's time at the
+# processors' usual pace, so queues drain a little before the next try.
+OVERLOAD_RETRY_AFTER = 1
 # Hop-by-hop headers and those the gateway sets itself.
 _NOT_FORWARDED = frozenset(
     {
@@ -81,6 +89,7 @@ async def forward(
     tried: set[int] = set()
     last: Response | None = None
     last_reason = ""
+    full = 0  # instances that answered 450 to this call
     for _ in range(retries + 1):
         picked = target.balancer.pick(tried)
         if picked is None:
@@ -112,8 +121,21 @@ async def forward(
         if reason is not None:
             metrics.failed(service, reason)
             last, last_reason = response, reason
+            full += answer.status == QUEUE_FULL
             continue
         return response
+    if last is not None and full == len(tried):
+        return overloaded(service, full)
     if last is not None:
         return last
     return text(SERVICE_UNAVAILABLE, f"service {target.name!r} has no ready instance")
+
+
+def overloaded(service: str, full: int) -> Response:
+    answer = text(
+        TOO_MANY_REQUESTS,
+        f"service {service!r} is overloaded: {full} instance(s) answered 450 (queue full); "
+        f"retry after {OVERLOAD_RETRY_AFTER} s",
+    )
+    answer.headers.append(("retry-after", str(OVERLOAD_RETRY_AFTER)))
+    return answer

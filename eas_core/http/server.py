@@ -53,6 +53,12 @@ log = logging.getLogger(__name__)
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _REASONS.update({450: "Queue Full", 499: "Client Closed Request"})
 _STATUS_LINES: dict[int, bytes] = {}
+# Header names and methods as the server hands them on, by their bytes on the wire: most
+# requests repeat the same few, so each is decoded and lower-cased once. Bounded, because
+# the names come from callers.
+_NAMES: dict[bytes, str] = {}
+_METHODS: dict[bytes, str] = {}
+NAMES_KEPT = 512
 
 FILES_RESERVED = 64  # descriptors kept for everything but client connections
 # Reads larger than this are parsed a slice at a time (see data_received): a request's head
@@ -97,6 +103,13 @@ class Response:
     close: bool = False  # close the connection after this response
 
     def encode(self, keep_alive: bool) -> bytes:
+        if keep_alive and not self.headers and self.content_type is None:
+            # The predict path's usual answer: one formatting, no list of parts.
+            return b"%scontent-length: %d\r\n\r\n%s" % (
+                status_line(self.status),
+                len(self.body),
+                self.body,
+            )
         parts = [status_line(self.status), b"content-length: %d\r\n" % len(self.body)]
         if self.content_type:
             parts.append(b"content-type: " + self.content_type.encode("latin-1") + b"\r\n")
@@ -374,20 +387,16 @@ class HttpProtocol(asyncio.Protocol):
             or self.header_count > self.limits.max_headers
         ):
             self._stop(self._header_too_large())
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        key = _NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_NAMES) < NAMES_KEPT:
+                _NAMES[name] = key
+        self.headers[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         server = self.server
-        url = httptools.parse_url(self.url)
-        request = Request(
-            method=self.parser.get_method().decode("ascii"),
-            path=url.path.decode("latin-1"),
-            query=(url.query or b"").decode("latin-1"),
-            headers=self.headers,
-            body=b"",
-            keep_alive=True,
-            peer=self.peer,
-        )
+        request = Request(self._method(), *self._target(), self.headers, b"", True, self.peer)
         length = self.headers.get("content-length")
         size = int(length) if length is not None and length.isdigit() else 0
         if size > server.max_body_bytes:
@@ -407,6 +416,26 @@ class HttpProtocol(asyncio.Protocol):
         if self.headers.get("expect", "").lower() == "100-continue" and self.transport:
             # curl sends this for bodies over 1 KiB and would otherwise wait a second.
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _method(self) -> str:
+        raw = self.parser.get_method()
+        method = _METHODS.get(raw)
+        if method is None:
+            method = raw.decode("ascii")
+            if len(_METHODS) < NAMES_KEPT:
+                _METHODS[raw] = method
+        return method
+
+    def _target(self) -> tuple[str, str]:
+        """The request target's path and query."""
+        url = self.url
+        if url[:1] == b"/" and b"#" not in url:
+            # Origin form, what clients send: split here rather than by the general URL
+            # parser (absolute form, fragments), which builds an object per request.
+            path, _, query = url.partition(b"?")
+            return path.decode("latin-1"), query.decode("latin-1")
+        parsed = httptools.parse_url(url)
+        return parsed.path.decode("latin-1"), (parsed.query or b"").decode("latin-1")
 
     def on_body(self, chunk: bytes) -> None:
         self.body_size += len(chunk)

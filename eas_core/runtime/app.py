@@ -71,6 +71,8 @@ class RuntimeApp:
         self.metrics = RuntimeMetrics(
             self.service,
             threads,
+            version=settings.version,
+            instance=settings.instance_id,
             queued=lambda: self.admission.in_flight,
             busy=lambda: self.occupancy.busy,
         )
@@ -140,7 +142,12 @@ class RuntimeApp:
             return text(
                 REQUEST_TIMEOUT, f"processing exceeded {self.settings.keepalive_ms} ms", close=True
             )
-        self.metrics.answered(reply.status, time.monotonic() - started)
+        self.metrics.answered(
+            reply.status,
+            time.monotonic() - started,
+            received=len(request.body),
+            sent=len(reply.body),
+        )
         return Response(reply.status, reply.body, headers=list(reply.headers))
 
     def _left(self, job: asyncio.Future[Reply]) -> None:

@@ -11,7 +11,7 @@ import configparser
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ from eas_core.artefacts import file_digest
 from eas_core.auth.keys import AccessKey, sign_request
 from eas_core.config import client_config_path
 from eas_core.errors import EASError, NotFound, from_response
+from eas_core.spec.alerts import AlertDetails, AlertRule
+from eas_core.spec.monitoring import AutoscaleRule, AutoscaleStatus, Event, ServiceMetrics
 
 SECTION = "eas"
 
@@ -181,10 +183,15 @@ class ControlClient:
         result: dict[str, Any] = self.request("GET", f"/api/v1/services/{name}/versions/{version}")
         return result
 
-    def switch_version(self, name: str, version: int) -> dict[str, Any]:
-        result: dict[str, Any] = self.request(
-            "POST", f"/api/v1/services/{name}/version", body={"version": version}
-        )
+    def switch_version(
+        self, name: str, version: int, *, with_resources: bool = False
+    ) -> dict[str, Any]:
+        """``with_resources``: also bring back the version's cpu, memory, gpu, resource group
+        and capacity settings (by default those stay as they are now)."""
+        body: dict[str, Any] = {"version": version}
+        if with_resources:
+            body["with_resources"] = True
+        result: dict[str, Any] = self.request("POST", f"/api/v1/services/{name}/version", body=body)
         return result
 
     def release(self, name: str, weight: int) -> dict[str, Any]:
@@ -199,6 +206,63 @@ class ControlClient:
             params["instance"] = instance
         result: dict[str, Any] = self.request("GET", f"/api/v1/services/{name}/logs", params=params)
         return result
+
+    def metrics(
+        self,
+        name: str,
+        *,
+        metrics: Sequence[str] | None = None,
+        since: str = "15m",
+        instance: str | None = None,
+    ) -> ServiceMetrics:
+        """The service's monitoring series over the last ``since`` (``30s``, ``15m``, ``7d``):
+        the whole service's and each instance's, or only ``instance``'s; ``metrics`` narrows
+        them (names in :data:`eas_core.spec.monitoring.METRICS`)."""
+        params: dict[str, Any] = {"since": since}
+        if metrics:
+            params["metric"] = list(metrics)
+        if instance:
+            params["instance"] = instance
+        answer = self.request("GET", f"/api/v1/services/{name}/metrics", params=params)
+        return ServiceMetrics.model_validate(answer)
+
+    def autoscale(self, name: str) -> AutoscaleStatus:
+        """The service's autoscaling rule (``rule`` None when it is off)."""
+        answer = self.request("GET", f"/api/v1/services/{name}/autoscale")
+        return AutoscaleStatus.model_validate(answer)
+
+    def set_autoscale(self, name: str, rule: AutoscaleRule) -> AutoscaleStatus:
+        answer = self.request(
+            "PUT", f"/api/v1/services/{name}/autoscale", body=rule.model_dump(by_alias=True)
+        )
+        return AutoscaleStatus.model_validate(answer)
+
+    def autoscale_off(self, name: str) -> AutoscaleStatus:
+        answer = self.request("DELETE", f"/api/v1/services/{name}/autoscale")
+        return AutoscaleStatus.model_validate(answer)
+
+    def events(self, name: str, *, limit: int = 100) -> list[Event]:
+        """What the controller did to the service on its own (autoscaling, alerts), oldest
+        first."""
+        answer = self.request("GET", f"/api/v1/services/{name}/events", params={"limit": limit})
+        return [Event.model_validate(e) for e in answer]
+
+    # -- alerts -----------------------------------------------------------------------------
+    def create_alert(self, rule: AlertRule) -> AlertRule:
+        answer = self.request(
+            "POST", "/api/v1/alerts", body=rule.model_dump(by_alias=True, mode="json")
+        )
+        return AlertRule.model_validate(answer)
+
+    def list_alerts(self) -> list[AlertRule]:
+        return [AlertRule.model_validate(a) for a in self.request("GET", "/api/v1/alerts")]
+
+    def describe_alert(self, name: str) -> AlertDetails:
+        """The rule, its state per service, and its latest deliveries."""
+        return AlertDetails.model_validate(self.request("GET", f"/api/v1/alerts/{name}"))
+
+    def delete_alert(self, name: str) -> None:
+        self.request("DELETE", f"/api/v1/alerts/{name}")
 
     def upload(self, path: Path) -> dict[str, Any]:
         if not path.is_file():

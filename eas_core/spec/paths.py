@@ -5,6 +5,8 @@ Beside the service API (``/api/predict/{service}``) and the control API (``/api/
     /api/builtin/ping | ready | metrics   every gateway and instance: alive, ready, Prometheus
     PUT /api/internal/routes              controller → gateway: the route table, with the
                                           installation's internal token in its own header
+    POST /api/internal/wake/{service}     gateway → controller: start an instance of a service
+                                          scaled to zero (same internal token)
     x-eas-date, x-eas-nonce,              what a signed control-API call carries besides its
     x-eas-content-sha256                  Authorization (eas_core.auth.keys)
     x-eas-stuck-seconds                   on an instance's 503 readiness answer: for how long
@@ -19,6 +21,8 @@ READY_PATH = BUILTIN_PREFIX + "ready"
 METRICS_PATH = BUILTIN_PREFIX + "metrics"
 
 ROUTES_PATH = "/api/internal/routes"
+# gateway → controller: a call arrived for a service scaled to zero; start one instance.
+WAKE_PATH = "/api/internal/wake/"
 INTERNAL_TOKEN_HEADER = "x-eas-internal-token"
 
 DATE_HEADER = "x-eas-date"

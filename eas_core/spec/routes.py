@@ -36,6 +36,9 @@ class ServiceRoute(BaseModel):
     released_into: str | None = None
     # Services listed together on the discovery endpoint (`correlative`).
     correlative: list[str] = []
+    # Scales from zero (autoscaling with --min 0): with no ready instance, the gateway holds
+    # calls and asks the controller to start one, instead of answering 503 at once.
+    wakes: bool = False
 
 
 class RouteTable(BaseModel):

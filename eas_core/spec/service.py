@@ -92,6 +92,21 @@ VERSIONED_FIELDS = (
     "data_image",
     "oss_endpoint",
 )
+# Metadata a version switch leaves as it is (`eascmd version`, unless --with-resources): how
+# much runs and on what — capacity the operator sized since, not part of what the version
+# computes. Everything else (model, processor, their config, rpc.keepalive, batching) rolls
+# back with the version. Each setting under every name a description may use for it.
+RESOURCE_SETTINGS = (
+    ("instance",),
+    ("cpu",),
+    ("memory",),
+    ("gpu",),
+    ("resource",),
+    ("workers",),
+    ("rpc.worker_threads", "worker_threads"),
+    ("rpc.io_threads", "io_threads"),
+    ("rpc.max_queue_size", "max_queue_size"),
+)
 
 
 class Metadata(BaseModel):
@@ -275,6 +290,21 @@ def merge_documents(base: dict[str, Any], change: dict[str, Any]) -> dict[str, A
         else:
             merged[key] = value
     return merged
+
+
+def keep_resources(target: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """``target`` (a stored version's document) with ``current``'s resource and capacity
+    settings (:data:`RESOURCE_SETTINGS`): a setting ``current`` leaves to its default is left
+    to the default, whatever ``target`` said."""
+    meta = dict(target.get("metadata") or {})
+    now = current.get("metadata") or {}
+    for names in RESOURCE_SETTINGS:
+        for name in names:
+            meta.pop(name, None)
+        for name in names:
+            if name in now:
+                meta[name] = now[name]
+    return {**target, "metadata": meta}
 
 
 def changes_version(base: dict[str, Any], change: dict[str, Any]) -> bool:

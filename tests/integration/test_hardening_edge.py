@@ -127,8 +127,11 @@ def test_full_instance_is_retried_on_another_and_counted(
         )
         full = installation.predict(unique_name, b"echo", token)
         assert [h.result().status_code for h in holders] == [200] * 4
-    # Both instances said 450 (queue full): the call was tried on each, then answered so.
-    assert full.status_code == 450, full.text
+    # Both instances said 450 (queue full): the call was tried on each, then the caller was
+    # told the service is overloaded and when to come back.
+    assert full.status_code == 429, full.text
+    assert full.headers["retry-after"] == "1"
+    assert "2 instance(s) answered 450 (queue full)" in full.text
     failures = f'eas_gateway_upstream_failures_total{{reason="queue_full",service="{unique_name}"}}'
     retries = f'eas_gateway_upstream_retries_total{{reason="queue_full",service="{unique_name}"}}'
     assert gateway_metric(installation, failures) == 2

@@ -147,3 +147,23 @@ def test_the_docker_workspace_and_instance_config_are_what_the_image_installs(
     home.mkdir()
     shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
     load(home)
+
+
+def test_both_instance_configs_switch_off_telemetry_and_the_first_visit_pop_up(
+    tmp_path: Path,
+) -> None:
+    """deploy/dagster and the instance `eascmd server --pipelines` writes: no telemetry, no
+    "join the community" pop-up — settings this Dagster's own schema accepts."""
+    from dagster import DagsterInstance
+
+    from eas_core.cli.server import DAGSTER_INSTANCE
+
+    ref, _ = load(DEPLOY)
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "dagster.yaml").write_text(DAGSTER_INSTANCE)
+    for settings in (ref.settings, InstanceRef.from_dir(str(local)).settings):
+        assert settings["telemetry"] == {"enabled": False}
+        assert settings["nux"] == {"enabled": False}
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(local))) as instance:
+        assert (instance.telemetry_enabled, instance.nux_enabled) == (False, False)

@@ -5,6 +5,9 @@ run-failure webhook against a real HTTP server on loopback."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -18,6 +21,7 @@ import pytest
 
 from eas_core.errors import EASError
 from eas_core.sdk.control import ClientConfig
+from eas_pipelines.assets import import_callable
 from eas_pipelines.declaration import BakeThresholds, Expectation, SmokeTests, parse_declaration
 from eas_pipelines.factory import build_definitions
 from eas_pipelines.jobs import deploy_run_config
@@ -329,3 +333,57 @@ def test_a_bake_probe_stops_at_the_first_breach(gateway: str) -> None:
     assert time.monotonic() - started < 5
     assert report.failures == ["1 errors, more than the threshold of 0"]
     assert len(report.attempts) <= 2
+
+
+TRAIN = """\
+from pathlib import Path
+
+from helper import ACCURACY  # a module beside this one
+
+
+def train(output_dir):
+    model = Path(output_dir) / "model.json"
+    model.write_text('{"answer": "pong"}')
+    return model, {"accuracy": ACCURACY}
+"""
+
+
+def test_train_resolves_beside_the_pipeline_file_outside_the_repository(tmp_path: Path) -> None:
+    """A pipeline under $EAS_PIPELINES_DIR, not in the repository, names `train: mytrain:train`
+    for the mytrain.py beside it: the model asset trains with it, run from another directory."""
+    pipelines = tmp_path / "pipelines" / "echo"
+    pipelines.mkdir(parents=True)
+    (pipelines / "mytrain.py").write_text(TRAIN)
+    (pipelines / "helper.py").write_text("ACCURACY = 0.75\n")
+    document = heart_document("outside", tmp_path / "store", train="mytrain:train")
+    (pipelines / "pipeline.yaml").write_text(json.dumps(document))
+    script = (
+        "import dagster as dg\n"
+        "from eas_pipelines.definitions import defs\n"
+        "job = defs.resolve_implicit_global_asset_job_def()\n"
+        "with dg.instance_for_test() as instance:\n"
+        "    result = job.execute_in_process(instance=instance,"
+        " asset_selection=[dg.AssetKey(['outside', 'model'])])\n"
+        "    [m] = result.asset_materializations_for_node('outside__model')\n"
+        "    print(m.metadata['metric_accuracy'].value)\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    environment = {**os.environ, "EAS_PIPELINES_DIR": str(tmp_path / "pipelines")}
+    ran = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=environment,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert ran.stdout.strip().splitlines()[-1] == "0.75"
+
+
+def test_a_train_module_found_nowhere_names_both_places(tmp_path: Path) -> None:
+    with pytest.raises(
+        EASError, match=rf"train: cannot import 'nowhere_to_be_found' from {tmp_path}"
+    ):
+        import_callable("nowhere_to_be_found:train", tmp_path)

@@ -124,3 +124,52 @@ class SteadyLoad:
                     self.result.sent.append(sent)
                     if len(self.result.answers) >= self.max_requests:
                         self.stopping.set()
+
+
+@dataclass
+class PacedResult:
+    statuses: list[int]
+    started: float  # wall-clock time.time() of the first call
+    ended: float  # and of the last answer
+
+    @property
+    def rate(self) -> float:
+        """Calls answered per second, as the caller saw them."""
+        return len(self.statuses) / (self.ended - self.started)
+
+
+def paced_load(
+    url: str, token: str, body: bytes, *, rate: float, total: int, threads: int = 4
+) -> PacedResult:
+    """``total`` calls at ``rate`` per second in all, spread over ``threads`` callers, each
+    sending on its own schedule (a call that answers late is followed at once, not skipped)."""
+    per_thread = total // threads
+    interval = threads / rate
+    statuses: list[int] = []
+    lock = threading.Lock()
+    start = time.time() + 0.05
+
+    def run(offset: float) -> None:
+        with httpx.Client(timeout=30) as client:
+            for n in range(per_thread):
+                delay = start + offset + n * interval - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+                try:
+                    status = client.post(
+                        url, content=body, headers={"Authorization": token}
+                    ).status_code
+                except httpx.HTTPError:
+                    status = 0
+                with lock:
+                    statuses.append(status)
+
+    workers = [
+        threading.Thread(target=run, args=(i * interval / threads,), daemon=True)
+        for i in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=total / rate + 60)
+    return PacedResult(statuses, start, time.time())

@@ -48,3 +48,7 @@ def test_signed_date_must_parse_and_fall_within_the_window() -> None:
     assert verdict(at(timedelta(days=-1)), 0) is HeadAuth.SIGNED
     assert verdict("not a date at all", 0) is HeadAuth.DENIED
     assert not is_fresh("", 60)
+    # A date is parsed once, but its age is measured at every check.
+    five_seconds_ago = at(timedelta(seconds=-5))
+    assert is_fresh(five_seconds_ago, 60)
+    assert not is_fresh(five_seconds_ago, 1)

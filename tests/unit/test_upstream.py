@@ -39,6 +39,8 @@ class Instance(asyncio.Protocol):
         assert self.transport is not None
         if self.behaviour == "close-after-read":
             self.transport.close()  # read it all, then went away: it may have run it
+        elif self.behaviour == "silent":
+            pass  # reads the request and never answers (a hung processor)
         elif self.behaviour == "answer-once-then-close":
             self.transport.write(OK)
             asyncio.get_running_loop().call_later(0.05, self.transport.close)
@@ -74,6 +76,22 @@ def test_a_pooled_connection_the_instance_closed_is_replaced_without_error() -> 
             assert (await pool.send("127.0.0.1", port, HEAD, b"ping", 5)).body == b"ok"
             await asyncio.sleep(0.2)  # the instance has closed the pooled connection
             assert (await pool.send("127.0.0.1", port, HEAD, b"ping", 5)).body == b"ok"
+        finally:
+            pool.close()
+            server.close()
+
+    run(scenario)
+
+
+def test_an_instance_that_does_not_answer_times_out_and_its_connection_is_dropped() -> None:
+    async def scenario() -> None:
+        server, port = await serve("silent")
+        pool = UpstreamPool()
+        try:
+            with pytest.raises(TimeoutError):
+                await pool.send("127.0.0.1", port, HEAD, b"ping", 0.2)
+            # The connection that carried the unanswered call is not pooled for the next.
+            assert not pool.idle.get(("127.0.0.1", port))
         finally:
             pool.close()
             server.close()
@@ -130,7 +148,7 @@ def test_an_instance_gone_before_the_request_arrived_did_not_receive_it() -> Non
         accepted.close()  # its end leaves now; the loop has not seen it yet
         try:
             with pytest.raises(UpstreamError) as failure:
-                await conn.exchange(HEAD, b"ping")
+                await conn.exchange(loop, HEAD, b"ping", 5.0)
             assert (failure.value.reason, failure.value.sent) == ("not_received", False)
         finally:
             conn.close()

@@ -36,7 +36,8 @@ from eas_core.controller.store import Repository
 from eas_core.errors import BadRequest, EASError, PayloadTooLarge, Unauthorized, Unavailable
 
 PROTECTED_PREFIX = "/api/v1/"
-OPEN_PATHS = frozenset({"/api/v1/health"})
+# Prometheus discovery takes a bearer token of its own (eas_core.controller.api.prometheus).
+OPEN_PATHS = frozenset({"/api/v1/health", "/api/v1/prometheus/targets"})
 UPLOAD_PATH = "/api/v1/artefacts"
 STATE_KEY = "access_key"
 

@@ -100,6 +100,8 @@ async def modify(request: Request, name: ServiceName) -> dict[str, Any]:
 
 class VersionSwitch(BaseModel):
     version: int = Field(ge=1, le=MAX_VERSION)
+    # False: the resource and capacity settings stay as they are now (spec.RESOURCE_SETTINGS).
+    with_resources: bool = False
 
 
 class Release(BaseModel):
@@ -110,7 +112,10 @@ class Release(BaseModel):
 def switch_version(request: Request, name: ServiceName, switch: VersionSwitch) -> dict[str, Any]:
     """Make a stored version current (rollback), rolling instances over to it."""
     services = _services(request)
-    return services.summary(services.switch_version(name, switch.version), full=True)
+    return services.summary(
+        services.switch_version(name, switch.version, with_resources=switch.with_resources),
+        full=True,
+    )
 
 
 @router.post("/{name}/release")

@@ -295,10 +295,36 @@ class LocalBackend:
             and node.used_gpu + record.gpu <= node.gpu
         )
 
+    def _no_room(self, record: InstanceRecord) -> str:
+        """Why an instance waits: what it needs, what is free, and who holds the rest — the
+        service's owner can act on it (scale something down, or ask for less)."""
+        node = self._node()
+        held: dict[str, float] = {}
+        for other in self.records.values():
+            if other.placed:
+                held[other.service] = held.get(other.service, 0) + other.cpu
+        holders = ", ".join(f"{name} {cpu:g}" for name, cpu in sorted(held.items()))
+        free_memory = node.memory_mb - node.used_memory_mb
+        short = []
+        if node.used_cpu + record.cpu > node.cpu + 1e-9:
+            short.append(
+                f"needs {record.cpu:g} cpu, {max(node.cpu - node.used_cpu, 0):g} "
+                f"of {node.cpu:g} free"
+            )
+        if node.used_memory_mb + record.memory_mb > node.memory_mb:
+            short.append(
+                f"needs {record.memory_mb} MB, {max(free_memory, 0)} of {node.memory_mb} MB free"
+            )
+        if node.used_gpu + record.gpu > node.gpu:
+            short.append(f"needs {record.gpu} GPU, {node.gpu - node.used_gpu} of {node.gpu} free")
+        return f"waiting for room on node {node.name}: {'; '.join(short)}" + (
+            f" (cpu held by {holders})" if holders else ""
+        )
+
     def _try_start(self, record: InstanceRecord) -> None:
         if not record.placed:
             if not self._fits(record):
-                record.reason = "not enough free resources on the node (waiting for room)"
+                record.reason = self._no_room(record)
                 return
             record.placed = True
             taken = {g for r in self.records.values() for g in r.gpus}

@@ -1,6 +1,25 @@
 """Persistent state: SQLAlchemy tables and the repository over them."""
 
+from eas_core.controller.store.alerts import AlertStateRecord, AlertStore, DeliveryRecord
 from eas_core.controller.store.repository import Repository, ServiceRecord, VersionRecord
+from eas_core.controller.store.scaling import EventRecord, ScaleRuleRecord, ScalingStore
+from eas_core.controller.store.series import COARSE, FINE, Point, SeriesStore
 from eas_core.controller.store.state import RollbackPoint, ServiceState
 
-__all__ = ["Repository", "RollbackPoint", "ServiceRecord", "ServiceState", "VersionRecord"]
+__all__ = [
+    "COARSE",
+    "FINE",
+    "AlertStateRecord",
+    "AlertStore",
+    "DeliveryRecord",
+    "EventRecord",
+    "Point",
+    "Repository",
+    "RollbackPoint",
+    "ScaleRuleRecord",
+    "ScalingStore",
+    "SeriesStore",
+    "ServiceRecord",
+    "ServiceState",
+    "VersionRecord",
+]

@@ -1,11 +1,24 @@
-"""Tables. Desired state only: what runs is observed from the backend, never stored here."""
+"""Tables. Desired state, plus the monitoring time series the controller collects: what runs
+is observed from the backend, never stored here."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -91,3 +104,92 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class MetricPointRow(Base):
+    """One point of a monitoring series. ``instance`` is "" for the whole service; ``tier``
+    0 holds the points as collected, tier 1 their averages over a coarser step."""
+
+    __tablename__ = "metric_points"
+    __table_args__ = (
+        Index("metric_points_lookup", "service", "tier", "time"),
+        Index("metric_points_age", "tier", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(64))
+    instance: Mapped[str] = mapped_column(String(128), default="")
+    metric: Mapped[str] = mapped_column(String(32))
+    tier: Mapped[int] = mapped_column(Integer)
+    time: Mapped[float] = mapped_column(Float)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class AutoscaleRow(Base):
+    """A service's autoscaling rule (eas_core.spec.monitoring.AutoscaleRule)."""
+
+    __tablename__ = "autoscale_rules"
+
+    service: Mapped[str] = mapped_column(
+        ForeignKey("services.name", ondelete="CASCADE"), primary_key=True
+    )
+    min_instances: Mapped[int] = mapped_column(Integer)
+    max_instances: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(16))
+    target: Mapped[float] = mapped_column(Float)
+    # When the rule last changed the instance count: scaling down waits a cool-down after it.
+    changed_at: Mapped[float | None] = mapped_column(Float)
+
+
+class EventRow(Base):
+    """What the controller did to a service on its own (autoscaling, alerts), and why."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("events_by_service", "service", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+
+
+class AlertRuleRow(Base):
+    """An alert rule (eas_core.spec.alerts.AlertRule, as its JSON)."""
+
+    __tablename__ = "alert_rules"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AlertStateRow(Base):
+    """Whether a rule fires for a service, since when, and when it was last POSTed."""
+
+    __tablename__ = "alert_states"
+
+    rule: Mapped[str] = mapped_column(
+        ForeignKey("alert_rules.name", ondelete="CASCADE"), primary_key=True
+    )
+    service: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime] = mapped_column(DateTime)
+    value: Mapped[float] = mapped_column(Float)
+    notified_at: Mapped[float | None] = mapped_column(Float)
+
+
+class DeliveryRow(Base):
+    """One POST of an alert to its callback URL: how many tries, and how it ended."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index("alert_deliveries_by_rule", "rule", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(ForeignKey("alert_rules.name", ondelete="CASCADE"))
+    service: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    delivered: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str] = mapped_column(Text)

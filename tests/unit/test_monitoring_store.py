@@ -1,0 +1,119 @@
+"""The monitoring store against a real SQLite file: tiers, pruning, and what goes with a
+deleted service; the collector's downsampling into the coarse tier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from eas_core.cli.monitoring import render, sparkline
+from eas_core.config import ControllerSettings
+from eas_core.controller.metrics.collector import Collector
+from eas_core.controller.store import (
+    COARSE,
+    FINE,
+    Point,
+    Repository,
+    ScalingStore,
+    SeriesStore,
+)
+from eas_core.controller.store.scaling import EVENTS_KEPT
+from eas_core.spec.monitoring import ServiceMetrics
+
+
+def stores(tmp_path: Path) -> tuple[Repository, SeriesStore, ScalingStore]:
+    repo = Repository(f"sqlite:///{tmp_path / 'eas.db'}")
+    return repo, SeriesStore(repo.engine), ScalingStore(repo.engine)
+
+
+def test_points_are_read_by_service_tier_time_and_instance(tmp_path: Path) -> None:
+    _, series, _ = stores(tmp_path)
+    series.write(
+        FINE,
+        [
+            Point("a", "", "rps", 10, 1),
+            Point("a", "a-1", "rps", 10, 1),
+            Point("a", "", "queue", 20, 3),
+            Point("b", "", "rps", 20, 9),
+        ],
+    )
+    series.write(COARSE, [Point("a", "", "rps", 60, 2)])
+    assert [p.value for p in series.read("a", FINE, 0)] == [1, 1, 3]
+    assert [p.metric for p in series.read("a", FINE, 15)] == ["queue"]
+    assert [p.instance for p in series.read("a", FINE, 0, instance="a-1")] == ["a-1"]
+    assert [p.value for p in series.read("a", FINE, 0, metrics=["rps"], instance="")] == [1]
+    assert [p.time for p in series.read("a", COARSE, 0)] == [60]
+
+
+def test_pruning_drops_only_the_old_points_of_one_tier(tmp_path: Path) -> None:
+    _, series, _ = stores(tmp_path)
+    series.write(FINE, [Point("a", "", "rps", t, 1) for t in range(10)])
+    series.write(COARSE, [Point("a", "", "rps", 1, 1)])
+    assert series.prune(FINE, 5) == 5
+    assert [p.time for p in series.read("a", FINE, 0)] == [5, 6, 7, 8, 9]
+    assert len(series.read("a", COARSE, 0)) == 1
+
+
+def test_the_collector_averages_each_coarse_step_and_prunes(tmp_path: Path) -> None:
+    _, series, _ = stores(tmp_path)
+    settings = ControllerSettings(
+        data_dir=tmp_path, metrics_coarse_step=60, metrics_fine_seconds=100
+    )
+    collector = Collector(settings, series)
+    try:
+        series.write(FINE, [Point("a", "", "rps", 0, 1)])  # older than the fine retention
+        collector._downsample(120, [Point("a", "", "rps", 120, 2)])
+        collector._downsample(150, [Point("a", "", "rps", 150, 4)])
+        assert series.read("a", COARSE, 0) == []  # the step is still filling
+        collector._downsample(185, [Point("a", "", "rps", 185, 10)])
+        [averaged] = series.read("a", COARSE, 0)
+        assert (averaged.time, averaged.value) == (180, 3)
+        assert series.read("a", FINE, 0) == []  # pruned once the step closed
+    finally:
+        collector.stop()
+
+
+def test_events_are_kept_per_service_up_to_a_bound(tmp_path: Path) -> None:
+    _, _, scaling = stores(tmp_path)
+    for n in range(EVENTS_KEPT + 5):
+        scaling.add_event("a", "Autoscale", f"event {n}")
+    scaling.add_event("b", "Alert", "other")
+    kept = scaling.events("a", limit=EVENTS_KEPT + 10)
+    assert len(kept) == EVENTS_KEPT
+    assert kept[0].message == "event 5" and kept[-1].message == f"event {EVENTS_KEPT + 4}"
+    assert [e.message for e in scaling.events("b")] == ["other"]
+
+
+# Repository.delete_service deletes a service's versions and the service in one flush, and
+# SQLite's own cascade may get to the versions first: SQLAlchemy warns, nothing is wrong.
+@pytest.mark.filterwarnings("ignore:DELETE statement on table 'versions':sqlalchemy.exc.SAWarning")
+def test_a_deleted_service_takes_its_autoscaling_rule_with_it(tmp_path: Path) -> None:
+    repo, _, scaling = stores(tmp_path)
+    repo.create_service(
+        name="a", token=None, instance_count=1, document={"metadata": {"instance": 1}}, artefacts={}
+    )
+    scaling.set_rule("a", min_instances=1, max_instances=3, metric="qps", target=5, at=0)
+    assert scaling.rule("a") is not None
+    repo.delete_service("a")
+    assert scaling.rules() == []
+
+
+def test_the_live_view_shows_the_latest_value_per_instance() -> None:
+    data = ServiceMetrics.model_validate(
+        {
+            "ServiceName": "a",
+            "Step": 5,
+            "Since": 900,
+            "Series": [
+                {"Metric": "rps", "Instance": None, "Points": [[1, 2.0], [2, 40.0]]},
+                {"Metric": "rps", "Instance": "a-1", "Points": [[2, 40.0]]},
+            ],
+        }
+    )
+    console = Console(width=250, record=True)
+    console.print(render(data))
+    text = console.export_text()
+    assert "service" in text and "a-1" in text and "40.00" in text
+    assert sparkline([0, 5, 10]) == "▁▄█"
