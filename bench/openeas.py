@@ -5,7 +5,7 @@ pinned to CPU 0, so gateway, controller and instances share it) and measured twi
 to its instance (``ip:port`` from ``list_instances``, the path a direct-mode SDK takes) and
 through the gateway (``/api/predict/<service>``). A description the installation refuses —
 a built-in processor code it does not serve yet — skips the row with the installation's own
-message; so do the ``rpc.batching`` rows while the instance runtime has no batcher.
+message. The ``rpc.batching`` rows deploy the same model with server-side batching on.
 
 Lifecycle: cold start (``create`` → Running of the echo service, median of 5) and memory
 (RSS of gateway, controller and instances after a deploy, and 10 s after 10 version
@@ -14,7 +14,6 @@ switches).
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import sys
 import time
@@ -86,20 +85,6 @@ def description(
         "model_path": str(model),
         "metadata": metadata,
     }
-
-
-def batching_gap() -> str | None:
-    """Why a service with ``rpc.batching`` would not be batched by this installation, or
-    None. The description schema has taken the field from the start; what batches is the
-    instance runtime's batcher (DESIGN: runtime · batcher), looked up in the interpreter the
-    installation runs on (this one), without importing it."""
-    if importlib.util.find_spec("eas_core.runtime.batcher") is None:
-        return (
-            "rpc.batching: the installation takes the field but its instance runtime has no "
-            "batcher yet (no eas_core.runtime.batcher), so nothing would be batched; this row "
-            "runs once it has one"
-        )
-    return None
 
 
 def deploy(installation: Installation, document: dict[str, Any]) -> Deployed:

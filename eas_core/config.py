@@ -211,6 +211,10 @@ class RuntimeSettings(HttpLimitSettings):
     worker_processes: int | None = None
     max_queue_size: int = 64
     keepalive_ms: int = 5000
+    # Server-side batching (rpc.batching, rpc.max_batch_size, rpc.max_batch_timeout in ms).
+    batching: bool = False
+    max_batch_size: int = Field(default=16, ge=1)
+    max_batch_timeout_ms: int = Field(default=50, ge=0)
     max_body_bytes: int = 64 * MiB
     model_entry: str = ""
     model_config_text: str = Field(default="", alias="EAS_MODEL_CONFIG")

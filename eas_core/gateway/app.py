@@ -4,6 +4,8 @@ Paths:
   POST|GET|… /api/predict/{service}[/sub/path][?query]   → an instance of the service
   GET /api/v1/servicediscovery/upstreams/{service}        → ready instances (direct callers)
   GET /exported/apis/eas.alibaba-inc.k8s.io/v1/upstreams/{service}   (older spelling)
+  GET|POST /v2/models/{service}[/versions/{v}][/ready|/infer]  → an instance of the service
+  GET /v2/health/live | ready                             → the gateway itself (no token)
   GET /api/builtin/ping | ready | metrics
   PUT /api/internal/routes                                → the controller's push
 """
@@ -42,6 +44,10 @@ from eas_core.spec.status import NOT_FOUND, SERVICE_UNAVAILABLE, UNAUTHORIZED
 log = logging.getLogger(__name__)
 
 PREDICT = "/api/predict/"
+# The Open Inference Protocol's model paths: the model name is the service name, and the call
+# goes to the service's instances as a predict call does (token, balancing, retries).
+V2_MODELS = "/v2/models/"
+V2_HEALTH = ("/v2/health/live", "/v2/health/ready")
 DISCOVERY = (
     "/api/v1/servicediscovery/upstreams/",
     "/exported/apis/eas.alibaba-inc.k8s.io/v1/upstreams/",
@@ -67,10 +73,13 @@ class GatewayApp:
         """The HTTP server's look at a request's head, before its body is read: a caller
         without the token is refused here and its body never buffered."""
         path = request.path
-        if path.startswith(PREDICT):
+        prefix = routed_prefix(path)
+        if prefix is not None:
             refusal = self.authenticate(request)
             if refusal is not None:
-                self.count(path[len(PREDICT) :].partition("/")[0], refusal.status)
+                self.count(path[len(prefix) :].partition("/")[0], refusal.status)
+                if prefix == V2_MODELS:
+                    return v2_error(refusal)
             return refusal
         if path == ROUTES_PATH and not self.is_internal(request):
             return text(UNAUTHORIZED, "invalid internal token")
@@ -79,7 +88,8 @@ class GatewayApp:
     def authenticate(self, request: Request) -> Response | None:
         """Find the called service and check the caller's token on the headers; the route
         and the verdict are kept on the request for the handler."""
-        name = request.path[len(PREDICT) :].partition("/")[0]
+        prefix = routed_prefix(request.path) or PREDICT
+        name = request.path[len(prefix) :].partition("/")[0]
         route = self.table.get(name)
         if route is None:
             return text(NOT_FOUND, f"service {name!r} not found")
@@ -107,6 +117,16 @@ class GatewayApp:
             response = await self.predict(request, sep + rest)
             self.count(name, response.status)
             return response
+        if path.startswith(V2_MODELS):
+            name, sep, rest = path[len(V2_MODELS) :].partition("/")
+            response = v2_error(await self.predict(request, sep + rest, prefix=V2_MODELS))
+            self.count(name, response.status)
+            return response
+        if path in V2_HEALTH:
+            # Live while it answers; ready once it has a route table to send calls by.
+            ready = path.endswith("live") or self.table.loaded
+            key = path.rpartition("/")[2]
+            return Response(200 if ready else 400, json.dumps({key: ready}).encode(), JSON)
         for prefix in DISCOVERY:
             if path.startswith(prefix):
                 return self.discover(path[len(prefix) :].split("/")[0])
@@ -128,7 +148,7 @@ class GatewayApp:
         # Names come from callers: unknown ones share one label, so the series stay few.
         self.metrics.answered(name if name in self.table.routes else "_unknown", status)
 
-    async def predict(self, request: Request, subpath: str) -> Response:
+    async def predict(self, request: Request, subpath: str, prefix: str = PREDICT) -> Response:
         if request.context is None:  # no body, so the server did not check the head
             refusal = self.authenticate(request)
             if refusal is not None:
@@ -155,6 +175,7 @@ class GatewayApp:
             request,
             target,
             subpath,
+            prefix=prefix,
             retries=self.settings.retries,
             timeout=self.settings.upstream_timeout,
             metrics=self.metrics,
@@ -203,6 +224,28 @@ class GatewayApp:
             for host, port in old - new:
                 self.pool.forget(host, port)
         return Response(200, self.table.to_json(), JSON)
+
+
+def routed_prefix(path: str) -> str | None:
+    """The prefix before the service name of a path sent on to a service's instances."""
+    if path.startswith(PREDICT):
+        return PREDICT
+    if path.startswith(V2_MODELS):
+        return V2_MODELS
+    return None
+
+
+def v2_error(response: Response) -> Response:
+    """A refusal on a protocol path as the protocol's ``{"error": "..."}`` (what an instance
+    answers is JSON already; the gateway's own refusals are text)."""
+    if response.status < 400 or response.content_type == JSON:
+        return response
+    if any(k.lower() == "content-type" and v.startswith(JSON) for k, v in response.headers):
+        return response
+    message = response.body.decode("utf-8", errors="replace")
+    body = json.dumps({"error": message}).encode()
+    headers = [(k, v) for k, v in response.headers if k.lower() != "content-type"]
+    return Response(response.status, body, JSON, headers, response.close)
 
 
 async def run(settings: GatewaySettings) -> None:

@@ -52,9 +52,15 @@ _NOT_RETURNED = frozenset({"connection", "keep-alive", "transfer-encoding", "con
 
 
 def encode_head(
-    request: Request, target: CompiledRoute, subpath: str, host: str, port: int
+    request: Request,
+    target: CompiledRoute,
+    subpath: str,
+    host: str,
+    port: int,
+    prefix: str = "/api/predict/",
 ) -> bytes:
-    target_path = f"/api/predict/{target.name}{subpath}"
+    # prefix: /api/predict/, or /v2/models/ for the Open Inference Protocol.
+    target_path = f"{prefix}{target.name}{subpath}"
     if request.query:
         target_path += "?" + request.query
     lines = [
@@ -74,6 +80,7 @@ async def forward(
     target: CompiledRoute,
     subpath: str,
     *,
+    prefix: str = "/api/predict/",
     retries: int,
     timeout: float,
     metrics: GatewayMetrics,
@@ -91,7 +98,7 @@ async def forward(
         tried.add(index)
         if last is not None:
             metrics.retried(service, last_reason)
-        head = encode_head(request, target, subpath, upstream.host, upstream.port)
+        head = encode_head(request, target, subpath, upstream.host, upstream.port, prefix)
         try:
             answer = await pool.send(upstream.host, upstream.port, head, request.body, timeout)
         except UpstreamError as exc:

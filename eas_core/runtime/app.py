@@ -1,8 +1,10 @@
 """The instance's request handler: built-in endpoints, authentication, admission, deadline.
 
 One ``RuntimeApp`` per worker process. The predict path is: authenticate → refuse at once
-while every worker thread is stuck (503, see ``occupancy``) → admit (450) → run
-``processor.process`` on a worker thread under the deadline (408) → answer.
+while every worker thread is stuck (503, see ``occupancy``) → admit (450) → run the processor
+on a worker thread — ``process`` for the one request, or with ``rpc.batching`` its place in
+a batch (``batcher``) — under the deadline (408) → answer. The Open Inference Protocol's
+``/v2/…`` paths (``v2``) take the same path for their ``infer`` calls.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from eas_core.auth.tokens import is_authorized_request
 from eas_core.config import RuntimeSettings
 from eas_core.http.server import Request, Response, text
+from eas_core.runtime import v2
 from eas_core.runtime.admission import Admission
+from eas_core.runtime.batcher import Batcher
 from eas_core.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
 from eas_core.runtime.occupancy import Occupancy
 from eas_core.spec.paths import BUILTIN_PREFIX, STUCK_SECONDS_HEADER
@@ -26,9 +30,22 @@ from eas_core.spec.status import (
     SERVICE_UNAVAILABLE,
     UNAUTHORIZED,
 )
-from processors.base import Processor, RequestContext, normalize_result
+from processors.base import (
+    Processor,
+    Reply,
+    RequestContext,
+    batch_method,
+    normalize_reply,
+    v2_metadata,
+)
+from processors.wire.v2 import PREFIX as V2_PREFIX
+from processors.wire.v2 import route as v2_route
 
 log = logging.getLogger(__name__)
+
+
+class BatchingUnsupported(Exception):
+    """``rpc.batching`` is on and the processor has no ``process_batch``."""
 
 
 class RuntimeApp:
@@ -44,9 +61,13 @@ class RuntimeApp:
         self.service = settings.service_name
         self.token = settings.token
         self.deadline = settings.keepalive_ms / 1000
-        self.admission = Admission(threads, settings.max_queue_size)
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="eas-worker")
         self.occupancy = occupancy or Occupancy(threads, settings.keepalive_ms)
+        self.batcher: Batcher | None = None
+        # A batching worker thread holds up to a whole batch at once: the queue
+        # (rpc.max_queue_size) is what waits beyond that.
+        running = threads * settings.max_batch_size if settings.batching else threads
+        self.admission = Admission(running, settings.max_queue_size)
         self.metrics = RuntimeMetrics(
             self.service,
             threads,
@@ -55,19 +76,40 @@ class RuntimeApp:
             queued=lambda: self.admission.in_flight,
             busy=lambda: self.occupancy.busy,
         )
+        if settings.batching:
+            method = batch_method(processor)
+            if method is None:
+                raise BatchingUnsupported(refusal(processor))
+            self.batcher = Batcher(
+                method,
+                self.executor,
+                self.occupancy,
+                max_size=settings.max_batch_size,
+                timeout_ms=settings.max_batch_timeout_ms,
+                observe=self.metrics.batched,
+            )
         self.ready = False
 
     async def handle(self, request: Request) -> Response:
-        if request.path.startswith(BUILTIN_PREFIX):
-            return self.builtin(request.path[len(BUILTIN_PREFIX) :])
-        if not is_authorized_request(
+        path = request.path
+        if path.startswith(BUILTIN_PREFIX):
+            return self.builtin(path[len(BUILTIN_PREFIX) :])
+        if path == V2_PREFIX or path.startswith(V2_PREFIX + "/"):
+            return v2.as_error(await self.v2(request))
+        if not self.is_authorized(request):
+            return text(UNAUTHORIZED, "invalid or missing token")
+        return await self.predict(request)
+
+    def is_authorized(self, request: Request) -> bool:
+        return is_authorized_request(
             self.token,
             request.headers,
             path=request.path,
             body=request.body,
             max_skew=self.settings.signature_max_skew,
-        ):
-            return text(UNAUTHORIZED, "invalid or missing token")
+        )
+
+    async def predict(self, request: Request) -> Response:
         if not self.ready:
             return text(SERVICE_UNAVAILABLE, "instance is not ready")
         stuck = self.occupancy.stuck(here_only=True)
@@ -84,35 +126,72 @@ class RuntimeApp:
         ctx = RequestContext(
             self.service, request.path, request.query, request.headers, request.method
         )
-        job = asyncio.wrap_future(self.executor.submit(self.run_processor, request.body, ctx))
+        job: asyncio.Future[Reply]
+        if self.batcher is not None:
+            job = self.batcher.submit(request.body, ctx, started + self.deadline)
+        else:
+            job = asyncio.wrap_future(self.executor.submit(self.run_processor, request.body, ctx))
         # The slot is freed on the loop thread when the processor call really ends.
         job.add_done_callback(self._left)
         try:
             # shield: a timed-out call keeps its slot until the processor really returns.
             async with asyncio.timeout(self.deadline):
-                body, status = await asyncio.shield(job)
+                reply = await asyncio.shield(job)
         except TimeoutError:
             self.metrics.answered(REQUEST_TIMEOUT, time.monotonic() - started)
             return text(
                 REQUEST_TIMEOUT, f"processing exceeded {self.settings.keepalive_ms} ms", close=True
             )
         self.metrics.answered(
-            status, time.monotonic() - started, received=len(request.body), sent=len(body)
+            reply.status,
+            time.monotonic() - started,
+            received=len(request.body),
+            sent=len(reply.body),
         )
-        return Response(status, body)
+        return Response(reply.status, reply.body, headers=list(reply.headers))
 
-    def _left(self, job: asyncio.Future[tuple[bytes, int]]) -> None:
+    def _left(self, job: asyncio.Future[Reply]) -> None:
         self.admission.leave()
 
-    def run_processor(self, body: bytes, ctx: RequestContext) -> tuple[bytes, int]:
+    def run_processor(self, body: bytes, ctx: RequestContext) -> Reply:
         self.occupancy.enter()
         try:
-            return normalize_result(self.processor.process(body, ctx))
+            return normalize_reply(self.processor.process(body, ctx))
         except Exception as exc:  # a processor exception answers that request only
             log.warning("processor raised on %s: %r", ctx.path, exc)
-            return f"{type(exc).__name__}: {exc}".encode(), 400
+            return Reply(f"{type(exc).__name__}: {exc}".encode(), 400)
         finally:
             self.occupancy.leave()
+
+    async def v2(self, request: Request) -> Response:
+        path = request.path
+        if path == V2_PREFIX:
+            return v2.server_metadata()
+        health = v2.health(path, self.is_ready())
+        if health is not None:
+            return health
+        found = v2_route(path)
+        if found is not None and not self.is_authorized(request):
+            return v2.error(UNAUTHORIZED, "invalid or missing token")
+        refused = v2.check_route(found, self.service, self.settings.version)
+        if refused is not None or found is None:
+            return refused or v2.error(NOT_FOUND, "no such path")
+        meta = v2_metadata(self.processor)
+        if meta is None:
+            return v2.error(
+                NOT_FOUND,
+                f"model {self.service!r} does not speak the Open Inference Protocol (its "
+                "processor is not a tensor processor); call /api/predict/"
+                f"{self.service} instead",
+            )
+        wants = "POST" if found.action == "infer" else "GET"
+        if request.method != wants and not (wants == "GET" and request.method == "HEAD"):
+            return v2.error(v2.METHOD_NOT_ALLOWED, f"{path}: use {wants}, not {request.method}")
+        if found.action == "":
+            return v2.model_metadata(self.service, self.settings.version, meta)
+        if found.action == "ready":
+            return v2.model_ready(self.service, self.is_ready())
+        return await self.predict(request)
 
     def builtin(self, name: str) -> Response:
         if name == "ping":
@@ -122,6 +201,9 @@ class RuntimeApp:
         if name == "metrics":
             return Response(200, self.metrics.render(), CONTENT_TYPE)
         return text(NOT_FOUND, f"no built-in endpoint {name!r}")
+
+    def is_ready(self) -> bool:
+        return self.ready and self.occupancy.stuck() is None
 
     def readiness(self) -> Response:
         if not self.ready:
@@ -135,3 +217,13 @@ class RuntimeApp:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def refusal(processor: object) -> str:
+    """Why an instance with ``rpc.batching`` cannot serve ``processor``."""
+    kind = type(getattr(processor, "user", processor)).__name__
+    return (
+        f"metadata.rpc.batching: {kind} cannot run batches: it has no process_batch method "
+        "(a Python processor defines process_batch(self, data_list) returning one "
+        "(data, status) per request); set rpc.batching to false or add the method"
+    )

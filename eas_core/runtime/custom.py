@@ -2,10 +2,17 @@
 
 The user's class keeps PAI-EAS's names (``initialize``, ``process(data)``); an adapter maps
 it onto the runtime's Processor interface so the runtime knows one shape only.
+
+Server-side batching (``rpc.batching``) is opt-in: a class that defines
+``process_batch(self, data_list)`` gets up to ``rpc.max_batch_size`` request bodies at once
+and answers a list with one ``(data, status)`` per body, in order — a bad item answers its own
+error status and fails only its own request; an exception fails the whole batch. A class
+without it is refused at instance start when the service asks for batching.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from eas_core.config import RuntimeSettings
@@ -32,6 +39,9 @@ class BaseProcessor:
     def process(self, data: bytes) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement process(data)")
 
+    # A subclass may define ``process_batch(self, data_list: list[bytes]) -> list[(bytes,
+    # status)]`` to be handed whole batches under rpc.batching (see the module docstring).
+
     # -- what a processor author may call -----------------------------------------------
     def get_model_path(self) -> str:
         """Local path of the service's model (``model_path`` / ``model_entry``), or ""."""
@@ -47,7 +57,8 @@ class BaseProcessor:
             settings = settings.model_copy(update={"host": host or "0.0.0.0", "port": int(port)})
         threads = settings.worker_threads or self.worker_threads
         processes = settings.worker_processes or self.worker_processes
-        serve(lambda: _Adapter(self), settings, threads=threads, processes=processes)
+        adapter = _BatchAdapter if callable(getattr(self, "process_batch", None)) else _Adapter
+        serve(lambda: adapter(self), settings, threads=threads, processes=processes)
 
 
 class _Adapter:
@@ -63,3 +74,10 @@ class _Adapter:
 
     def process(self, body: bytes, ctx: RequestContext) -> Any:
         return self.user.process(body)
+
+
+class _BatchAdapter(_Adapter):
+    """For a user class that defines ``process_batch(self, data_list)``."""
+
+    def process_batch(self, bodies: Sequence[bytes], ctxs: Sequence[RequestContext]) -> Any:
+        return self.user.process_batch(list(bodies))  # type: ignore[attr-defined]

@@ -71,6 +71,14 @@ class RuntimeMetrics:
         Gauge(
             "eas_workers", "Worker threads of this process", names, registry=self.registry
         ).labels(**labels).set(threads)
+        # Observed only by a batching instance: how many requests each processor call ran.
+        self.batch_size = Histogram(
+            "eas_batch_size",
+            "Requests per processor call of a batching instance (rpc.batching)",
+            names,
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536),
+        ).labels(**labels)
         # Body bytes, for the traffic in/out charts.
         self.received = Counter(
             "eas_request_bytes",
@@ -97,6 +105,9 @@ class RuntimeMetrics:
             counter = self._by_code[code] = self.requests.labels(**self.labels, code=str(code))
         counter.inc()
         self.duration.observe(seconds)
+
+    def batched(self, size: int) -> None:
+        self.batch_size.observe(size)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -30,9 +30,9 @@ from eas_core.backoff import Backoff
 from eas_core.config import RuntimeSettings
 from eas_core.http.limits import limits_from
 from eas_core.http.server import HttpServer
-from eas_core.runtime.app import RuntimeApp
+from eas_core.runtime.app import RuntimeApp, refusal
 from eas_core.runtime.occupancy import Occupancy, private_table, shared_table
-from processors.base import Processor
+from processors.base import Processor, batch_method
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,13 @@ def report_failure(settings: RuntimeSettings, reason: str) -> None:
 def load(factory: Callable[[], Processor], settings: RuntimeSettings) -> Processor:
     try:
         processor = factory()
+        if settings.batching and batch_method(processor) is None:
+            # Refused rather than served one by one: the service asked for batches (a GPU
+            # model's throughput depends on them), and an instance that quietly ran without
+            # would hide that until it is under load. Refused before the model loads.
+            report_failure(settings, refusal(processor))
+            sys.stderr.flush()
+            os._exit(LOAD_FAILED)
         processor.load(settings.model_entry, settings.model_config_text)
     except BaseException as exc:  # SystemExit from user code is a load failure too
         traceback.print_exc()

@@ -87,6 +87,11 @@ def runtime_environment(
         env["EAS_WORKER_THREADS"] = str(meta.threads)
     if description.processor:
         env["EAS_PROCESSOR"] = description.processor
+    if meta.batching:
+        # The size and timeout mean nothing without batching (as on PAI-EAS).
+        env["EAS_BATCHING"] = "true"
+        env["EAS_MAX_BATCH_SIZE"] = str(meta.max_batch_size)
+        env["EAS_MAX_BATCH_TIMEOUT_MS"] = str(meta.max_batch_timeout)
     check_environment(env)
     return env
 

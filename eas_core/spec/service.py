@@ -124,8 +124,8 @@ class Metadata(BaseModel):
     resource: ShortField = "public"
     region: ShortField | None = None
     workers: int | None = Field(default=None, ge=1, le=1024)
-    # Server-side batching: true is refused at create (unsupported_settings); the batch
-    # size and timeout take effect only with it, as on PAI-EAS.
+    # Server-side batching (eas_core.runtime.batcher); the batch size and timeout take
+    # effect only with it, as on PAI-EAS.
     batching: bool = Field(default=False, alias="rpc.batching")
     max_batch_size: int = Field(default=16, ge=1, le=65536, alias="rpc.max_batch_size")
     max_batch_timeout: int = Field(
@@ -245,12 +245,6 @@ def unsupported_settings(metadata: Metadata) -> list[str]:
     ``eascmd test``), rather than accepted and silently ignored. Not part of the schema, so
     a service stored before the refusal still runs."""
     problems = []
-    if metadata.batching:
-        problems.append(
-            "metadata.rpc.batching: this installation runs one processor call per request "
-            "(on rpc.worker_threads threads per instance) and does not group requests into "
-            "batches; set it to false or leave it out"
-        )
     if metadata.io_threads is not None:
         problems.append(
             "metadata.rpc.io_threads: this installation's instances do their network I/O on "

@@ -15,7 +15,9 @@ Answer, one object per record: a classifier (objectives ``binary:logistic``,
 probability keyed ``p_<class label>`` (labels 0…K-1 for a bare booster, the wrapper's
 ``classes_`` otherwise); every other objective answers ``{"prediction": …}``. Each
 prediction uses one thread (parallelism comes from the instance's worker threads); a batch
-is scored in one call, and each record's answer does not depend on the others.
+is scored in one call, and each record's answer does not depend on the others. The Open
+Inference Protocol maps as ``processors.builtin.tabular`` says (platforms ``xgboost``,
+``lightgbm``).
 """
 
 from __future__ import annotations
@@ -96,6 +98,9 @@ class BoosterProcessor(RecordsProcessor):
             )
         return values
 
+    def row_width(self) -> int | None:
+        return len(self.features)
+
     def stored_name(self, name: str) -> str:
         """The name under which the library stored an input called ``name``."""
         return name
@@ -122,6 +127,7 @@ class BoosterProcessor(RecordsProcessor):
 
 
 class XGBoostProcessor(BoosterProcessor):
+    platform = "xgboost"
     SUFFIXES = (".json", ".ubj", ".model", ".bin", *PICKLES)
     iterations: tuple[int, int] = (0, 0)  # (0, 0): every tree
 
@@ -182,6 +188,7 @@ class XGBoostProcessor(BoosterProcessor):
 
 
 class LightGBMProcessor(BoosterProcessor):
+    platform = "lightgbm"
     SUFFIXES = (".txt", ".model", ".lgb", *PICKLES)
     CLASSIFIERS = ("binary", "multiclass", "softmax", "multiclassova", "multiclass_ova", "ova")
 
@@ -224,6 +231,9 @@ class LightGBMProcessor(BoosterProcessor):
             labels = None
         self.booster = booster
         self._setup(list(booster.feature_name()), labels)
+
+    def row_width(self) -> int | None:
+        return len(self.features)
 
     def stored_name(self, name: str) -> str:
         # LightGBM stores "petal length (cm)" as "petal_length_(cm)": callers keep the names

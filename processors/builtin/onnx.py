@@ -15,12 +15,15 @@ same form:
   optional) → ``{"outputs": {"y": [[0.5]]}}``. Nested lists take the model's dtype; numbers
   that do not fit it (a fraction for an integer input, say) are refused.
 
-``GET`` answers the inputs and outputs as JSON, as the TensorFlow processor does.
+``GET`` answers the inputs and outputs as JSON, as the TensorFlow processor does. The Open
+Inference Protocol (``/v2/models/{service}/infer``) feeds the same inputs by name, with the
+model's exact datatype (platform ``onnxruntime_onnx``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +37,13 @@ from processors.builtin.tensor import (
     Answer,
     Array,
     BadRequest,
+    Binding,
     Call,
+    Given,
     Outputs,
     TensorProcessor,
 )
-from processors.wire import tensors
+from processors.wire import tensors, v2
 from processors.wire import tf_request_pb2 as pb
 
 # ONNX Runtime's type strings → wire codes.
@@ -88,6 +93,7 @@ def _is_json(body: bytes, ctx: RequestContext) -> bool:
 
 class ONNXProcessor(TensorProcessor):
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    platform = "onnxruntime_onnx"
 
     def __init__(self) -> None:
         self.session: Any = None
@@ -125,7 +131,7 @@ class ONNXProcessor(TensorProcessor):
             name: (tensors.to_array(proto, f"input {name!r}"), proto.dtype)
             for name, proto in request.inputs.items()
         }
-        inputs = self.signature.order(given)
+        binding = self.bind(given, {})
         wanted = self.signature.select(list(request.output_filter))
 
         def answer(outputs: Outputs) -> Answer:
@@ -134,7 +140,7 @@ class ONNXProcessor(TensorProcessor):
                 tensors.fill(response.outputs[name], outputs[name], f"output {name!r}")
             return response.SerializeToString(), OK
 
-        return self._call(inputs, answer)
+        return binding.call(answer)
 
     def _parse_json(self, body: bytes) -> Call:
         try:
@@ -152,17 +158,21 @@ class ONNXProcessor(TensorProcessor):
             spec = specs.get(name)
             dtype = spec.dtype if spec is not None else tensors.DT_FLOAT
             given[name] = (_json_array(value, dtype, f"input {name!r}"), dtype)
-        inputs = self.signature.order(given)
+        binding = self.bind(given, {})
         wanted = self.signature.select(wanted_raw)
 
         def answer(outputs: Outputs) -> Answer:
             document = {"outputs": {name: _json_value(outputs[name]) for name in wanted}}
             return json.dumps(document).encode(), OK
 
-        return self._call(inputs, answer)
+        return binding.call(answer)
 
-    def _call(self, inputs: tuple[Array, ...], answer: Any) -> Call:
-        return Call(inputs, answer, group="graph" if self.signature.batches else None)
+    def bind(self, given: Given, parameters: Mapping[str, Any]) -> Binding:
+        inputs = self.signature.order(dict(given))
+        return Binding(inputs, group="graph" if self.signature.batches else None)
+
+    def v2_tensors(self) -> tuple[list[v2.TensorMetadata], list[v2.TensorMetadata]]:
+        return self.signature.v2_tensors()
 
     def run(self, call: Call, inputs: tuple[Array, ...]) -> Outputs:
         feed = {

@@ -12,15 +12,27 @@ positional ones — that dictionary. Outputs: a tensor or a tuple/list of tensor
 ``map_outputs``. Booleans travel as 0/1 in ``int_val`` (the file has no ``bool_val``) and
 bfloat16 outputs widen to DT_FLOAT. The GPU codes move the model and every input to CUDA
 (``.cuda()``) and refuse to load where PyTorch sees no GPU.
+
+The Open Inference Protocol (``/v2/models/{service}/infer``, platform ``pytorch_libtorch``)
+feeds inputs by name as ``forward``'s keyword arguments (or its ``Dict[str, Tensor]``
+argument), as ``map_inputs`` does; outputs are answered as ``output_0``, ``output_1``, … (or by
+their keys for a dict). A TorchScript file records neither dtypes nor shapes, so the
+protocol's metadata lists what ``model_config`` declares, in the protocol's own terms —
+``{"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}], "outputs": [{"name":
+"probs", "datatype": "FP32", "shape": [-1, 3]}]}`` — and declared output names replace the
+positional ones; without a declaration the metadata's lists are empty.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from processors.base import ProcessorLoadError, RequestContext
 from processors.builtin.tensor import (
@@ -28,12 +40,14 @@ from processors.builtin.tensor import (
     Answer,
     Array,
     BadRequest,
+    Binding,
     Call,
+    Given,
     Outputs,
     TensorProcessor,
 )
 from processors.wire import pytorch_predict_pb2 as pb
-from processors.wire import tensors
+from processors.wire import tensors, v2
 
 SUFFIXES = (".pt", ".pth", ".torchscript", ".jit")
 
@@ -56,13 +70,38 @@ def find_torchscript(model_entry: str) -> Path:
     return candidates[0]
 
 
+def declared_tensors(
+    model_config: str,
+) -> tuple[list[v2.TensorMetadata], list[v2.TensorMetadata]]:
+    """The inputs and outputs ``model_config`` declares (none when it declares none)."""
+    try:
+        document = json.loads(model_config) if model_config.strip().startswith("{") else {}
+    except ValueError:
+        document = {}  # free text: the processor reads nothing from it
+    declared: list[list[v2.TensorMetadata]] = []
+    for key in ("inputs", "outputs"):
+        value = document.get(key, [])
+        if not isinstance(value, list):
+            raise ProcessorLoadError(f"model_config.{key}: must be a list of tensors")
+        try:
+            tensors_ = [v2.TensorMetadata.model_validate(item) for item in value]
+            for tensor in tensors_:
+                v2.numpy_of(tensor.datatype, tensor.name)
+        except (ValidationError, v2.V2Error) as exc:
+            raise ProcessorLoadError(f"model_config.{key}: {exc}") from None
+        declared.append(tensors_)
+    return declared[0], declared[1]
+
+
 class PyTorchProcessor(TensorProcessor):
     device = "cpu"
+    platform = "pytorch_libtorch"
 
     def __init__(self) -> None:
         self.module: Any = None
         self.parameters: list[str] = []  # forward's argument names, without self
         self.dict_parameter: str | None = None  # the Dict[str, Tensor] argument, if any
+        self.declared: tuple[list[v2.TensorMetadata], list[v2.TensorMetadata]] = ([], [])
 
     def load(self, model_entry: str, model_config: str) -> None:
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -70,6 +109,7 @@ class PyTorchProcessor(TensorProcessor):
                 "processor: a pytorch_gpu code needs a GPU, and PyTorch sees none "
                 "(is CUDA_VISIBLE_DEVICES set, and is a CUDA build of PyTorch installed?)"
             )
+        self.declared = declared_tensors(model_config)
         path = find_torchscript(model_entry)
         try:
             module = torch.jit.load(str(path), map_location=self.device)
@@ -106,12 +146,27 @@ class PyTorchProcessor(TensorProcessor):
             )
         wanted = list(request.output_filter)
         layout = (len(positional), tuple(names))
-        return Call(
-            (*positional, *named),
-            lambda outputs: _answer(outputs, wanted),
-            target=layout,
-            group=layout,
+        return Binding((*positional, *named), target=layout, group=layout).call(
+            lambda outputs: _answer(outputs, wanted)
         )
+
+    def bind(self, given: Given, parameters: Mapping[str, Any]) -> Binding:
+        names = sorted(given)
+        if not names:
+            raise BadRequest("inputs: the request feeds no tensor")
+        for name in names:
+            _check_numeric(given[name][0], f"input {name!r}")
+        layout = (0, tuple(names))
+        return Binding(tuple(given[name][0] for name in names), target=layout, group=layout)
+
+    def output_name(self, key: str | int) -> str:
+        outputs = self.declared[1]
+        if isinstance(key, int) and key < len(outputs):
+            return outputs[key].name
+        return super().output_name(key)
+
+    def v2_tensors(self) -> tuple[list[v2.TensorMetadata], list[v2.TensorMetadata]]:
+        return self.declared
 
     def run(self, call: Call, inputs: tuple[Array, ...]) -> Outputs:
         count, names = call.target

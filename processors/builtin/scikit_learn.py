@@ -15,7 +15,8 @@ Answer, one object per record: a classifier with ``predict_proba`` answers each 
 probability keyed ``p_<class label>`` — ``{"p_0": 0.93, "p_1": 0.07}``,
 ``{"p_setosa": 0.98, …}``; any other estimator (regressors, classifiers without
 probabilities) answers ``{"prediction": …}``. The records of a batch are scored in one call
-(``process_batch``).
+(``process_batch``). The Open Inference Protocol maps as ``processors.builtin.tabular`` says
+(platform ``sklearn``).
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ from typing import Any
 
 from processors.base import ProcessorLoadError
 from processors.builtin.tabular import InputError, RecordsProcessor, class_key, find_model_file
+from processors.wire import v2
 
 SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
 class SklearnProcessor(RecordsProcessor):
+    platform = "sklearn"
+
     def load(self, model_entry: str, model_config: str) -> None:
         path = find_model_file(model_entry, SUFFIXES, "scikit-learn")
         try:
@@ -139,6 +143,14 @@ class SklearnProcessor(RecordsProcessor):
                 if isinstance(value, str) and not _is_number(value):
                     found.append(f"record {index} field {name!r} = {json.dumps(value)[:30]}")
         return f" (text values: {'; '.join(found[:5])})" if found else ""
+
+    def row_width(self) -> int | None:
+        return len(self.features) if self.features is not None else self.width
+
+    def prediction_datatype(self) -> str:
+        if self.kind == "classifier" and hasattr(self.model, "classes_"):
+            return v2.datatype_of(self._np.asarray(self.model.classes_).dtype, "predict")
+        return "FP64"
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from processors.builtin.tensor import Array, BadRequest
-from processors.wire.tensors import dtype_name
+from processors.wire import v2
+from processors.wire.tensors import TensorError, dtype_name, numpy_dtype
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,14 @@ class TensorSpec:
     def describe(self) -> dict[str, Any]:
         shape = None if self.shape is None else [-1 if d is None else d for d in self.shape]
         return {"name": self.name, "shape": shape, "type": dtype_name(self.dtype)}
+
+    def v2(self) -> v2.TensorMetadata:
+        """This tensor in the Open Inference Protocol's metadata."""
+        try:
+            datatype = v2.datatype_of(numpy_dtype(self.dtype, self.name), self.name)
+        except (TensorError, v2.V2Error):  # bfloat16, quantized: no v2 datatype; named as is
+            datatype = dtype_name(self.dtype)
+        return v2.metadata(self.name, datatype, self.shape)
 
     @property
     def batches(self) -> bool:
@@ -67,6 +76,9 @@ class Signature:
         document["inputs"] = [spec.describe() for spec in self.inputs]
         document["outputs"] = [spec.describe() for spec in self.outputs]
         return json.dumps(document).encode()
+
+    def v2_tensors(self) -> tuple[list[v2.TensorMetadata], list[v2.TensorMetadata]]:
+        return [spec.v2() for spec in self.inputs], [spec.v2() for spec in self.outputs]
 
     @property
     def input_names(self) -> list[str]:

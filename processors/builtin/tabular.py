@@ -11,6 +11,13 @@ instance keeps serving. A subclass turns each record into its model's row
 its inputs for ``GET`` (:meth:`RecordsProcessor.describe`); this base does the rest,
 including ``process_batch``: the records of every request of a batch are scored in one call
 and the answers split back per request.
+
+The Open Inference Protocol (``/v2/models/{service}/infer``) maps where the model takes a row
+of numbers: one 2-D numeric input tensor (any name; the metadata calls it ``input-0``) holds a
+row of features per record, in training order; the answer is ``predict_proba`` [N, classes]
+(FP64, in the order of the model's classes) for a classifier with probabilities, else
+``predict`` [N]. The platform is the processor's framework (``sklearn``, ``xgboost``,
+``lightgbm``), as MLServer names it.
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from processors.base import ProcessorLoadError, RequestContext
+from processors.wire import v2
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +41,16 @@ BAD_REQUEST = 400
 
 class InputError(ValueError):
     """A request the processor refuses: answered 400 with this message."""
+
+
+# What a request's scored rows are answered with: (body, status) or (body, status, headers).
+Finish = Callable[[list[Any]], tuple[Any, ...]]
+REFUSED = (InputError, v2.V2Error)
+
+
+def _missing(value: Any) -> Any:
+    """A prediction as an array element: a non-finite score (null in JSON) is NaN again."""
+    return math.nan if value is None else value
 
 
 def error_body(message: str) -> bytes:
@@ -152,38 +172,59 @@ class RecordsProcessor:
         """What ``GET`` on the service answers: the model's inputs and outputs."""
         raise NotImplementedError
 
+    # The protocol's platform for this framework (MLServer's names); "" where it does not map.
+    platform = ""
+
+    def row_width(self) -> int | None:
+        """How many values a row holds, when the model says."""
+        return None
+
+    def prediction_datatype(self) -> str:
+        """The protocol datatype of ``predict`` (models without class probabilities)."""
+        return "FP64"
+
+    def keys_of(self) -> list[str]:
+        """The answer keys of the class probabilities, [] where there are none."""
+        return list(getattr(self, "keys", []))
+
     def rows(self, body: bytes) -> tuple[list[Any], bool]:
         records, single = parse_records(body)
         return [self.row(record, index) for index, record in enumerate(records)], single
 
-    def process(self, body: bytes, ctx: RequestContext) -> tuple[bytes, int]:
+    def prepare(self, body: bytes, ctx: RequestContext) -> tuple[list[Any], Finish]:
+        """A request's rows, and how to answer it once they are scored."""
+        if v2.is_infer(ctx.path):
+            return self._v2_rows(body, ctx)
+        rows, single = self.rows(body)
+        return rows, lambda answers: (dumps(answers[0] if single else answers), 200)
+
+    def process(self, body: bytes, ctx: RequestContext) -> tuple[Any, ...]:
         if ctx.method == "GET":
             return dumps(self.describe()), 200
         try:
-            rows, single = self.rows(body)
-            answers = self.score(rows)
-        except InputError as exc:
+            rows, finish = self.prepare(body, ctx)
+            return finish(self.score(rows))
+        except REFUSED as exc:
             return error_body(str(exc)), BAD_REQUEST
-        return dumps(answers[0] if single else answers), 200
 
     def process_batch(
         self, bodies: list[bytes], ctxs: list[RequestContext]
-    ) -> list[tuple[bytes, int]]:
+    ) -> list[tuple[Any, ...]]:
         """Score the records of every request in one call; each request gets its own answer
         (or its own 400). Should the batch as a whole be refused, each request is scored on
         its own, so one caller's bad record never fails the others."""
-        results: list[tuple[bytes, int] | None] = [None] * len(bodies)
-        parsed: list[tuple[int, list[Any], bool]] = []
+        results: list[tuple[Any, ...] | None] = [None] * len(bodies)
+        parsed: list[tuple[int, list[Any], Finish]] = []
         for i, (body, ctx) in enumerate(zip(bodies, ctxs, strict=True)):
             if ctx.method == "GET":
                 results[i] = self.process(body, ctx)
                 continue
             try:
-                rows, single = self.rows(body)
-            except InputError as exc:
+                rows, finish = self.prepare(body, ctx)
+            except REFUSED as exc:
                 results[i] = (error_body(str(exc)), BAD_REQUEST)
                 continue
-            parsed.append((i, rows, single))
+            parsed.append((i, rows, finish))
         if parsed:
             try:
                 answers = self.score([row for _, rows, _ in parsed for row in rows])
@@ -193,8 +234,66 @@ class RecordsProcessor:
                     results[i] = self.process(bodies[i], ctxs[i])
             else:
                 start = 0
-                for i, rows, single in parsed:
+                for i, rows, finish in parsed:
                     mine = answers[start : start + len(rows)]
                     start += len(rows)
-                    results[i] = (dumps(mine[0] if single else mine), 200)
+                    try:
+                        results[i] = finish(mine)
+                    except REFUSED as exc:
+                        results[i] = (error_body(str(exc)), BAD_REQUEST)
         return [r for r in results if r is not None]
+
+    # -- the Open Inference Protocol ------------------------------------------------------
+    def v2_metadata(self) -> dict[str, Any] | None:
+        if not self.platform:
+            return None
+        width = self.row_width()
+        keys = self.keys_of()
+        output = (
+            v2.metadata("predict_proba", "FP64", [None, len(keys)])
+            if keys
+            else v2.metadata("predict", self.prediction_datatype(), [None])
+        )
+        return {
+            "platform": self.platform,
+            "inputs": [v2.metadata("input-0", "FP64", [None, width]).model_dump()],
+            "outputs": [output.model_dump()],
+        }
+
+    def _v2_rows(self, body: bytes, ctx: RequestContext) -> tuple[list[Any], Finish]:
+        decoded = v2.decode_request(body, ctx.headers)
+        want = v2.wanted(decoded.request)
+        if len(decoded.inputs) != 1:
+            raise InputError(
+                f"inputs: this model takes one 2-D tensor of features, got {len(decoded.inputs)}"
+            )
+        name, array = next(iter(decoded.inputs.items()))
+        if array.ndim != 2 or array.dtype.kind not in "biuf":
+            raise InputError(
+                f"input {name!r}: must be a 2-D numeric tensor [records, features], got "
+                f"{v2.datatype_of(array.dtype, name)} {list(array.shape)}"
+            )
+        rows = [self.row(values, index) for index, values in enumerate(array.tolist())]
+        keys = self.keys_of()
+        found = v2.route(ctx.path)
+        version = found.version if found is not None else None
+
+        def finish(answers: list[Any]) -> tuple[Any, ...]:
+            outputs: dict[str, np.ndarray[Any, Any]] = (
+                {"predict_proba": np.array([[a[k] for k in keys] for a in answers], np.float64)}
+                if keys
+                else {"predict": np.array([_missing(a["prediction"]) for a in answers])}
+            )
+            if want.names is not None:
+                unknown = [n for n in want.names if n not in outputs]
+                if unknown:
+                    raise InputError(
+                        f"outputs: the model has no output {unknown[0]!r} "
+                        f"(it answers {', '.join(outputs)})"
+                    )
+            answer, headers = v2.encode_response(
+                ctx.service, version, decoded.request.id, outputs, want
+            )
+            return answer, 200, headers
+
+        return rows, finish

@@ -10,8 +10,17 @@ only itself. Whether a joint run gives each caller the very bits of its lone run
 the framework's kernels (a matrix product may sum in another order for another batch size);
 the tests of each processor check it for their models.
 
-Bad input raises :class:`BadRequest` (or the wire's ``TensorError``); ``process`` answers it
-400 with the message, which names the input or field at fault.
+Every codec meets the model at one entry, :meth:`TensorProcessor.bind`: named numpy arrays
+(with their wire dtypes) become a :class:`Binding` — the checked arrays in the model's order
+and what to run them with — to which the codec adds its own answer encoder. The PAI-EAS
+protobuf codecs and the Open Inference Protocol (``processors.wire.v2``, chosen by the
+``/v2/models/…/infer`` path of the call) share it, so a request means the same to the model
+whichever way it came, and calls of both kinds batch together; :meth:`TensorProcessor.infer`
+is the same entry for code that holds arrays already.
+
+Bad input raises :class:`BadRequest` (or the wire's ``TensorError`` / ``V2Error``); ``process``
+answers it 400 with the message, which names the input or field at fault (the
+runtime wraps it as ``{"error": …}`` for v2 calls).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from processors.base import RequestContext
+from processors.wire import tensors, v2
 from processors.wire.tensors import TensorError
 
 log = logging.getLogger(__name__)
@@ -36,11 +46,30 @@ OK = 200
 Array = np.ndarray[Any, Any]
 # A model's outputs: names (or positions) → arrays, in the model's order.
 Outputs = Mapping[str | int, Array]
-Answer = tuple[bytes, int]
+# (body, status), or with response headers (the v2 binary tensor extension needs one).
+Answer = tuple[bytes, int] | tuple[bytes, int, dict[str, str]]
+# Named inputs with the wire dtype each was sent as (ArrayDataType codes).
+Given = Mapping[str, tuple[Array, int]]
 
 
 class BadRequest(ValueError):
     """The request cannot be run as it is; the message names the input or field at fault."""
+
+
+# What a caller's bad input raises, in any codec: answered 400 with the message.
+INPUT_ERRORS = (BadRequest, TensorError, v2.V2Error)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Named inputs checked against the model: what :meth:`TensorProcessor.run` takes."""
+
+    inputs: tuple[Array, ...]  # in the order the processor's run() takes them
+    target: Any = None
+    group: Hashable | None = None
+
+    def call(self, answer: Callable[[Outputs], Answer]) -> Call:
+        return Call(self.inputs, answer, self.target, self.group)
 
 
 @dataclass(frozen=True)
@@ -68,20 +97,90 @@ class Call:
 
 
 class TensorProcessor:
-    """Base of the tensor processors: subclasses implement ``parse`` and ``run``."""
+    """Base of the tensor processors: subclasses implement ``parse`` (their own wire format),
+    ``bind`` and ``run``, and for the Open Inference Protocol ``platform`` and
+    ``v2_tensors``."""
+
+    # The Open Inference Protocol's name for the framework ("onnxruntime_onnx"); "" where the
+    # processor does not speak the protocol.
+    platform = ""
 
     def parse(self, body: bytes, ctx: RequestContext) -> Call | Answer:
         """Turn a request into a Call, or answer it at once (a GET, say)."""
+        raise NotImplementedError
+
+    def bind(self, given: Given, parameters: Mapping[str, Any]) -> Binding:
+        """Check named inputs against the model; ``parameters`` are the request's options
+        (a TensorFlow signature name, say)."""
         raise NotImplementedError
 
     def run(self, call: Call, inputs: tuple[Array, ...]) -> Outputs:
         """Run the model on ``inputs`` (``call``'s own, or a batch built from calls like it)."""
         raise NotImplementedError
 
+    def output_name(self, key: str | int) -> str:
+        """The name an output travels under where outputs are named (positions: output_0)."""
+        return key if isinstance(key, str) else f"output_{key}"
+
+    def v2_tensors(self) -> tuple[list[v2.TensorMetadata], list[v2.TensorMetadata]]:
+        """The model's inputs and outputs for the protocol's metadata."""
+        raise NotImplementedError
+
+    def v2_metadata(self) -> dict[str, Any] | None:
+        if not self.platform:
+            return None
+        inputs, outputs = self.v2_tensors()
+        return {
+            "platform": self.platform,
+            "inputs": [t.model_dump() for t in inputs],
+            "outputs": [t.model_dump() for t in outputs],
+        }
+
+    def infer(
+        self, inputs: Mapping[str, Array], parameters: Mapping[str, Any] | None = None
+    ) -> dict[str, Array]:
+        """Run the model on named arrays; its outputs by name. Raises :data:`INPUT_ERRORS`."""
+        given = {
+            name: (a, tensors.wire_dtype(a.dtype, f"input {name!r}")) for name, a in inputs.items()
+        }
+        binding = self.bind(given, parameters or {})
+        call = binding.call(lambda outputs: (b"", OK))
+        return {self.output_name(k): v for k, v in self.run(call, call.inputs).items()}
+
+    def _parse_v2(self, body: bytes, ctx: RequestContext) -> Call:
+        decoded = v2.decode_request(body, ctx.headers)
+        want = v2.wanted(decoded.request)
+        given = {
+            name: (array, tensors.wire_dtype(array.dtype, f"input {name!r}"))
+            for name, array in decoded.inputs.items()
+        }
+        binding = self.bind(given, decoded.request.parameters or {})
+        found = v2.route(ctx.path)
+        version = found.version if found is not None else None
+
+        def answer(outputs: Outputs) -> Answer:
+            named = {self.output_name(k): v for k, v in outputs.items()}
+            if want.names is not None:
+                unknown = [n for n in want.names if n not in named]
+                if unknown:
+                    raise BadRequest(
+                        f"outputs: the model has no output {unknown[0]!r} "
+                        f"(it answers {', '.join(named)})"
+                    )
+                named = {n: named[n] for n in want.names}
+            body, headers = v2.encode_response(
+                ctx.service, version, decoded.request.id, named, want
+            )
+            return body, OK, headers
+
+        return binding.call(answer)
+
     def _parse(self, body: bytes, ctx: RequestContext) -> Call | Answer:
+        # The runtime hands a v2 call over with its path; it wraps any refusal as the
+        # protocol's {"error": …}.
         try:
-            return self.parse(body, ctx)
-        except (BadRequest, TensorError) as exc:
+            return self._parse_v2(body, ctx) if v2.is_infer(ctx.path) else self.parse(body, ctx)
+        except INPUT_ERRORS as exc:
             return str(exc).encode(), BAD_REQUEST
         except DecodeError as exc:
             return f"malformed request body: {exc}".encode(), BAD_REQUEST
@@ -89,13 +188,13 @@ class TensorProcessor:
     def _answer(self, call: Call, outputs: Outputs) -> Answer:
         try:
             return call.answer(outputs)
-        except (BadRequest, TensorError) as exc:
+        except INPUT_ERRORS as exc:
             return str(exc).encode(), BAD_REQUEST
 
     def _run_alone(self, call: Call) -> Answer:
         try:
             outputs = self.run(call, call.inputs)
-        except (BadRequest, TensorError) as exc:
+        except INPUT_ERRORS as exc:
             return str(exc).encode(), BAD_REQUEST
         except Exception as exc:  # the framework refused these inputs: this caller's fault
             log.info("model refused a request: %s", exc)

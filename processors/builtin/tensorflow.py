@@ -10,7 +10,10 @@ A request names a signature (empty: the model's only one, or ``serving_default``
 every input of it by name with the input's exact dtype and a shape the signature accepts,
 and may name the outputs it wants (``output_filter``). ``GET`` answers the signature as JSON
 (``?signature_name=NAME`` for another one). The CPU codes hide any GPU from TensorFlow; the
-GPU codes refuse to load where TensorFlow sees none.
+GPU codes refuse to load where TensorFlow sees none. The Open Inference Protocol
+(``/v2/models/{service}/infer``, platform ``tensorflow_savedmodel``) feeds the same inputs by
+name; its request ``parameters`` may name the signature (``signature_name``), and the
+metadata describes the default signature.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 # TensorFlow's C++ start-up chatter (CPU features, oneDNN notes) is not news in an instance log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -33,11 +37,13 @@ from processors.builtin.tensor import (
     Answer,
     Array,
     BadRequest,
+    Binding,
     Call,
+    Given,
     Outputs,
     TensorProcessor,
 )
-from processors.wire import tensors
+from processors.wire import tensors, v2
 from processors.wire import tf_request_pb2 as pb
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -103,6 +109,7 @@ def find_saved_model(model_entry: str) -> Path:
 
 class TensorFlowProcessor(TensorProcessor):
     uses_gpu = False
+    platform = "tensorflow_savedmodel"
 
     def __init__(self) -> None:
         self.functions: dict[str, Any] = {}
@@ -173,13 +180,12 @@ class TensorFlowProcessor(TensorProcessor):
             return self.signature(named).describe(), OK
         request = pb.PredictRequest()
         request.ParseFromString(body)
-        signature = self.signature(request.signature_name)
         given = {
             name: (tensors.to_array(proto, f"input {name!r}"), proto.dtype)
             for name, proto in request.inputs.items()
         }
-        inputs = signature.order(given)
-        wanted = signature.select(list(request.output_filter))
+        binding = self.bind(given, {"signature_name": request.signature_name})
+        wanted = binding.target.select(list(request.output_filter))
 
         def answer(outputs: Outputs) -> Answer:
             response = pb.PredictResponse()
@@ -187,12 +193,22 @@ class TensorFlowProcessor(TensorProcessor):
                 tensors.fill(response.outputs[name], outputs[name], f"output {name!r}")
             return response.SerializeToString(), OK
 
-        return Call(
-            inputs,
-            answer,
+        return binding.call(answer)
+
+    def bind(self, given: Given, parameters: Mapping[str, Any]) -> Binding:
+        named = parameters.get("signature_name", "")
+        if not isinstance(named, str):
+            raise BadRequest("parameters.signature_name: must be a string")
+        signature = self.signature(named)
+        return Binding(
+            signature.order(dict(given)),
             target=signature,
             group=signature.name if signature.batches else None,
         )
+
+    def v2_tensors(self) -> tuple[list[v2.TensorMetadata], list[v2.TensorMetadata]]:
+        name = self.default or min(self.signatures)
+        return self.signatures[name].v2_tensors()
 
     def run(self, call: Call, inputs: tuple[Array, ...]) -> Outputs:
         signature: Signature = call.target

@@ -203,16 +203,6 @@ def test_processor_from_uploaded_archive(
         ),
         (
             {
-                "name": "batching",
-                "processor_type": "python",
-                "processor_path": "/x",
-                "processor_entry": "app.py",
-                "metadata": {"instance": 1, "rpc.batching": True},
-            },
-            "metadata.rpc.batching: this installation runs one processor call per request",
-        ),
-        (
-            {
                 "name": "io_threads",
                 "processor_type": "python",
                 "processor_path": "/x",

@@ -53,7 +53,7 @@ def test_eascmd_test_serves_locally(tmp_path: Path) -> None:
 
 def test_eascmd_test_refuses_what_the_runtime_does_not_do(tmp_path: Path) -> None:
     desc = tmp_path / "service.json"
-    desc.write_text(json.dumps(python_service("local_batching", metadata={"rpc.batching": True})))
+    desc.write_text(json.dumps(python_service("local_io_threads", metadata={"rpc.io_threads": 4})))
     result = subprocess.run(
         [sys.executable, "-m", "eas_core.cli", "test", str(desc), "--port", str(free_port())],
         cwd=REPO,
@@ -62,4 +62,4 @@ def test_eascmd_test_refuses_what_the_runtime_does_not_do(tmp_path: Path) -> Non
         timeout=60,
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("InvalidDescription: metadata.rpc.batching:"), result.stderr
+    assert result.stderr.startswith("InvalidDescription: metadata.rpc.io_threads:"), result.stderr

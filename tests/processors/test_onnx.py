@@ -16,8 +16,8 @@ from processors.wire import tensors
 from processors.wire import tf_request_pb2 as pb
 from tests.processors import tensor_models as models
 from tests.processors.contract import Case, call, check_contract, context, load
-from tests.processors.service import deployed
-from tests.support.installation import Installation
+from tests.processors.service import BATCHED, deployed
+from tests.support.installation import Installation, metric
 
 ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 pytest.importorskip("onnx", reason="the onnx extra is not installed")
@@ -193,3 +193,26 @@ def test_deployed_through_the_installation(
             bad = service.post(request({"x": X[:, :1]}), direct=direct)
             assert bad.status_code == 400 and "input 'x'" in bad.text
             assert service.get(direct=direct).json()["inputs"][0]["name"] == "x"
+
+
+def test_batched_service_answers_bit_identically_to_unbatched(
+    installation: Installation, unique_name: str, model: tuple[Path, dict[str, Any]]
+) -> None:
+    alone = load(Case(CODE, str(model[0]), b"", lambda _: None))
+    bodies = [
+        request({"x": X[:1]}),
+        request({"x": X}),
+        json.dumps({"inputs": {"x": X[1:].tolist()}}).encode(),
+        request({"x": np.ones((2, 5), np.float32)}),
+        request({"x": X[2:]}, fetch=("label",)),
+        request({"x": -X}),
+    ]
+    with deployed(installation, unique_name, "onnx_cpu", model[0], metadata=BATCHED) as service:
+        answers = service.together(bodies, direct=True)
+        for body, got in zip(bodies, answers, strict=True):
+            assert (got.content, got.status_code) == call(alone, body)
+        assert [a.status_code for a in answers] == [200, 200, 200, 400, 200, 200]
+        url = f"{service.direct}/api/builtin/metrics"
+        assert metric(url, "eas_batch_size_sum", service=unique_name) == len(bodies)
+        # Fewer processor calls than requests: some of them shared a batch.
+        assert metric(url, "eas_batch_size_count", service=unique_name) < len(bodies)

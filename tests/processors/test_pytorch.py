@@ -14,8 +14,8 @@ from processors.wire import pytorch_predict_pb2 as pb
 from processors.wire import tensors
 from tests.processors import tensor_models as models
 from tests.processors.contract import Case, call, check_contract, context, load
-from tests.processors.service import deployed
-from tests.support.installation import Installation
+from tests.processors.service import BATCHED, deployed
+from tests.support.installation import Installation, metric
 
 torch = pytest.importorskip("torch", reason="the torch extra is not installed")
 
@@ -186,3 +186,25 @@ def test_deployed_through_the_installation(
             bad = service.post(b"\x0a\xff", direct=direct)
             assert bad.status_code == 400 and "malformed request body" in bad.text
             assert service.post(request(x, ids), direct=direct).content == got.content
+
+
+def test_batched_service_answers_bit_identically_to_unbatched(
+    installation: Installation, unique_name: str, modules: dict[str, Path]
+) -> None:
+    alone = load(Case(CODE, str(modules["mlp"]), b"", lambda _: None))
+    bodies = [
+        request(X[:1]),
+        request(X),
+        request(np.ones((2, 5), np.float32)),
+        request(X[1:]),
+        request(-X),
+        request(X[2:] * 3),
+    ]
+    with deployed(installation, unique_name, CODE, modules["mlp"], metadata=BATCHED) as service:
+        answers = service.together(bodies, direct=True)
+        for body, got in zip(bodies, answers, strict=True):
+            assert (got.content, got.status_code) == call(alone, body)
+        assert [a.status_code for a in answers] == [200, 200, 400, 200, 200, 200]
+        url = f"{service.direct}/api/builtin/metrics"
+        assert metric(url, "eas_batch_size_sum", service=unique_name) == len(bodies)
+        assert metric(url, "eas_batch_size_count", service=unique_name) < len(bodies)
