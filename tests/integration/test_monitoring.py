@@ -17,6 +17,7 @@ import pytest
 
 from eas_core.errors import BadRequest, NotFound
 from eas_core.spec.monitoring import ServiceMetrics
+from eas_core.spec.routes import RouteTable
 from tests.support.installation import (
     Installation,
     delete_services,
@@ -367,6 +368,11 @@ def test_a_call_held_for_an_instance_that_never_gets_ready_is_answered_503(
         client.create_service(python_service(name, model_path=str(model), metadata={"instance": 0}))
         token = client.describe_service(name)["AccessToken"]
         monitored.eascmd("autoscale", name, "--min", "0", "--max", "2", "--qps", "15")
+        wait_for(
+            lambda: _gateway_wakes(monitored, name),
+            timeout=30,
+            what="the gateway's route table to hold calls for the service",
+        )
         started = time.monotonic()
         answer = monitored.predict(name, b"echo:never", token)
         waited = time.monotonic() - started
@@ -377,3 +383,13 @@ def test_a_call_held_for_an_instance_that_never_gets_ready_is_answered_503(
         assert client.describe_service(name)["TotalInstance"] == 1  # it was asked for one
     finally:
         delete_services(client, name)
+
+
+def _gateway_wakes(installation: Installation, name: str) -> bool:
+    """Whether the route table the gateway serves from marks NAME as woken by a call."""
+    persisted = installation.data_dir / "gateway" / "routes.json"
+    if not persisted.exists():
+        return False
+    table = RouteTable.model_validate_json(persisted.read_bytes())
+    route = table.services.get(name)
+    return route is not None and route.wakes

@@ -68,6 +68,9 @@ def set_autoscale(request: Request, name: ServiceName, rule: AutoscaleRule) -> A
         f"autoscaling on: {rule.min} to {rule.max} instances, {rule.metric} "
         f"{rule.target:g} per instance",
     )
+    # A rule with Min 0 changes the route table (the gateway holds calls for such a service):
+    # publish it now rather than at the next tick.
+    request.app.state.poke()
     return _status(name, record)
 
 
@@ -78,6 +81,7 @@ def delete_autoscale(request: Request, name: ServiceName) -> AutoscaleStatus:
     repo.get_service(name)
     if scaling.delete_rule(name):
         scaling.add_event(name, "Autoscale", "autoscaling off")
+        request.app.state.poke()
     return _status(name, None)
 
 
