@@ -112,11 +112,11 @@ def deploy(client: ControlClient, gateway_url: str, name: str) -> tuple[Target, 
     except Conflict:
         created = False
     client.wait_until_running(name, timeout=120)
-    token = client.describe_service(name)["AccessToken"]
-    ready = [w for w in client.list_instances(name) if w["Ready"]]
+    token = client.describe_service(name).access_token
+    ready = [w for w in client.list_instances(name) if w.ready]
     if not ready:
         raise SystemExit(f"service {name!r} is running but lists no ready instance")
-    direct = require_loopback(f"http://{ready[0]['IP']}:{ready[0]['Port']}", "the instance")
+    direct = require_loopback(f"http://{ready[0].ip}:{ready[0].port}", "the instance")
     return (
         Target(
             service=name,

@@ -130,14 +130,14 @@ def deployed(
         client.create_service(description)
         client.wait_until_running(description["name"], timeout=600)
         cold = time.perf_counter() - started
-        token = client.describe_service(description["name"])["AccessToken"]
+        token = client.describe_service(description["name"]).access_token
         instance = client.list_instances(description["name"])[0]
-        direct = f"http://{instance['IP']}:{instance['Port']}/api/predict/{description['name']}"
+        direct = f"http://{instance.ip}:{instance.port}/api/predict/{description['name']}"
         gateway = f"{installation.gateway_url}/api/predict/{description['name']}"
         result: dict[str, Any] = {"cold_start_s": round(cold, 2)}
         result["gateway"] = timed_calls(gateway, body, token, requests)
         result["direct"] = timed_calls(direct, body, token, requests)
-        rss = instance_rss(installation.process.pid, int(instance["Port"]))
+        rss = instance_rss(installation.process.pid, instance.port)
         result["instance_rss_mb"] = round(rss / 2**20)
         client.delete_service(description["name"])
         client.wait_until_deleted(description["name"], timeout=120)

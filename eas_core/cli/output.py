@@ -5,30 +5,41 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
+import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from eas_core.sdk import ControlModel
 
 # Piped output is not cut at 80 columns: scripts grep endpoints and tokens from it.
 stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 1000)
 stderr = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 1000)
 
-
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+def emit_json(data: ControlModel | Sequence[ControlModel]) -> None:
+    """What the control API answered, with its own key spellings."""
+    wire = [item.wire() for item in data] if isinstance(data, Sequence) else data.wire()
+    sys.stdout.write(json.dumps(wire, indent=2, ensure_ascii=False) + "\n")
+
+
+def rows(items: Iterable[ControlModel]) -> list[dict[str, object]]:
+    """Table rows keyed by the wire spellings, which are the tables' column names."""
+    return [item.model_dump(by_alias=True) for item in items]
+
+
+def table(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> None:
     t = Table(*columns, show_lines=False)
     for row in rows:
         t.add_row(*(_cell(row.get(c)) for c in columns))
     stdout.print(t)
 
 
-def fields(data: dict[str, Any], keys: Sequence[str] | None = None) -> None:
+def fields(data: Mapping[str, object], keys: Sequence[str] | None = None) -> None:
     """A two-column key/value table (what `desc` shows)."""
     t = Table(show_header=False)
     t.add_column(style="bold")
@@ -46,7 +57,7 @@ def progress(message: str) -> None:
     stderr.print(f"[green][OK][/green] {escape(message)}", highlight=False)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():

@@ -15,7 +15,6 @@ import click
 
 from eas_core.artefacts import pack_directory
 from eas_core.cli import output
-from eas_core.cli.main import cli
 from eas_core.config import (
     DEFAULT_CONTROLLER_PORT,
     DEFAULT_DATA_DIR,
@@ -24,7 +23,7 @@ from eas_core.config import (
 )
 from eas_core.errors import Conflict, EASError
 from eas_core.installation import Installation, Part
-from eas_core.sdk.control import ControlClient
+from eas_core.sdk import ControlClient, Service
 
 DEMO_SERVICE = "demo"
 REPO = Path(__file__).resolve().parents[2]
@@ -65,7 +64,7 @@ def pipelines_part(installation: Installation, credentials: dict[str, str], port
     return Part("pipelines", command, f"http://{settings.host}:{port}/server_info", env)
 
 
-def deploy_demo(client: ControlClient) -> dict[str, object]:
+def deploy_demo(client: ControlClient) -> Service:
     """The echo processor from examples/echo, deployed once; later starts reuse it.
 
     It is uploaded (a reproducible tar, so the same URI every time) rather than named by
@@ -73,7 +72,7 @@ def deploy_demo(client: ControlClient) -> dict[str, object]:
     read (EAS_ARTEFACT_LOCAL_ROOTS)."""
     with tempfile.TemporaryDirectory(prefix="eas-demo-") as tmp:
         package = pack_directory(EXAMPLES / "echo", Path(tmp) / "echo.tar", 16 * 1024 * 1024)
-        uri = client.upload(package)["uri"]
+        uri = client.upload(package).uri
     document = {
         "name": DEMO_SERVICE,
         "processor_type": "python",
@@ -89,7 +88,7 @@ def deploy_demo(client: ControlClient) -> dict[str, object]:
     return client.wait_until_running(DEMO_SERVICE, timeout=120)
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -161,9 +160,9 @@ def server(
             )
             info = deploy_demo(client)
             output.progress("Service is running")
-            token = client.describe_service(DEMO_SERVICE)["AccessToken"]
             click.echo(
-                f"curl {info['IntranetEndpoint']} -H 'Authorization: {token}' -d 'hello eas'"
+                f"curl {info.intranet_endpoint} -H 'Authorization: {info.access_token}' "
+                "-d 'hello eas'"
             )
         if pipelines:
             installation.add(pipelines_part(installation, credentials, dagster_port))
@@ -177,7 +176,7 @@ def server(
         installation.stop()
 
 
-@cli.command()
+@click.command()
 def controller() -> None:
     """Run only the controller (settings from EAS_* variables)."""
     from eas_core.controller.app import main
@@ -185,7 +184,7 @@ def controller() -> None:
     main()
 
 
-@cli.command()
+@click.command()
 def gateway() -> None:
     """Run only a gateway (settings from EAS_* variables)."""
     from eas_core.gateway.app import main

@@ -14,14 +14,14 @@ from typing import Any
 
 import psutil
 import uvicorn
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from eas_core import __version__
 from eas_core.artefacts import ArtefactStore
 from eas_core.auth.keys import generate_access_key
 from eas_core.config import ControllerSettings
-from eas_core.controller.api import artefacts, services
-from eas_core.controller.api.auth import ReplayGuard, SignedRequests, authenticated
+from eas_core.controller.api import artefacts, resources, services
+from eas_core.controller.api.auth import ReplayGuard, SignedRequests
 from eas_core.controller.api.errors import install_error_handlers
 from eas_core.controller.backends.local import LocalBackend
 from eas_core.controller.publisher import Publisher, build_routes
@@ -29,6 +29,7 @@ from eas_core.controller.reconciler import Reconciler
 from eas_core.controller.services import Services
 from eas_core.controller.sources import SourcePolicy
 from eas_core.controller.store import Repository
+from eas_core.spec.control import Health
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     app.state.services = operations
     app.include_router(services.router)
     app.include_router(artefacts.router)
+    app.include_router(resources.router)
     install_error_handlers(app)
     app.add_middleware(
         SignedRequests,
@@ -144,22 +146,8 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     )
 
     @app.get("/api/v1/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "pid": os.getpid()}
-
-    @app.get("/api/v1/resources", dependencies=[Depends(authenticated)])
-    def resources() -> list[dict[str, Any]]:
-        nodes = backend.nodes()
-        return [
-            {
-                "ResourceName": "public",
-                "InstanceCount": len(nodes),
-                "CpuCount": sum(n.cpu for n in nodes),
-                "GpuCount": sum(n.gpu for n in nodes),
-                "Status": "ResourceReady",
-                "Nodes": [n.__dict__ for n in nodes],
-            }
-        ]
+    def health() -> Health:
+        return Health(status="ok", version=__version__, pid=os.getpid())
 
     return app
 

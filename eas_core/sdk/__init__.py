@@ -1,5 +1,6 @@
-"""The public face for programs: the control client (what eascmd and pipelines use) and,
-for callers of services, the prediction client with its requests.
+"""The public face for programs: the control client (what eascmd and pipelines use) with the
+typed shapes it answers (Service, ServiceStatus, ...), and, for callers of services, the
+prediction client with its requests.
 
 The tensor requests (TFRequest, TorchRequest and their responses) need numpy and protobuf;
 they are imported when first used, so `eascmd` starts without them.
@@ -20,7 +21,21 @@ from eas_core.sdk.predict import (
     StringRequest,
     StringResponse,
 )
+from eas_core.spec.control import (
+    ControlModel,
+    Health,
+    Instance,
+    Node,
+    ResourceGroup,
+    Service,
+    ServiceLogs,
+    ServiceSummary,
+    Upload,
+    Version,
+    VersionArtefact,
+)
 from eas_core.spec.service import VERSIONED_FIELDS
+from eas_core.spec.status import InstanceStatus, ResourceGroupStatus, ServiceStatus
 
 if TYPE_CHECKING:
     from eas_core.sdk.requests import TFRequest, TFResponse, TorchRequest, TorchResponse
@@ -44,12 +59,26 @@ __all__ = [
     "AsyncPredictClient",
     "ClientConfig",
     "ControlClient",
+    "ControlModel",
+    "Health",
+    "Instance",
+    "InstanceStatus",
+    "Node",
     "PredictClient",
     "PredictException",
+    "ResourceGroup",
+    "ResourceGroupStatus",
+    "Service",
+    "ServiceLogs",
+    "ServiceStatus",
+    "ServiceSummary",
     "StringRequest",
     "StringResponse",
     "TFRequest",
     "TFResponse",
     "TorchRequest",
     "TorchResponse",
+    "Upload",
+    "Version",
+    "VersionArtefact",
 ]

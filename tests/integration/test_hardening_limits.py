@@ -62,7 +62,7 @@ def limited_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target
         )
         installation.client.create_service(document)
         installation.client.wait_until_running(name, timeout=90)
-        token = installation.client.describe_service(name)["AccessToken"]
+        token = installation.client.describe_service(name).access_token
         yield Target(installation.gateway_port, f"/api/predict/{name}", token)
     finally:
         installation.stop()

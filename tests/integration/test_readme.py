@@ -38,7 +38,7 @@ def test_readme_processor_and_description_deploy(
     desc = tmp_path / "service.json"
     desc.write_text(json.dumps(document))
     created = installation.eascmd("create", str(desc))
-    token = installation.client.describe_service("readme_tour")["AccessToken"]
+    token = installation.client.describe_service("readme_tour").access_token
     assert token in created.stdout
     answer = installation.predict("readme_tour", b"10 20", token)
     assert (answer.status_code, answer.content) == (200, b"True")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from eas_core.sdk import ServiceStatus
 from tests.support.installation import Installation, python_service, wait_for
 from tests.support.load import SteadyLoad
 
@@ -33,7 +34,7 @@ def test_roll_rollback_blue_green_and_scale_with_no_failed_request(
         python_service(name, instances=2, model_path=model(workdir, "v1"))
     )
     installation.client.wait_until_running(name, timeout=60)
-    token = installation.client.describe_service(name)["AccessToken"]
+    token = installation.client.describe_service(name).access_token
     url = f"{installation.gateway_url}/api/predict/{name}"
     figures: dict[str, float] = {}
 
@@ -46,7 +47,8 @@ def test_roll_rollback_blue_green_and_scale_with_no_failed_request(
         installation.eascmd("modify", name, "-s", str(change), "--wait")
         figures["roll_seconds"] = time.monotonic() - started
         info = installation.client.describe_service(name)
-        assert (info["LatestVersion"], info["CurrentVersion"], info["Status"]) == (2, 2, "Running")
+        assert (info.latest_version, info.current_version) == (2, 2)
+        assert info.status == ServiceStatus.RUNNING
         time.sleep(0.5)
         mark = time.monotonic()
         time.sleep(1)
@@ -56,7 +58,7 @@ def test_roll_rollback_blue_green_and_scale_with_no_failed_request(
         started = time.monotonic()
         installation.eascmd("version", name, "1", "--wait")
         figures["rollback_seconds"] = time.monotonic() - started
-        assert installation.client.describe_service(name)["CurrentVersion"] == 1
+        assert installation.client.describe_service(name).current_version == 1
         time.sleep(0.5)
         mark = time.monotonic()
         time.sleep(1)
@@ -69,12 +71,12 @@ def test_roll_rollback_blue_green_and_scale_with_no_failed_request(
         )
         created = installation.eascmd("create", str(related_doc), "-r").stdout
         related = next(
-            s["ServiceName"]
+            s.service_name
             for s in installation.client.list_services()
-            if s["ServiceName"].startswith(name + "_")
+            if s.service_name.startswith(name + "_")
         )
         assert f"/api/predict/{related}" in created
-        related_token = installation.client.describe_service(related)["AccessToken"]
+        related_token = installation.client.describe_service(related).access_token
         assert installation.predict(related, b"whoami", related_token).status_code == 200
         assert all(who(b) == "v1" for b in load.result.bodies_since(time.monotonic() - 0.5))
 
@@ -129,7 +131,7 @@ def test_failed_roll_keeps_the_previous_version_serving(
         python_service(name, instances=2, model_path=model(workdir, "good"))
     )
     installation.client.wait_until_running(name, timeout=60)
-    token = installation.client.describe_service(name)["AccessToken"]
+    token = installation.client.describe_service(name).access_token
     change = workdir / "bad.json"
     change.write_text(json.dumps({"model_path": model(workdir, "fail-initialize")}))
     with SteadyLoad(f"{installation.gateway_url}/api/predict/{name}", token, b"whoami") as load:
@@ -140,10 +142,10 @@ def test_failed_roll_keeps_the_previous_version_serving(
     assert not load.result.failures
     assert {who(b) for b in load.result.bodies_since(0)} == {"good"}
     info = installation.client.describe_service(name)
-    assert (info["CurrentVersion"], info["LatestVersion"]) == (1, 2)
-    assert "Rolling to version 2 failed" in info["Message"]
+    assert (info.current_version, info.latest_version) == (1, 2)
+    assert "Rolling to version 2 failed" in info.message
     wait_for(
-        lambda: {w["Version"] for w in installation.client.list_instances(name)} == {1},
+        lambda: {w.version for w in installation.client.list_instances(name)} == {1},
         what="the failed version's instances to go",
     )
     # Every version stays retrievable, with its artefact snapshot.
@@ -162,7 +164,7 @@ def test_old_version_restores_after_its_source_changed(
     source.write_text("first")
     installation.client.create_service(python_service(name, model_path=str(source)))
     installation.client.wait_until_running(name, timeout=60)
-    token = installation.client.describe_service(name)["AccessToken"]
+    token = installation.client.describe_service(name).access_token
     installation.client.modify_service(name, {"model_path": model(workdir, "second")})
     installation.client.wait_until_running(name, timeout=60, version=2)
     source.write_text("overwritten")  # the artefact source changes after the fact
@@ -183,7 +185,7 @@ def test_controller_restart_mid_roll_finishes_the_roll(
         python_service(name, instances=2, model_path=model(workdir, "old"))
     )
     installation.client.wait_until_running(name, timeout=60)
-    token = installation.client.describe_service(name)["AccessToken"]
+    token = installation.client.describe_service(name).access_token
     with SteadyLoad(f"{installation.gateway_url}/api/predict/{name}", token, b"whoami") as load:
         installation.client.modify_service(
             name, {"model_path": model(workdir, "slow-initialize:2")}
@@ -202,7 +204,7 @@ def test_controller_restart_mid_roll_finishes_the_roll(
         installation.client.wait_until_running(name, timeout=60, version=2)
         wait_for(
             lambda: (
-                {w["Version"] for w in installation.client.list_instances(name)} == {2}
+                {w.version for w in installation.client.list_instances(name)} == {2}
                 and len(installation.client.list_instances(name)) == 2
             ),
             timeout=30,

@@ -112,7 +112,7 @@ def cleanup(installation: Installation) -> Iterator[Callable[[str], str]]:
     client = installation.client
     for name in names:
         related = [
-            s["ServiceName"] for s in client.list_services() if s["ServiceName"].startswith(name)
+            s.service_name for s in client.list_services() if s.service_name.startswith(name)
         ]
         for service in related:
             with contextlib.suppress(NotFound):
