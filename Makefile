@@ -29,11 +29,8 @@ install-test: $(VENV)/.test
 serve: install
 	$(VENV)/bin/eascmd server --demo --pipelines
 
-# Every test. pytest's exit status 5 (nothing collected) fails like any other.
-test: install-test
-	$(PY) -m ruff check .
-	$(PY) -m mypy
-	$(VENV)/bin/lint-imports
+# Every check, then every test. pytest's exit status 5 (nothing collected) fails like any other.
+test: lint
 	$(PY) -m pytest
 
 test-fast: install-test
@@ -49,8 +46,9 @@ fmt: install-test
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench: install-test
-	$(PY) bench/echo.py
+# Every workload against every peer (bench/README.md); BENCH_ARGS=--quick for a smoke check.
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
 
 # Regenerate processors/wire/*_pb2.py(i) from the .proto files; fails when the committed ones
 # differ from what protoc makes of them.

@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
+from bench.installation import start
 from eas_core.sdk import Instance
-from tests.support.installation import start_installation
 
 PROCESSOR = """\
 import os
@@ -67,8 +67,15 @@ def run(tmp: Path, args: argparse.Namespace) -> None:
     (package / "app.py").write_text(PROCESSOR)
     data_dir = tmp / "data"
     data_dir.mkdir()
-    installation = start_installation(
-        data_dir, extra_env={"EAS_HUNG_RESTART_SECONDS": str(args.hung_restart)}
+    installation = start(
+        data_dir,
+        cpus=None,  # not a throughput figure: the processes use the machine as they like
+        extra_env={
+            "EAS_HUNG_RESTART_SECONDS": str(args.hung_restart),
+            # Quick restarts and drains, so that recovery shows the hang handling itself.
+            "EAS_RESTART_BACKOFF_INITIAL": "0.5",
+            "EAS_DRAIN_SECONDS": "1.0",
+        },
     )
     try:
         client = installation.client

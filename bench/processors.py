@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import psutil
 
-from tests.support.installation import REPO, start_installation
+from bench.installation import REPO, start
 
 BENCH = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = BENCH / "results" / "tensor-processors.md"
@@ -123,7 +123,7 @@ def deployed(
 ) -> dict[str, Any]:
     description = json.loads((EXAMPLES / example / "service.json").read_text())
     description["model_path"] = str(model)
-    installation = start_installation(data_dir)
+    installation = start(data_dir, cpus=None)
     try:
         client = installation.client
         started = time.perf_counter()

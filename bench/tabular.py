@@ -44,7 +44,7 @@ def make_models(directory: Path) -> dict[str, tuple[str, bytes, str]]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from tests.processors.tabular_models import heart_pmml, records, sparse_model
+    from bench.tabular_models import heart_pmml, records, sparse_model
 
     path, _, frame = heart_pmml(directory)
     heart = json.dumps(records(frame.iloc[:1])).encode()
@@ -122,13 +122,13 @@ def instance_rss(models: dict[str, tuple[str, bytes, str]], requests: int) -> di
     import httpx
     import psutil
 
-    from tests.support.installation import start_installation
+    from bench.installation import start
 
     rss: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
-        installation = start_installation(data_dir)
+        installation = start(data_dir, cpus=None)
         try:
             client = installation.client
             for code in CODES:

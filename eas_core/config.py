@@ -1,14 +1,26 @@
 """Configuration: one schema per process kind, read once from ``EAS_*`` variables and flags.
 
-This is the only module that reads the environment. Defaults make ``eascmd server`` work with
-nothing set: everything lives under one data directory (``~/.eas-server`` unless
-``EAS_DATA_DIR`` or ``--data-dir`` says otherwise).
+This is the only module of ``eas_core`` that reads the environment: every setting is a field
+of a settings class here (``EAS_*``, and the object stores' ``OSS_*`` fallbacks), and the
+environment a process hands on to the processes it starts comes from
+:func:`child_environment`. Defaults make ``eascmd server`` work with nothing set: everything
+lives under one data directory (``~/.eas-server`` unless ``EAS_DATA_DIR`` or ``--data-dir``
+says otherwise).
+
+    InstallationSettings   every process of one installation (data dir, host, ports)
+    ControllerSettings     the controller: reconcile, supervision, artefact limits, node size
+    GatewaySettings        a gateway: body and upstream limits, retries, the handed-over socket
+    HttpLimitSettings      what one HTTP server lets its callers hold (gateway and instances)
+    RuntimeSettings        one instance, set by the backend in the instance's environment
+    ObjectStoreSettings    oss:// and s3:// endpoints and credentials
+    ClientSettings         eascmd and the SDK: where the client configuration file is
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -19,7 +31,10 @@ from eas_core.http.limits import Limits
 DEFAULT_DATA_DIR = Path.home() / ".eas-server"
 DEFAULT_CONTROLLER_PORT = 8000
 DEFAULT_GATEWAY_PORT = 8080
+DEFAULT_BACKEND = "local"
 MiB = 1024 * 1024
+# The largest artefact (model or processor package) stored, fetched or unpacked.
+MAX_ARTEFACT_BYTES = 2048 * MiB
 # Replay window for signed predict calls: the official SDK writes its local time labelled
 # GMT, so ±15 h lets every time zone in and keeps a day-old captured call out (SPEC §5).
 SIGNATURE_MAX_SKEW = 15 * 3600.0
@@ -39,6 +54,8 @@ class InstallationSettings(_Settings):
     gateway_port: int = DEFAULT_GATEWAY_PORT
     # What `create` prints as the endpoint; defaults to http://host:gateway_port.
     public_endpoint: str | None = None
+    # Where instances run: a name in eas_core.controller.backends.registry.BACKENDS.
+    backend: str = DEFAULT_BACKEND
 
     @property
     def controller_url(self) -> str:
@@ -67,7 +84,7 @@ class ControllerSettings(InstallationSettings):
     # Seconds an instance may stay unable to answer — every worker thread stuck past the
     # request deadline, or its readiness probe unanswered — before it is killed and restarted.
     hung_restart_seconds: float = Field(default=30.0, gt=0)
-    max_artefact_bytes: int = 2048 * MiB
+    max_artefact_bytes: int = MAX_ARTEFACT_BYTES
     # Largest body of a JSON call (descriptions, changes): refused with 413 before reading.
     max_json_body_bytes: int = Field(default=1 * MiB, gt=0)
     # Signature nonces remembered against replays (each for twice the 15-minute skew).
@@ -84,11 +101,23 @@ class ControllerSettings(InstallationSettings):
     node_cpu: float | None = None
     node_memory_mb: int | None = None
     node_gpu: int = 0
+    # The resource group (`metadata.resource`) of the local node.
+    node_resource_group: str = "public"
     max_body_bytes: int = 64 * MiB
 
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'eas.db'}"
+
+    @property
+    def artefact_dir(self) -> Path:
+        """The installation's artefact store (what ``eas://`` URIs name)."""
+        return self.data_dir / "artefacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        """This machine's cache of unpacked artefacts."""
+        return self.data_dir / "cache"
 
 
 class HttpLimitSettings(_Settings):
@@ -157,14 +186,16 @@ class RuntimeSettings(HttpLimitSettings):
     worker_processes: int | None = None
     max_queue_size: int = 64
     keepalive_ms: int = 5000
-    batching: bool = False
-    max_batch_size: int = 16
-    max_batch_timeout_ms: int = 50
     max_body_bytes: int = 64 * MiB
     model_entry: str = ""
     model_config_text: str = Field(default="", alias="EAS_MODEL_CONFIG")
     processor: str = ""  # built-in processor code, when not a custom one
     instance_dir: Path | None = None  # where the runtime reports why it failed
+    # The node's artefact store (what eas:// URIs name), its cache of unpacked artefacts,
+    # and the largest artefact it unpacks: set by the backend that runs the instance.
+    artefact_store: Path | None = None
+    cache_dir: Path | None = None
+    max_artefact_bytes: int = Field(default=MAX_ARTEFACT_BYTES, gt=0)
     signature_max_skew: float = Field(default=SIGNATURE_MAX_SKEW, ge=0)  # as the gateway's
 
     model_config = SettingsConfigDict(env_prefix="EAS_", extra="ignore", populate_by_name=True)
@@ -194,13 +225,40 @@ def read_or_create_secret(path: Path) -> str:
     return value
 
 
+class ClientSettings(_Settings):
+    """``eascmd`` and the SDK's ``ClientConfig``."""
+
+    model_config = SettingsConfigDict(env_prefix="EAS_", extra="ignore", env_ignore_empty=True)
+    # The file `eascmd config` writes: ~/.eas/config unless EAS_CONFIG names another.
+    config: Path | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.config or Path.home() / ".eas" / "config"
+
+
 def client_config_path() -> Path:
     """``~/.eas/config`` unless ``EAS_CONFIG`` names another file."""
-    return Path(os.environ.get("EAS_CONFIG") or Path.home() / ".eas" / "config")
+    return ClientSettings().config_path
 
 
-def child_environment(extra: dict[str, str]) -> dict[str, str]:
-    """The environment for a process we start: ours, plus ``extra``."""
-    env = dict(os.environ)
+def child_environment(
+    extra: Mapping[str, str],
+    *,
+    drop_prefix: str | None = None,
+    search_paths: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, str]:
+    """The environment for a process we start: ours, less the variables whose names start
+    with ``drop_prefix`` (settings meant for this process only), plus ``extra``. Each
+    ``search_paths`` variable (``LD_LIBRARY_PATH``, …) gets the given directories in front of
+    what ours holds."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if drop_prefix is None or not name.startswith(drop_prefix)
+    }
     env.update(extra)
+    for name, directories in (search_paths or {}).items():
+        inherited = env.get(name)
+        env[name] = os.pathsep.join([*directories, *([inherited] if inherited else [])])
     return env

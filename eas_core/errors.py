@@ -1,18 +1,20 @@
-"""One error family for the whole platform.
+"""One error family for the control plane: the control API, the SDK, eascmd and the pipelines.
 
     EASError                    500  base: status + message, rendered as ``Kind: message``
     ├── InvalidDescription      400  a service description field is wrong (names the field)
     ├── BadRequest              400  any other malformed request
-    ├── Unauthorized            401  missing or wrong token / access key
-    ├── Forbidden               403  authenticated, but no policy allows it
+    ├── Unauthorized            401  missing or wrong access key or signature
     ├── NotFound                404  no such service / version / artefact
     ├── Conflict                409  name taken, operation not possible in this state
     ├── PayloadTooLarge         413  body or artefact over the configured limit
     ├── ArtefactError           400  an artefact cannot be fetched or unpacked safely
-    └── Unavailable             503  no ready instance, backend down
+    └── Unavailable             503  the controller cannot take the call now
 
-Each edge (control API, gateway, CLI) maps the family once: HTTP status from ``status``,
-body ``{"code": kind, "message": message}``; the CLI prints ``Kind: message`` and exits 1.
+The control API maps the family once (``controller/api/errors.py``): HTTP status from
+``status``, body ``{"code": kind, "message": message}``; the SDK rebuilds the error from that
+body (:func:`from_response`); eascmd prints ``Kind: message`` and exits 1. The data path (the
+gateway and the instances) does not use it: it answers with the platform's status codes and
+a plain-text reason (``spec.status``).
 """
 
 from __future__ import annotations
@@ -51,10 +53,6 @@ class Unauthorized(EASError):
     status = 401
 
 
-class Forbidden(EASError):
-    status = 403
-
-
 class NotFound(EASError):
     status = 404
 
@@ -81,7 +79,6 @@ _BY_KIND: dict[str, type[EASError]] = {
         EASError,
         BadRequest,
         Unauthorized,
-        Forbidden,
         NotFound,
         Conflict,
         PayloadTooLarge,

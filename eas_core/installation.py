@@ -9,7 +9,8 @@ first, then the instances, then the gateway.
 Instances belong to the installation, not to the controller process: a controller that
 stops, crashes or is restarted alone (SIGTERM included) leaves them serving, and the next
 controller adopts them. Only the installation's own shutdown stops them, itself, through
-the local backend, once no controller is left that could start them again.
+the backend it is configured with (``EAS_BACKEND``), once no controller is left that could
+start them again.
 """
 
 from __future__ import annotations
@@ -26,12 +27,16 @@ from dataclasses import dataclass
 
 import httpx
 
-from eas_core.config import InstallationSettings, child_environment
-from eas_core.controller.backends.local import LocalBackend
+from eas_core.backoff import Backoff
+from eas_core.config import ControllerSettings, InstallationSettings, child_environment
+from eas_core.controller.backends.registry import backend_class, build_backend
+from eas_core.spec.paths import PING_PATH
 
 log = logging.getLogger(__name__)
 
-RESTART_BACKOFF_MAX = 10.0
+RESTART_BACKOFF = Backoff(initial=0.5, maximum=10.0)
+# A part that ran this long before it died failed afresh: its back-off starts over.
+STABLE_SECONDS = 60.0
 
 
 @dataclass
@@ -42,6 +47,7 @@ class Part:
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    failures: int = 0  # consecutive deaths, each soon after its start
     started_at: float = 0.0
     pass_fds: tuple[int, ...] = ()
 
@@ -57,6 +63,7 @@ class Installation:
             "EAS_HOST": settings.host,
             "EAS_CONTROLLER_PORT": str(settings.controller_port),
             "EAS_GATEWAY_PORT": str(settings.gateway_port),
+            "EAS_BACKEND": settings.backend,
         }
         if settings.public_endpoint:
             base["EAS_PUBLIC_ENDPOINT"] = settings.public_endpoint
@@ -64,7 +71,7 @@ class Installation:
             Part(
                 "gateway",
                 [sys.executable, "-m", "eas_core.gateway"],
-                f"{settings.gateway_url}/api/builtin/ping",
+                f"{settings.gateway_url}{PING_PATH}",
                 base,
             ),
             Part(
@@ -78,6 +85,7 @@ class Installation:
         self.gateway_socket: socket.socket | None = None
 
     def start(self) -> None:
+        backend_class(self.settings.backend)  # an unknown backend is refused before anything
         # Secrets live here (access keys, tokens, the internal token): this user only.
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
@@ -141,9 +149,9 @@ class Installation:
                     continue
                 code = part.process.returncode
                 part.restarts += 1
-                delay = min(0.5 * 2 ** min(part.restarts - 1, 5), RESTART_BACKOFF_MAX)
-                if time.monotonic() - part.started_at > 60:
-                    delay = 0.5  # it ran fine for a while: a fresh failure, not a crash loop
+                stable = time.monotonic() - part.started_at > STABLE_SECONDS
+                part.failures = 1 if stable else part.failures + 1
+                delay = RESTART_BACKOFF.delay(part.failures)
                 log.warning(
                     "the %s exited with %s; starting it again in %.1fs", part.name, code, delay
                 )
@@ -158,7 +166,7 @@ class Installation:
         process group goes, its own children included."""
         self.stopping = True
         for part in reversed(self.parts):
-            if part.name == "gateway":
+            if part.name == "gateway" and part.process is not None:
                 self._stop_instances()  # no controller is left to start them again
             process = part.process
             if process is None or process.poll() is not None:
@@ -179,11 +187,13 @@ class Installation:
 
     def _stop_instances(self) -> None:
         try:
-            LocalBackend(self.data_dir, host=self.settings.host, cpu=1.0, memory_mb=1).shutdown(
-                stop_instances=True
+            # The settings the controller had: these, and the environment it was started with.
+            settings = ControllerSettings(
+                **{**self.settings.model_dump(exclude_unset=True), "data_dir": self.data_dir}
             )
+            build_backend(settings).shutdown(stop_instances=True)
         except Exception:  # the gateway must still be stopped
-            log.exception("could not stop the instances under %s", self.data_dir)
+            log.exception("could not stop the instances of %s", self.data_dir)
 
 
 def _group_gone(pgid: int, *, timeout: float) -> bool:

@@ -10,5 +10,7 @@ the gateway; nothing here imports the controller, the gateway or the instance ru
     jobs         retrain_and_deploy, deploy, rollback, release, and the schedule
     sensors      new_model, health, run_failure             resources  the installation
     rollout      all_at_once / blue_green over the SDK      smoke    requests and judging
+    json_path    JSON paths into answers (declaration and smoke use it)
     stores       installation | local | oss model stores   definitions  the code location
+    settings     EAS_PIPELINES_*: the only reader of the environment
 """

@@ -15,7 +15,7 @@ import dagster as dg
 
 from eas_pipelines.declaration import PipelineDeclaration
 from eas_pipelines.rollout import Outcome, RolloutFailed
-from eas_pipelines.smoke import Report
+from eas_pipelines.smoke import Report, encode_body, label
 
 SMOKE = "smoke"
 
@@ -57,8 +57,6 @@ def report_metadata(report: Report | None) -> dict[str, Any]:
 
 def sent_body(declaration: PipelineDeclaration, request_name: str) -> str | None:
     """The body of the named smoke request, as it was sent."""
-    from eas_pipelines.smoke import encode_body, label
-
     for i, request in enumerate(declaration.smoke_tests.requests):
         if label(request, i) == request_name:
             return encode_body(request)[0].decode("utf-8", "replace")

@@ -32,7 +32,9 @@ from pydantic import (
     model_validator,
 )
 
-SERVICE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+from eas_core.sdk import SERVICE_NAME, SERVICE_NAME_RULE, FieldProblem, field_errors
+from eas_pipelines.json_path import parse_json_path
+
 CALLABLE_REF = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 # Files the factory picks up in a declarations directory (recursively).
 DECLARATION_GLOBS = ("pipeline.yaml", "*.pipeline.yaml")
@@ -45,15 +47,6 @@ class DeclarationError(ValueError):
         super().__init__(f"{source}: invalid pipeline declaration\n  " + "\n  ".join(errors))
         self.source = source
         self.errors = errors
-
-
-class FieldProblem(ValueError):
-    """Raised by a validator about sub-fields it checked itself (``steps[1]``), so the
-    reported paths still end at the exact element."""
-
-    def __init__(self, path: str, message: str, *more: tuple[str, str]) -> None:
-        super().__init__(message)
-        self.problems = [(path, message), *more]
 
 
 class _Model(BaseModel):
@@ -114,8 +107,6 @@ class PathExpectation(_Model):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        from eas_pipelines.smoke import parse_json_path
-
         parse_json_path(value)
         return value
 
@@ -293,10 +284,7 @@ class PipelineDeclaration(_Model):
         # what the pipeline itself relies on, so a bad file fails when loaded, not at 2 am.
         name = value.get("name")
         if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
-            raise FieldProblem(
-                "name",
-                f"must be lowercase letters, digits and '_', starting with a letter (got {name!r})",
-            )
+            raise FieldProblem("name", f"{SERVICE_NAME_RULE} (got {name!r})")
         if "model_path" in value:
             raise FieldProblem("model_path", "set by the pipeline from the store; remove it")
         metadata = value.get("metadata")
@@ -317,8 +305,7 @@ class PipelineDeclaration(_Model):
         try:
             return _STORES[kind].model_validate(value)
         except ValidationError as exc:
-            problems = _problems(exc)
-            raise FieldProblem(*problems[0], *problems[1:]) from None
+            raise FieldProblem.nested(exc) from None
 
     @field_validator("train")
     @classmethod
@@ -351,44 +338,6 @@ class PipelineDeclaration(_Model):
         return path if path.is_absolute() else (self._base_dir / path).resolve()
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _join(path: str, sub: str) -> str:
-    if not path:
-        return sub
-    return path + sub if sub.startswith("[") else f"{path}.{sub}"
-
-
-def _problems(exc: ValidationError) -> list[tuple[str, str]]:
-    out = []
-    for error in exc.errors():
-        path = _location(tuple(error["loc"]))
-        cause = (error.get("ctx") or {}).get("error")
-        if isinstance(cause, FieldProblem):
-            out += [(_join(path, sub), message) for sub, message in cause.problems]
-            continue
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif error["type"] == "missing":
-            message = "required"
-        out.append((path, message))
-    return out
-
-
-def format_errors(exc: ValidationError) -> list[str]:
-    """pydantic's errors as ``field.path: message`` lines, in the file's own spelling."""
-    return [f"{path or '(top level)'}: {message}" for path, message in _problems(exc)]
-
-
 def parse_declaration(
     document: Any, *, source: str = "<declaration>", base_dir: Path | None = None
 ) -> PipelineDeclaration:
@@ -398,7 +347,7 @@ def parse_declaration(
     try:
         declaration = PipelineDeclaration.model_validate(document)
     except ValidationError as exc:
-        raise DeclarationError(source, format_errors(exc)) from None
+        raise DeclarationError(source, field_errors(exc)) from None
     declaration._base_dir = (base_dir or Path.cwd()).resolve()
     return declaration
 

@@ -1,22 +1,11 @@
 """The connection to an OpenEAS installation, as a Dagster resource.
 
-Each field falls back to an environment variable, then to ``~/.eas/config`` (what
-``eascmd config`` writes), so the same definitions run in `dagster dev` on a laptop, in a
-container with ``EAS_PIPELINES_*`` set, and in tests that pass the values explicitly. This
-module is the only place eas_pipelines reads the environment (besides the OSS store's
-credentials, which must never appear in a declaration).
-
-    EAS_PIPELINES_ENDPOINT            control API, e.g. http://eas:8000
-    EAS_PIPELINES_ACCESS_KEY_ID       access key id
-    EAS_PIPELINES_ACCESS_KEY_SECRET   access key secret
-    EAS_PIPELINES_GATEWAY             gateway URL; default: taken from the service endpoint
-    EAS_PIPELINES_DIR                 declarations directory (read by eas_pipelines.definitions)
+Each field falls back to its ``EAS_PIPELINES_*`` setting (eas_pipelines.settings), then to
+``~/.eas/config`` (what ``eascmd config`` writes).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -24,19 +13,7 @@ from pydantic import Field
 
 from eas_core.errors import EASError
 from eas_core.sdk.control import ClientConfig, ControlClient
-
-ENV_PREFIX = "EAS_PIPELINES_"
-DECLARATIONS_DIR_ENV = "EAS_PIPELINES_DIR"
-
-
-def env(name: str) -> str | None:
-    """``EAS_PIPELINES_<NAME>``, or None when unset or empty."""
-    return os.environ.get(ENV_PREFIX + name) or None
-
-
-def declarations_dir(default: Path) -> Path:
-    value = os.environ.get(DECLARATIONS_DIR_ENV)
-    return Path(value).expanduser() if value else default
+from eas_pipelines.settings import ENV_PREFIX, PipelineSettings
 
 
 class EASResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -61,9 +38,10 @@ class EASResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def config(self) -> ClientConfig:
         """Fields, then environment, then ``~/.eas/config`` — per value."""
-        endpoint = self.endpoint or env("ENDPOINT")
-        key_id = self.access_key_id or env("ACCESS_KEY_ID")
-        secret = self.access_key_secret or env("ACCESS_KEY_SECRET")
+        settings = PipelineSettings()
+        endpoint = self.endpoint or settings.endpoint
+        key_id = self.access_key_id or settings.access_key_id
+        secret = self.access_key_secret or settings.access_key_secret
         if endpoint and key_id and secret:
             return ClientConfig(key_id, secret, endpoint)
         try:
@@ -88,7 +66,7 @@ class EASResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def gateway_url(self, endpoint: str | None = None) -> str:
         """The gateway to call services through; ``endpoint`` is a service's
         ``IntranetEndpoint`` (``http://host:port/api/predict/name``)."""
-        gateway = self.gateway or env("GATEWAY")
+        gateway = self.gateway or PipelineSettings().gateway
         if gateway:
             return gateway.rstrip("/")
         if endpoint:

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from jsonpath_ng import JSONPath
-from jsonpath_ng.ext import parse as jsonpath_parse
 
 from eas_pipelines.declaration import (
     BakeThresholds,
@@ -27,28 +25,9 @@ from eas_pipelines.declaration import (
     SmokeRequest,
     SmokeTests,
 )
+from eas_pipelines.json_path import MISSING, lookup
 
 _MAX_SHOWN = 2000  # characters of a body kept in metadata and logs
-
-
-def parse_json_path(path: str) -> JSONPath:
-    """Compile a JSON path (``$[0].p_1``, ``$.outputs[0].scores[-1]``) with jsonpath-ng;
-    a ValueError names what is wrong."""
-    if not path.startswith("$"):
-        raise ValueError(f"{path!r}: a JSON path starts with '$', e.g. '$[0].p_1'")
-    try:
-        return jsonpath_parse(path)
-    except Exception as exc:  # jsonpath-ng raises its own lexer/parser errors
-        raise ValueError(f"{path!r}: not a JSON path ({exc})") from None
-
-
-_MISSING = object()
-
-
-def lookup(document: Any, path: str) -> Any:
-    """The first value at ``path``, or ``_MISSING``."""
-    found = parse_json_path(path).find(document)
-    return found[0].value if found else _MISSING
 
 
 def differences(expected: Any, actual: Any, tolerance: float, where: str = "$") -> list[str]:
@@ -79,7 +58,7 @@ def differences(expected: Any, actual: Any, tolerance: float, where: str = "$") 
 
 def _check_path(document: Any, rule: PathExpectation) -> list[str]:
     value = lookup(document, rule.path)
-    if value is _MISSING:
+    if value is MISSING:
         return [f"{rule.path}: missing"] if rule.exists else []
     if not rule.exists:
         return [f"{rule.path}: expected absent, got {value!r}"]

@@ -15,11 +15,9 @@ the core unpacks archives when it deploys them.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
+import fnmatch
 import os
 import shutil
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from eas_core.errors import EASError
+from eas_core.sdk import file_digest, pack_directory
 from eas_core.sdk.control import ControlClient
 from eas_pipelines.declaration import (
     InstallationStore,
@@ -36,8 +35,9 @@ from eas_pipelines.declaration import (
     OSSStore,
     PipelineDeclaration,
 )
+from eas_pipelines.settings import secret
 
-_SKIPPED = {"__pycache__", ".git", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
+PACK_EXCLUDED = ("__pycache__", "*.pyc", ".git", ".pytest_cache", ".ruff_cache", ".mypy_cache")
 
 
 @dataclass(frozen=True)
@@ -64,35 +64,25 @@ class ModelStore(Protocol):
         ...
 
 
-def _walk(root: Path) -> Iterator[Path]:
+def _files(root: Path) -> Iterator[Path]:
+    """Every file under ``root`` in a stable order, less what ``pack`` leaves out."""
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIPPED)
+        dirnames[:] = sorted(d for d in dirnames if not _excluded(d))
         for filename in sorted(filenames):
-            if not filename.endswith(".pyc"):
+            if not _excluded(filename):
                 yield Path(dirpath) / filename
 
 
+def _excluded(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in PACK_EXCLUDED)
+
+
 def pack(directory: Path, dest: Path) -> Path:
-    """A reproducible ``.tar.gz`` of ``directory``: same files, same bytes, same digest —
-    so uploading an unchanged processor gives the same URI and makes no new version."""
-    with (
-        dest.open("wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
-        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
-    ):
-        for path in _walk(directory):
-            info = tarfile.TarInfo(path.relative_to(directory).as_posix())
-            info.size = path.stat().st_size
-            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
-            info.mtime = 0
-            with path.open("rb") as f:
-                tar.addfile(info, f)
-    return dest
-
-
-def digest_of(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    """A reproducible ``.tar.gz`` of ``directory``, less the caches a run leaves behind (so
+    running a processor locally does not make its package new): same files, same bytes,
+    same digest — so uploading an unchanged processor gives the same URI and makes no new
+    version."""
+    return pack_directory(directory, dest, exclude=PACK_EXCLUDED)
 
 
 def stamp(now: float | None = None) -> str:
@@ -112,7 +102,7 @@ def _as_file(path: Path, tmp: Path) -> Path:
 def _unique_name(path: Path, name: str) -> tuple[str, str]:
     """(directory name, file name): ``<stamp>-<digest12>`` and ``<name><suffixes>``."""
     suffixes = "".join(path.suffixes[-2:]) if path.name.endswith(".tar.gz") else path.suffix
-    return f"{stamp()}-{digest_of(path)[:12]}", f"{name}{suffixes}"
+    return f"{stamp()}-{file_digest(path)[:12]}", f"{name}{suffixes}"
 
 
 class InstallationModelStore:
@@ -180,7 +170,7 @@ class LocalModelStore:
         if not watched.is_dir():
             return []
         found = []
-        for path in _walk(watched):
+        for path in _files(watched):
             relative = path.relative_to(watched).parts
             if any(part.startswith(".") for part in relative):
                 continue  # files being written (temp names) are not artefacts yet
@@ -213,14 +203,15 @@ class OSSModelStore:
             raise EASError(
                 "the oss store needs the 'oss2' package: pip install openeas[oss]"
             ) from None
-        key_id = os.environ.get(self.declared.access_key_id_env)
-        secret = os.environ.get(self.declared.access_key_secret_env)
-        if not (key_id and secret):
+        key_id = secret(self.declared.access_key_id_env)
+        key_secret = secret(self.declared.access_key_secret_env)
+        if not (key_id and key_secret):
             raise EASError(
                 f"the oss store needs credentials in ${self.declared.access_key_id_env} and "
                 f"${self.declared.access_key_secret_env}"
             )
-        return oss2.Bucket(oss2.Auth(key_id, secret), self.declared.endpoint, self.declared.bucket)
+        auth = oss2.Auth(key_id, key_secret)
+        return oss2.Bucket(auth, self.declared.endpoint, self.declared.bucket)
 
     def _key(self, *parts: str) -> str:
         return "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))

@@ -10,7 +10,9 @@ Lifecycle, in order:
 3. ``process(body, ctx)`` runs for each request on one of the worker threads and returns
    ``(response body, status)``; status 0 means 200. An exception answers that request 400
    with the message as the body and leaves the instance running.
-4. Optionally ``process_batch(bodies, ctxs)`` runs a whole batch when ``rpc.batching`` is on.
+4. A processor may also offer ``process_batch(bodies, ctxs)``: one answer per request, each
+   what ``process`` gives it alone (tests/processors/contract.py checks that). The runtime
+   calls ``process`` only: it does not group requests (``rpc.batching`` is refused).
 
 A processor carries no transport code: no sockets, no HTTP, no threads of its own.
 """

@@ -74,10 +74,6 @@ for _code, _target in BUILTIN.items():
 CUSTOM_TYPES_SUPPORTED = ("python",)
 
 
-def is_known(code: str) -> bool:
-    return code in BUILTIN
-
-
 def available_codes() -> list[str]:
     return sorted(BUILTIN)
 

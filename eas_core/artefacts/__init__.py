@@ -3,14 +3,16 @@
 ``fetch`` brings any source (local path, http(s), ``eas://``, ``oss://``, ``s3://``) into one
 local file; ``ArtefactCache`` turns that file into a content-addressed tree, unpacking
 archives safely (``unpack``: no path escapes, size limits); ``ArtefactStore`` is the
-installation's own store behind ``eascmd upload`` and ``eas://`` URIs.
+installation's own store behind ``eascmd upload`` and ``eas://`` URIs; ``pack_directory``
+makes a directory one reproducible tar and ``file_digest`` names a file by its sha256,
+for every part that packs or hashes (the SDK re-exports both for the pipelines).
 """
 
 from __future__ import annotations
 
 from eas_core.artefacts.archive import ARCHIVE_SUFFIXES, is_archive, unpack
 from eas_core.artefacts.cache import ArtefactCache
-from eas_core.artefacts.fetch import fetch, pack_directory, snapshot
+from eas_core.artefacts.fetch import fetch, snapshot
 from eas_core.artefacts.store import (
     URI_SCHEME,
     ArtefactRef,
@@ -18,6 +20,7 @@ from eas_core.artefacts.store import (
     file_digest,
     safe_filename,
 )
+from eas_core.artefacts.tarball import pack_directory
 
 __all__ = [
     "ARCHIVE_SUFFIXES",

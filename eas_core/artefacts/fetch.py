@@ -14,10 +14,8 @@ import contextlib
 import os
 import posixpath
 import shutil
-import stat
-import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -25,6 +23,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 
 from eas_core.artefacts.store import URI_SCHEME, ArtefactRef, ArtefactStore, safe_filename
+from eas_core.artefacts.tarball import pack_directory
 from eas_core.config import ObjectStoreSettings
 from eas_core.errors import ArtefactError, PayloadTooLarge
 
@@ -99,7 +98,10 @@ def _fetch_local(
         guard.check_path(path)
     if path.is_dir():
         return pack_directory(
-            path, dest_dir / f"{safe_filename(path.name, 'model')}.tar", max_bytes, guard
+            path,
+            dest_dir / f"{safe_filename(path.name, 'model')}.tar",
+            max_bytes,
+            check_path=guard.check_path if guard is not None else None,
         )
     if not path.exists():
         raise ArtefactError(f"{path} does not exist")
@@ -119,72 +121,6 @@ def _copy_file(path: Path, dest_dir: Path, max_bytes: int) -> Path:
         _write(dest, iter(lambda: f.read(_CHUNK), b""), max_bytes, path.name)
     os.chmod(dest, path.stat().st_mode & 0o755)
     return dest
-
-
-def pack_directory(
-    root: Path, dest: Path, max_bytes: int, guard: SourceGuard | None = None
-) -> Path:
-    """Pack ``root``'s contents (not ``root`` itself) as a tar whose bytes depend only on the
-    names, contents and permission bits inside: sorted names, mtime 0, owner 0, fixed modes.
-    Symlinks are followed, so a tree of links (e.g. a Hugging Face snapshot) packs its files."""
-    total = 0
-    try:
-        with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
-            for path, arcname in _walk(root):
-                if guard is not None:
-                    guard.check_path(path)  # a symlink inside may point anywhere
-                st = path.stat()
-                info = tarfile.TarInfo(arcname)
-                info.mtime = 0
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                if stat.S_ISDIR(st.st_mode):
-                    info.type = tarfile.DIRTYPE
-                    info.mode = 0o755
-                    tar.addfile(info)
-                    continue
-                total += st.st_size
-                if total > max_bytes:
-                    raise PayloadTooLarge(f"{root} holds more than {max_bytes} bytes")
-                info.size = st.st_size
-                # Fixed modes keep the digest stable; a file closed to group or others
-                # stays closed (0600 packs as 0600), so packing never loosens it.
-                info.mode = (0o755 if st.st_mode & 0o111 else 0o644) & (st.st_mode | 0o700)
-                with path.open("rb") as f:
-                    tar.addfile(info, f)
-    except BaseException:
-        dest.unlink(missing_ok=True)
-        raise
-    return dest
-
-
-def _walk(root: Path) -> Iterator[tuple[Path, str]]:
-    """Directories and regular files under ``root`` in sorted order, following symlinks but
-    never entering the same real directory twice (link cycles)."""
-    seen: set[str] = set()
-
-    def visit(directory: Path, prefix: str) -> Iterator[tuple[Path, str]]:
-        real = os.path.realpath(directory)
-        if real in seen:
-            raise ArtefactError(f"{directory} is a symlink cycle")
-        seen.add(real)
-        for name in sorted(os.listdir(directory)):
-            path = directory / name
-            arcname = f"{prefix}{name}"
-            if not path.exists():
-                raise ArtefactError(f"{path} is a dangling symlink")
-            if path.is_dir():
-                yield path, arcname
-                yield from visit(path, f"{arcname}/")
-            elif path.is_file():
-                yield path, arcname
-            else:
-                raise ArtefactError(f"{path} is neither a file nor a directory")
-        seen.discard(real)
-
-    if not root.is_dir():
-        raise ArtefactError(f"{root} is not a directory")
-    yield from visit(root, "")
 
 
 # --- http(s) ----------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -89,13 +88,6 @@ class ArtefactStore:
                     return upload.commit()
         except FileNotFoundError:
             raise ArtefactError(f"{path} does not exist") from None
-
-    def put_stream(self, chunks: Iterable[bytes], filename: str, *, max_bytes: int) -> ArtefactRef:
-        """Store an upload arriving in pieces; over ``max_bytes`` nothing is kept."""
-        with self.receive(filename, max_bytes=max_bytes) as upload:
-            for chunk in chunks:
-                upload.write(chunk)
-            return upload.commit()
 
     def receive(self, filename: str, *, max_bytes: int | None, mode: int = 0o600) -> Upload:
         """Start an upload written piece by piece (``write``), kept only by ``commit``; use it

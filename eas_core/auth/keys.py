@@ -24,15 +24,12 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from eas_core.auth.tokens import is_fresh
+from eas_core.spec.paths import CONTENT_SHA256_HEADER, DATE_HEADER, NONCE_HEADER
 
 SCHEME = "EAS-HMAC-SHA256"
-DATE_HEADER = "x-eas-date"
-NONCE_HEADER = "x-eas-nonce"
-CONTENT_SHA256_HEADER = "x-eas-content-sha256"
 MAX_SKEW_SECONDS = 900.0
 NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 @dataclass(frozen=True)

@@ -103,28 +103,6 @@ def body_matches(headers: Mapping[str, str], body: bytes) -> bool:
     return hmac.compare_digest(content_md5, hashlib.md5(body).hexdigest().encode())
 
 
-def is_authorized(
-    token: str | None,
-    authorization: str | None,
-    *,
-    path: str,
-    body: bytes,
-    content_md5: str | None,
-    content_type: str | None,
-    date: str | None,
-    max_skew: float | None = None,
-) -> bool:
-    """Does ``authorization`` prove knowledge of ``token`` for this request (head and body)?"""
-    values = {
-        "authorization": authorization,
-        "content-md5": content_md5,
-        "content-type": content_type,
-        "date": date,
-    }
-    headers = {name: value for name, value in values.items() if value is not None}
-    return is_authorized_request(token, headers, path=path, body=body, max_skew=max_skew)
-
-
 def is_authorized_request(
     token: str | None,
     headers: Mapping[str, str],

@@ -16,18 +16,20 @@ import click
 from eas_core.artefacts import pack_directory
 from eas_core.cli import output
 from eas_core.config import (
+    DEFAULT_BACKEND,
     DEFAULT_CONTROLLER_PORT,
     DEFAULT_DATA_DIR,
     DEFAULT_GATEWAY_PORT,
     InstallationSettings,
 )
+from eas_core.controller.backends.registry import BACKENDS
+from eas_core.demo import ECHO
 from eas_core.errors import Conflict, EASError
 from eas_core.installation import Installation, Part
 from eas_core.sdk import ControlClient, Service
 
 DEMO_SERVICE = "demo"
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
 WORKSPACE = REPO / "workspace.yaml"
 # `dagster dev` with one rollout per service at a time, as in deploy/dagster/dagster.yaml.
 DAGSTER_INSTANCE = """\
@@ -65,13 +67,14 @@ def pipelines_part(installation: Installation, credentials: dict[str, str], port
 
 
 def deploy_demo(client: ControlClient) -> Service:
-    """The echo processor from examples/echo, deployed once; later starts reuse it.
+    """The echo processor (eas_core/demo/echo, package data), deployed once; later starts
+    reuse it.
 
     It is uploaded (a reproducible tar, so the same URI every time) rather than named by
     path: the installation may have been started from a directory deployments may not
     read (EAS_ARTEFACT_LOCAL_ROOTS)."""
     with tempfile.TemporaryDirectory(prefix="eas-demo-") as tmp:
-        package = pack_directory(EXAMPLES / "echo", Path(tmp) / "echo.tar", 16 * 1024 * 1024)
+        package = pack_directory(ECHO, Path(tmp) / "echo.tar", 16 * 1024 * 1024)
         uri = client.upload(package).uri
     document = {
         "name": DEMO_SERVICE,
@@ -82,7 +85,7 @@ def deploy_demo(client: ControlClient) -> Service:
     }
     try:
         client.create_service(document)
-        output.progress(f"Created the demo service '{DEMO_SERVICE}' (examples/echo)")
+        output.progress(f"Created the demo service '{DEMO_SERVICE}' (the echo processor)")
     except Conflict:
         pass
     return client.wait_until_running(DEMO_SERVICE, timeout=120)
@@ -107,6 +110,12 @@ def deploy_demo(client: ControlClient) -> Service:
     "--gateway-port", type=int, default=None, help=f"Gateway port (default {DEFAULT_GATEWAY_PORT})."
 )
 @click.option(
+    "--backend",
+    type=click.Choice(sorted(BACKENDS)),
+    default=None,
+    help=f"Where instances run (default {DEFAULT_BACKEND}).",
+)
+@click.option(
     "--demo/--no-demo", default=False, help="Deploy the echo demo service and print a curl."
 )
 @click.option(
@@ -120,6 +129,7 @@ def server(
     host: str | None,
     controller_port: int | None,
     gateway_port: int | None,
+    backend: str | None,
     demo: bool,
     pipelines: bool,
     dagster_port: int,
@@ -132,6 +142,7 @@ def server(
             "host": host,
             "controller_port": controller_port,
             "gateway_port": gateway_port,
+            "backend": backend,
         }.items()
         if v is not None
     }

@@ -10,9 +10,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-import psutil
 import uvicorn
 from fastapi import FastAPI
 
@@ -23,10 +21,14 @@ from eas_core.config import ControllerSettings
 from eas_core.controller.api import artefacts, resources, services
 from eas_core.controller.api.auth import ReplayGuard, SignedRequests
 from eas_core.controller.api.errors import install_error_handlers
-from eas_core.controller.backends.local import LocalBackend
-from eas_core.controller.publisher import Publisher, build_routes
+from eas_core.controller.backends.registry import build_backend
+from eas_core.controller.checks import Checks
+from eas_core.controller.cleanup import Cleanup
+from eas_core.controller.desired import DesiredState
+from eas_core.controller.operations import Operations
+from eas_core.controller.publisher import Publisher, RoutePublishing
 from eas_core.controller.reconciler import Reconciler
-from eas_core.controller.services import Services
+from eas_core.controller.rolls import RollPolice
 from eas_core.controller.sources import SourcePolicy
 from eas_core.controller.store import Repository
 from eas_core.spec.control import Health
@@ -66,54 +68,25 @@ def ensure_first_access_key(settings: ControllerSettings, repo: Repository) -> N
 
 
 def build_app(settings: ControllerSettings) -> FastAPI:
+    """Every part built once, in dependency order, each handed what it uses."""
     secure_directory(settings.data_dir)
     repo = Repository(settings.database)
     ensure_first_access_key(settings, repo)
-    store = ArtefactStore(settings.data_dir / "artefacts")
-    backend = LocalBackend(
-        settings.data_dir,
-        host=settings.host,
-        cpu=settings.node_cpu or float(os.cpu_count() or 1),
-        memory_mb=settings.node_memory_mb or psutil.virtual_memory().total // (1024 * 1024),
-        gpu=settings.node_gpu,
-        drain_seconds=settings.drain_seconds,
-        backoff_initial=settings.restart_backoff_initial,
-        backoff_max=settings.restart_backoff_max,
-        hung_restart_seconds=settings.hung_restart_seconds,
-    )
+    store = ArtefactStore(settings.artefact_dir)
+    backend = build_backend(settings)
     publisher = Publisher([settings.gateway_url], settings.internal_token())
-    reconciler: Reconciler
-
-    def observed() -> list[Any]:
-        return reconciler.snapshot
-
-    operations = Services(
-        settings,
-        repo,
-        store,
-        nodes=backend.nodes,
-        observed=observed,
-        poke=lambda: reconciler.poke(),
-        failures=lambda: reconciler.failures,
-        sources=SourcePolicy.from_settings(settings),
-    )
-
-    def after_tick(snapshot: list[Any]) -> None:
-        # Each step on its own: a failing roll check must not keep deletions or routes stale.
-        for step in (operations.check_rolls, operations.collect_deleted):
-            try:
-                step(snapshot)
-            except Exception:
-                log.exception("%s failed", step.__name__)
-        live = [s for s in repo.list_services() if s.state != "deleting"]
-        publisher.publish(build_routes(live, snapshot))
-
+    desired = DesiredState(repo, max_body_bytes=settings.max_body_bytes)
     reconciler = Reconciler(
         backend,
-        operations.desired,
-        operations.instance_spec,
-        after_tick,
+        desired.services,
+        desired.instance_spec,
         settings.reconcile_interval,
+        # In this order: routes are published after rolls and deletions have settled.
+        after_tick=[RollPolice(repo), Cleanup(repo), RoutePublishing(repo, publisher)],
+    )
+    checks = Checks(backend.nodes, SourcePolicy.from_settings(settings))
+    operations = Operations(
+        settings, repo, store, checks, snapshot=reconciler.latest, poke=reconciler.poke
     )
 
     @asynccontextmanager

@@ -1,5 +1,7 @@
 """The publisher: turn desired state + observed instances into a route table, push it.
 
+``RoutePublishing`` is the reconciler's after-tick hook that does so with what each tick saw.
+
 A new table (new ``version``) is pushed to every gateway as soon as its content changes, and
 the current one again every few seconds, so a gateway that restarted catches up without the
 controller knowing it restarted.
@@ -9,21 +11,23 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 import httpx
 
 from eas_core.controller.backends.base import ObservedInstance
-from eas_core.controller.store import ServiceRecord
+from eas_core.controller.reconciler import Snapshot
+from eas_core.controller.store import Repository, ServiceRecord, ServiceState
+from eas_core.spec.paths import INTERNAL_TOKEN_HEADER, ROUTES_PATH
 from eas_core.spec.routes import RouteTable, ServiceRoute, TrafficShare, Upstream
 
 log = logging.getLogger(__name__)
 
-INTERNAL_TOKEN_HEADER = "x-eas-internal-token"
 REPUSH_SECONDS = 3.0
 
 
 def build_routes(
-    services: list[ServiceRecord], observed: list[ObservedInstance]
+    services: Sequence[ServiceRecord], observed: Sequence[ObservedInstance]
 ) -> dict[str, ServiceRoute]:
     ready: dict[str, list[Upstream]] = {}
     for o in sorted(observed, key=lambda o: o.id):
@@ -53,7 +57,7 @@ def _route(
     if released:
         share = sum(r.weight or 0 for r in released)
         # A retired original keeps its name and token; all its traffic goes to the others.
-        own = 0 if s.state == "retired" else max(100 - share, 0)
+        own = 0 if s.state is ServiceState.RETIRED else max(100 - share, 0)
         traffic = [TrafficShare(service=s.name, weight=own)]
         traffic += [TrafficShare(service=r.name, weight=r.weight or 0) for r in released]
         if own == 0 and share == 0:
@@ -94,7 +98,7 @@ class Publisher:
         for gateway in self.gateways:
             try:
                 answer = self.http.put(
-                    f"{gateway}/api/internal/routes",
+                    f"{gateway}{ROUTES_PATH}",
                     content=body,
                     headers={**self.headers, "content-type": "application/json"},
                 )
@@ -106,3 +110,15 @@ class Publisher:
 
     def close(self) -> None:
         self.http.close()
+
+
+class RoutePublishing:
+    """After each tick: the routes of every service not being deleted, to every gateway."""
+
+    def __init__(self, repo: Repository, publisher: Publisher) -> None:
+        self.repo = repo
+        self.publisher = publisher
+
+    def __call__(self, snapshot: Snapshot) -> None:
+        live = [s for s in self.repo.list_services() if s.state is not ServiceState.DELETING]
+        self.publisher.publish(build_routes(live, snapshot.instances))

@@ -2,8 +2,12 @@
 
 ``plan(desired, observed)`` is pure — plain values in, actions out — so every rule is tested
 without processes. ``Reconciler.tick`` observes the backend, plans, applies the actions
-through the backend, then publishes the route table. A tick repeated after a controller
-restart plans the same actions against the same world, so nothing is started twice.
+through the backend, then hands what it saw (a :class:`Snapshot`) to each of its
+``after_tick`` hooks: ending or undoing rolls, collecting deleted services, publishing the
+route table — and whatever joins later (monitoring, alerts, autoscaling) without editing this
+loop. Each hook runs on its own: one that fails is logged, and the others still run. A tick
+repeated after a controller restart plans the same actions against the same world, so
+nothing is started twice.
 
 Failures are contained per service: an action that fails (a stored description no instance
 can be started from, a backend error) marks that service failed with the reason, which
@@ -19,8 +23,8 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from eas_core.controller.backends.base import Backend, InstanceSpec, ObservedInstance
 from eas_core.spec.status import InstanceStatus
@@ -58,6 +62,24 @@ def _reason(action: Place | Stop, exc: Exception) -> str:
 
 
 Action = Place | Stop
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one tick saw: every instance the backend reports (after the tick's actions), and
+    service name → why the tick could not act on it. Never changed once made; the API reads
+    the latest one while the next tick runs."""
+
+    instances: list[ObservedInstance] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+Hook = Callable[[Snapshot], None]
+
+
+def _hook_name(hook: Hook) -> str:
+    name: str | None = getattr(hook, "__qualname__", None)
+    return name or type(hook).__qualname__
 
 
 def _stop_order(instance: ObservedInstance) -> tuple[int, int, str]:
@@ -108,25 +130,24 @@ def plan(desired: list[DesiredService], observed: list[ObservedInstance]) -> lis
 
 class Reconciler:
     """Runs ``tick`` in a thread; never lets an exception end the loop, and never lets one
-    service's failure stop the others (see ``failures``)."""
+    service's failure stop the others (see ``Snapshot.failures``)."""
 
     def __init__(
         self,
         backend: Backend,
         desired: Callable[[], list[DesiredService]],
         spec_for: Callable[[str, int, int, str], InstanceSpec],
-        after_tick: Callable[[list[ObservedInstance]], None],
         interval: float,
+        after_tick: Sequence[Hook] = (),
     ) -> None:
         self.backend = backend
         self.desired = desired
         self.spec_for = spec_for
-        self.after_tick = after_tick
+        self.after_tick = list(after_tick)
         self.interval = interval
-        self.snapshot: list[ObservedInstance] = []
-        # Service name → why its last action failed; rebuilt every tick, so a service that
-        # was fixed, stopped or deleted leaves it at the next tick.
-        self.failures: dict[str, str] = {}
+        # Replaced whole by each tick. Its failures are rebuilt every tick, so a service that
+        # was fixed, stopped or deleted leaves them at the next tick.
+        self.snapshot = Snapshot()
         self.lock = threading.Lock()  # one tick at a time
         self.wake = threading.Event()
         self.stopping = threading.Event()
@@ -144,7 +165,11 @@ class Reconciler:
         """Run the next tick now (after a change through the API)."""
         self.wake.set()
 
-    def tick(self) -> list[ObservedInstance]:
+    def latest(self) -> Snapshot:
+        """What the last tick saw."""
+        return self.snapshot
+
+    def tick(self) -> Snapshot:
         with self.lock:
             desired = self.desired()
             observed = self.backend.observe()
@@ -159,14 +184,17 @@ class Reconciler:
                     self._apply(action)
                 except Exception as exc:  # one service's failure must not stop the others
                     failures[service] = _reason(action, exc)
-                    if self.failures.get(service) != failures[service]:
+                    if self.snapshot.failures.get(service) != failures[service]:
                         log.exception("service %s: %s failed", service, type(action).__name__)
-            self.failures = failures
             if actions:
                 observed = self.backend.observe()
-            self.snapshot = observed
-            self.after_tick(observed)
-            return observed
+            snapshot = self.snapshot = Snapshot(observed, failures)
+            for hook in self.after_tick:
+                try:
+                    hook(snapshot)
+                except Exception:  # a failing roll check must not keep routes stale
+                    log.exception("after-tick hook %s failed", _hook_name(hook))
+            return snapshot
 
     def _apply(self, action: Action) -> None:
         if isinstance(action, Place):

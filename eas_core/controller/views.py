@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from eas_core.config import ControllerSettings
 from eas_core.controller.backends.base import ObservedInstance
-from eas_core.controller.store import Repository, ServiceRecord, VersionRecord
+from eas_core.controller.store import Repository, ServiceRecord, ServiceState, VersionRecord
 from eas_core.spec.control import (
     Instance,
     Service,
@@ -48,10 +48,10 @@ class ServiceViews:
         pending = max(record.instance_count - running, 0)
         failing = [o for o in current if o.restarts and not o.is_ready and o.reason]
         failure = self.failures().get(record.name)
-        if record.state == "deleting":
+        if record.state is ServiceState.DELETING:
             status = ServiceStatus.DELETING
             message = f"Terminating {len(mine)} instance(s)"
-        elif record.state == "retired":
+        elif record.state is ServiceState.RETIRED:
             status = ServiceStatus.DELETING
             message = "Deleted; its endpoint serves the released related service"
         elif not record.is_running:
@@ -111,7 +111,7 @@ class ServiceViews:
             released=released,
             # Deleted while a released related service serves its endpoint: `delete --wait`
             # ends here, not when the name is gone.
-            retired=record.state == "retired",
+            retired=record.state is ServiceState.RETIRED,
             service_config=record.document,
         )
 

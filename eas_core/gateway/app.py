@@ -28,6 +28,13 @@ from eas_core.gateway.table import CompiledRoute, RouteTableHolder
 from eas_core.http.limits import limits_from
 from eas_core.http.server import HttpServer, Request, Response, text
 from eas_core.http.upstream import UpstreamPool
+from eas_core.spec.paths import (
+    INTERNAL_TOKEN_HEADER,
+    METRICS_PATH,
+    PING_PATH,
+    READY_PATH,
+    ROUTES_PATH,
+)
 from eas_core.spec.routes import RouteTable
 from eas_core.spec.status import NOT_FOUND, SERVICE_UNAVAILABLE, UNAUTHORIZED
 
@@ -38,8 +45,6 @@ DISCOVERY = (
     "/api/v1/servicediscovery/upstreams/",
     "/exported/apis/eas.alibaba-inc.k8s.io/v1/upstreams/",
 )
-INTERNAL_ROUTES = "/api/internal/routes"
-INTERNAL_TOKEN_HEADER = "x-eas-internal-token"
 JSON = "application/json"
 
 
@@ -60,7 +65,7 @@ class GatewayApp:
             if refusal is not None:
                 self.count(path[len(PREDICT) :].partition("/")[0], refusal.status)
             return refusal
-        if path == INTERNAL_ROUTES and not self.is_internal(request):
+        if path == ROUTES_PATH and not self.is_internal(request):
             return text(UNAUTHORIZED, "invalid internal token")
         return None
 
@@ -92,17 +97,17 @@ class GatewayApp:
         for prefix in DISCOVERY:
             if path.startswith(prefix):
                 return self.discover(path[len(prefix) :].split("/")[0])
-        if path == INTERNAL_ROUTES:
+        if path == ROUTES_PATH:
             return self.routes(request)
-        if path == "/api/builtin/ping":
+        if path == PING_PATH:
             return text(200, "pong")
-        if path == "/api/builtin/ready":
+        if path == READY_PATH:
             return (
                 text(200, "ready")
                 if self.table.loaded
                 else text(SERVICE_UNAVAILABLE, "no route table yet")
             )
-        if path == "/api/builtin/metrics":
+        if path == METRICS_PATH:
             return Response(200, self.metrics.render(), CONTENT_TYPE)
         return text(NOT_FOUND, f"no such path {path!r}")
 

@@ -54,7 +54,6 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _REASONS.update({450: "Queue Full", 499: "Client Closed Request"})
 _STATUS_LINES: dict[int, bytes] = {}
 
-MAX_PIPELINE = Limits().max_pipeline  # the default; Limits.max_pipeline sets it per server
 FILES_RESERVED = 64  # descriptors kept for everything but client connections
 # Reads larger than this are parsed a slice at a time (see data_received): a request's head
 # and a small body fit in one, so the common call is still one parse.

@@ -18,7 +18,7 @@ from eas_core.http.server import Request, Response, text
 from eas_core.runtime.admission import Admission
 from eas_core.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
 from eas_core.runtime.occupancy import Occupancy
-from eas_core.spec.instance import STUCK_SECONDS_HEADER
+from eas_core.spec.paths import BUILTIN_PREFIX, STUCK_SECONDS_HEADER
 from eas_core.spec.status import (
     NOT_FOUND,
     QUEUE_FULL,
@@ -29,8 +29,6 @@ from eas_core.spec.status import (
 from processors.base import Processor, RequestContext, normalize_result
 
 log = logging.getLogger(__name__)
-
-BUILTIN_PREFIX = "/api/builtin/"
 
 
 class RuntimeApp:

@@ -1,11 +1,13 @@
 """Start a managed instance: fetch its artefacts into the node's cache, then become the processor.
 
 The backend runs ``python -m eas_core.runtime.boot SPEC.json`` with the runtime settings in
-the environment. Boot materializes the model and processor packages (content-addressed,
-unpacked once per node), then ``exec``s the processor in place — the process id the backend
-watches stays the same. A Python processor runs with the package's ``ENV/bin/python`` when
-the package has one, from the package's directory, with every directory of the package on
-``LD_LIBRARY_PATH``.
+the environment. The spec names each package by URI and digest only; the node's own settings
+say where its artefact store and cache are (``EAS_ARTEFACT_STORE``, ``EAS_CACHE_DIR``). Boot
+materializes the model and processor packages there (content-addressed, checked against
+their digest, unpacked once per node), then ``exec``s the processor in place — the process
+id the backend watches stays the same. A Python processor runs with the package's
+``ENV/bin/python`` when the package has one, from the package's directory, with every
+directory of the package on ``LD_LIBRARY_PATH``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from eas_core.artefacts import ArtefactCache, ArtefactStore
-from eas_core.config import RuntimeSettings
+from eas_core.config import RuntimeSettings, child_environment
 from eas_core.errors import EASError
 from eas_core.runtime.workers import report_failure
 from eas_core.spec.instance import ArtefactSpec, BootSpec
@@ -34,13 +35,17 @@ def _inside(root: Path, relative: str, field: str) -> Path:
     return path
 
 
-def prepare(spec: BootSpec) -> tuple[list[str], dict[str, str], Path | None]:
-    """Materialize artefacts; return the command, extra environment and working directory."""
-    store = ArtefactStore(spec.artefact_store)
-    cache = ArtefactCache(spec.cache_dir, max_bytes=spec.max_artefact_bytes)
+def prepare(
+    spec: BootSpec, settings: RuntimeSettings
+) -> tuple[list[str], dict[str, str], Path | None]:
+    """Materialize artefacts; return the command, its environment and working directory."""
 
     def tree(artefact: ArtefactSpec) -> Path:
-        blob = store.path_of(artefact.uri)
+        if settings.artefact_store is None or settings.cache_dir is None:
+            unset = "EAS_ARTEFACT_STORE" if settings.artefact_store is None else "EAS_CACHE_DIR"
+            raise EASError(f"{unset}: not set, so this node cannot fetch {artefact.uri}")
+        blob = ArtefactStore(settings.artefact_store).path_of(artefact.uri)
+        cache = ArtefactCache(settings.cache_dir, max_bytes=settings.max_artefact_bytes)
         return cache.materialize(blob, artefact.digest, artefact.filename)
 
     env: dict[str, str] = {}
@@ -61,11 +66,10 @@ def prepare(spec: BootSpec) -> tuple[list[str], dict[str, str], Path | None]:
         python = str(env_python) if env_python.exists() else sys.executable
         dirs = [str(p) for p in [root, *sorted(d for d in root.rglob("*") if d.is_dir())]]
         dirs = [d for d in dirs if "/ENV/" not in d + "/"] or [str(root)]
-        inherited = os.environ.get("LD_LIBRARY_PATH")
-        env["LD_LIBRARY_PATH"] = ":".join([*dirs, *([inherited] if inherited else [])])
-        return [python, str(entry_path)], env, entry_path.parent
+        environment = child_environment(env, search_paths={"LD_LIBRARY_PATH": dirs})
+        return [python, str(entry_path)], environment, entry_path.parent
     if spec.processor_code:
-        return [sys.executable, "-m", "eas_core.runtime.builtin"], env, None
+        return [sys.executable, "-m", "eas_core.runtime.builtin"], child_environment(env), None
     raise EASError(f"processor_type: {spec.processor_type!r} is not supported by this runtime")
 
 
@@ -73,12 +77,11 @@ def main(argv: list[str]) -> None:
     settings = RuntimeSettings()
     try:
         spec = BootSpec.model_validate(json.loads(Path(argv[1]).read_text()))
-        command, extra_env, cwd = prepare(spec)
+        command, env, cwd = prepare(spec, settings)
     except (EASError, OSError, ValueError) as exc:
         message = exc.message if isinstance(exc, EASError) else str(exc)
         report_failure(settings, f"cannot prepare the instance: {message}")
         sys.exit(BOOT_FAILED)
-    env: dict[str, Any] = {**os.environ, **extra_env}
     if cwd is not None:
         os.chdir(cwd)
     sys.stdout.flush()

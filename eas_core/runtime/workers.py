@@ -26,6 +26,7 @@ from typing import NoReturn
 
 import uvloop
 
+from eas_core.backoff import Backoff
 from eas_core.config import RuntimeSettings
 from eas_core.http.limits import limits_from
 from eas_core.http.server import HttpServer
@@ -36,6 +37,7 @@ from processors.base import Processor
 log = logging.getLogger(__name__)
 
 LOAD_FAILED = 3  # exit status of an instance whose processor could not load
+WORKER_BACKOFF = Backoff(initial=0.5, maximum=10.0)
 
 
 def report_failure(settings: RuntimeSettings, reason: str) -> None:
@@ -166,7 +168,7 @@ def _supervise(
     signal.signal(signal.SIGINT, stop)
     for index in range(processes):
         fork(index)
-    backoff = 0.5
+    failures = 0
     while children:
         try:
             pid, status = os.wait()
@@ -183,8 +185,9 @@ def _supervise(
             for other in list(children):
                 os.waitpid(other, 0)
             sys.exit(LOAD_FAILED)
-        log.warning("worker process %d exited (%d); starting it again", index, code)
-        time.sleep(backoff)
-        backoff = min(backoff * 2, 10.0)
+        failures += 1
+        delay = WORKER_BACKOFF.delay(failures)
+        log.warning("worker process %d exited (%d); starting it again in %.1fs", index, code, delay)
+        time.sleep(delay)
         fork(index)
     sys.exit(0)

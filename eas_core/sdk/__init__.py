@@ -1,6 +1,9 @@
 """The public face for programs: the control client (what eascmd and pipelines use) with the
 typed shapes it answers (Service, ServiceStatus, ...), and, for callers of services, the
-prediction client with its requests.
+prediction client with its requests. Clients that validate what they are given before
+sending it (pipeline declarations) use the platform's own rules: the service-name rule and
+the validation-error formatter; clients that upload packages pack and hash them the way the
+installation does (``pack_directory``, ``file_digest``).
 
 The tensor requests (TFRequest, TorchRequest and their responses) need numpy and protobuf;
 they are imported when first used, so `eascmd` starts without them.
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from eas_core.artefacts import file_digest, pack_directory
 from eas_core.sdk.control import ClientConfig, ControlClient
 from eas_core.sdk.predict import (
     ENDPOINT_TYPE_DEFAULT,
@@ -34,8 +38,14 @@ from eas_core.spec.control import (
     Version,
     VersionArtefact,
 )
-from eas_core.spec.service import VERSIONED_FIELDS
+from eas_core.spec.service import (
+    SERVICE_NAME,
+    SERVICE_NAME_RULE,
+    VERSIONED_FIELDS,
+    check_service_name,
+)
 from eas_core.spec.status import InstanceStatus, ResourceGroupStatus, ServiceStatus
+from eas_core.spec.validation import FieldProblem, field_errors
 
 if TYPE_CHECKING:
     from eas_core.sdk.requests import TFRequest, TFResponse, TorchRequest, TorchResponse
@@ -55,11 +65,14 @@ __all__ = [
     "ENDPOINT_TYPE_DEFAULT",
     "ENDPOINT_TYPE_DIRECT",
     "ENDPOINT_TYPE_GATEWAY",
+    "SERVICE_NAME",
+    "SERVICE_NAME_RULE",
     "VERSIONED_FIELDS",
     "AsyncPredictClient",
     "ClientConfig",
     "ControlClient",
     "ControlModel",
+    "FieldProblem",
     "Health",
     "Instance",
     "InstanceStatus",
@@ -81,4 +94,8 @@ __all__ = [
     "Upload",
     "Version",
     "VersionArtefact",
+    "check_service_name",
+    "field_errors",
+    "file_digest",
+    "pack_directory",
 ]

@@ -9,7 +9,6 @@ service = client.wait_until_running("demo")     # a Service: .status, .access_to
 from __future__ import annotations
 
 import configparser
-import hashlib
 import json
 import os
 import time
@@ -21,6 +20,7 @@ from typing import Any, BinaryIO, TypeVar
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
+from eas_core.artefacts import file_digest
 from eas_core.auth.keys import AccessKey, sign_request
 from eas_core.config import client_config_path
 from eas_core.errors import EASError, NotFound, from_response
@@ -34,8 +34,8 @@ from eas_core.spec.control import (
     Upload,
     Version,
 )
-from eas_core.spec.service import format_validation_error
 from eas_core.spec.status import ServiceStatus
+from eas_core.spec.validation import field_errors
 
 SECTION = "eas"
 # Of an answer that does not fit, the first problems: enough to see which release sent it.
@@ -128,8 +128,7 @@ class ControlClient:
         content = content or b""
         query = str(httpx.QueryParams(params or {}))
         if upload is not None:
-            with upload.open("rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            digest = file_digest(upload)
             headers = sign_request(self.key, method, path, query, content_sha256=digest)
             headers["content-length"] = str(upload.stat().st_size)
         else:
@@ -318,7 +317,7 @@ def _parse(shape: TypeAdapter[T], data: object, call: str) -> T:
     try:
         return shape.validate_python(data)
     except ValidationError as exc:
-        problems = format_validation_error(exc)
+        problems = field_errors(exc)
         shown = "; ".join(problems[:SHOWN_PROBLEMS])
         more = len(problems) - SHOWN_PROBLEMS
         if more > 0:

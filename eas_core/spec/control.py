@@ -158,6 +158,7 @@ class Node(ControlModel):
     used_cpu: float
     used_memory_mb: int
     used_gpu: int
+    group: str = Field(description="The resource group the node is in.")
     labels: dict[str, str]
 
 

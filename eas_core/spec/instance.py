@@ -6,17 +6,11 @@ shapes here lets both sides agree without importing each other.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from pydantic import BaseModel
 
 from eas_core.errors import InvalidDescription
 from eas_core.spec.service import ServiceDescription
 
-# On the 503 readiness answer of an instance whose every worker thread is stuck past the
-# request deadline: for how many seconds it has been so (the backend restarts it past a bound).
-STUCK_SECONDS_HEADER = "x-eas-stuck-seconds"
 # The kernel refuses to start a process with a NUL in its environment or with one variable
 # longer than MAX_ARG_STRLEN (32 pages: 128 KiB, the "NAME=" and the final NUL included).
 MAX_VARIABLE_BYTES = 128 * 1024 - 1
@@ -30,7 +24,8 @@ _FIELD_OF = {
 
 
 class ArtefactSpec(BaseModel):
-    """A package snapshot in the artefact store."""
+    """A package snapshot in the installation's artefact store, named so that any node can
+    fetch it: by its ``eas://`` URI, and checked against its sha256 ``digest``."""
 
     uri: str
     digest: str
@@ -38,7 +33,11 @@ class ArtefactSpec(BaseModel):
 
 
 class BootSpec(BaseModel):
-    """What an instance runs: one version of one service, with its artefacts."""
+    """What an instance runs: one version of one service, with its artefacts by URI. Where the
+    node keeps its store and cache is the node's own setting (``EAS_ARTEFACT_STORE``,
+    ``EAS_CACHE_DIR``, ``EAS_MAX_ARTEFACT_BYTES``: eas_core.config.RuntimeSettings), never a
+    path on the controller's disk. (Boot specs written before carried those paths; they are
+    ignored.)"""
 
     service: str
     version: int
@@ -48,19 +47,10 @@ class BootSpec(BaseModel):
     processor_type: str | None = None
     processor: ArtefactSpec | None = None
     processor_entry: str | None = None
-    artefact_store: Path
-    cache_dir: Path
-    max_artefact_bytes: int
 
 
 def boot_spec(
-    description: ServiceDescription,
-    *,
-    version: int,
-    artefacts: dict[str, dict[str, object]],
-    artefact_store: Path,
-    cache_dir: Path,
-    max_artefact_bytes: int,
+    description: ServiceDescription, *, version: int, artefacts: dict[str, dict[str, object]]
 ) -> BootSpec:
     def artefact(kind: str) -> ArtefactSpec | None:
         found = artefacts.get(kind)
@@ -75,9 +65,6 @@ def boot_spec(
         processor_type=description.processor_type,
         processor=artefact("processor"),
         processor_entry=description.processor_entry,
-        artefact_store=artefact_store,
-        cache_dir=cache_dir,
-        max_artefact_bytes=max_artefact_bytes,
     )
 
 
@@ -91,9 +78,6 @@ def runtime_environment(
         "EAS_VERSION": str(version),
         "EAS_MAX_QUEUE_SIZE": str(meta.max_queue_size),
         "EAS_KEEPALIVE_MS": str(meta.keepalive),
-        "EAS_BATCHING": json.dumps(meta.batching),
-        "EAS_MAX_BATCH_SIZE": str(meta.max_batch_size),
-        "EAS_MAX_BATCH_TIMEOUT_MS": str(meta.max_batch_timeout),
         "EAS_MAX_BODY_BYTES": str(max_body_bytes),
         "EAS_MODEL_CONFIG": description.model_config_text,
     }

@@ -34,9 +34,15 @@ from eas_core.spec.limits import (
     decode_json,
     document_problems,
 )
+from eas_core.spec.validation import FieldProblem, field_errors
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MAX_SERVICE_NAME = 63
+# The one rule for a service name, wherever one is written (descriptions, pipelines).
+SERVICE_NAME = re.compile(rf"[a-z][a-z0-9_]{{0,{MAX_SERVICE_NAME - 1}}}")
+SERVICE_NAME_RULE = (
+    "must start with a lowercase letter and hold only lowercase letters, digits and '_' "
+    f"(at most {MAX_SERVICE_NAME} characters)"
+)
 # A related service is named `<original>_<8 hex digits>` (`eascmd create -r`).
 RELATED_SUFFIX_CHARS = 9
 # Largest values of the numeric settings: far past any real use, small enough to store.
@@ -73,7 +79,6 @@ TokenField = Annotated[
     AfterValidator(_check_token),
 ]
 TextField = Annotated[str, AfterValidator(check_text)]
-CUSTOM_PROCESSOR_TYPES = ("python", "cpp", "java")
 # Fields whose change makes a new version (SPEC §2, `modify -s`).
 VERSIONED_FIELDS = (
     "model_path",
@@ -104,15 +109,20 @@ class Metadata(BaseModel):
     resource: ShortField = "public"
     region: ShortField | None = None
     workers: int | None = Field(default=None, ge=1, le=1024)
+    # Server-side batching: true is refused at create (unsupported_settings); the batch
+    # size and timeout take effect only with it, as on PAI-EAS.
     batching: bool = Field(default=False, alias="rpc.batching")
     max_batch_size: int = Field(default=16, ge=1, le=65536, alias="rpc.max_batch_size")
     max_batch_timeout: int = Field(
         default=50, ge=0, le=MAX_MILLISECONDS, alias="rpc.max_batch_timeout"
     )
     keepalive: int = Field(default=5000, gt=0, le=MAX_MILLISECONDS, alias="rpc.keepalive")
-    io_threads: int = Field(default=4, ge=1, le=256, alias="rpc.io_threads")
+    # Refused at create when given (unsupported_settings): no setting changes how an
+    # instance does its network I/O.
+    io_threads: int | None = Field(default=None, ge=1, le=256, alias="rpc.io_threads")
     max_queue_size: int = Field(default=64, ge=1, le=1_000_000, alias="rpc.max_queue_size")
     worker_threads: int | None = Field(default=None, ge=1, le=1024, alias="rpc.worker_threads")
+    # Accepted so that PAI-EAS descriptions deploy unchanged (SPEC §2); no effect here.
     enable_jemalloc: bool = Field(default=False, alias="rpc.enable_jemalloc")
     disable_failure_handler: bool = Field(
         default=False, alias="eas.handlers.disable_failure_handler"
@@ -154,12 +164,7 @@ class ServiceDescription(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
-            raise ValueError(
-                "must start with a lowercase letter and hold only lowercase letters, "
-                "digits and '_' (at most 63 characters)"
-            )
-        return value
+        return check_service_name(value)
 
     @field_validator("generate_token", mode="before")
     @classmethod
@@ -185,26 +190,29 @@ class ServiceDescription(BaseModel):
     @model_validator(mode="after")
     def _processor(self) -> ServiceDescription:
         if self.processor and self.processor_type:
-            raise ValueError(
-                "processor: give either a built-in 'processor' code or a custom "
-                "'processor_type', not both"
+            raise FieldProblem(
+                "processor",
+                "give either a built-in 'processor' code or a custom 'processor_type', not both",
             )
         if not self.processor and not self.processor_type:
-            raise ValueError(
-                "processor: one of 'processor' (a built-in code) or 'processor_type' "
-                "(python, cpp, java) is required"
+            raise FieldProblem(
+                "processor",
+                "one of 'processor' (a built-in code) or 'processor_type' (python, cpp, java) "
+                "is required",
             )
         if self.processor_type:
             if not self.processor_path:
-                raise ValueError("processor_path: required for a custom processor")
+                raise FieldProblem("processor_path", "required for a custom processor")
             if self.processor_type in ("python", "cpp") and not self.processor_entry:
-                raise ValueError(f"processor_entry: required for a {self.processor_type} processor")
+                raise FieldProblem(
+                    "processor_entry", f"required for a {self.processor_type} processor"
+                )
             if self.processor_type == "java" and not self.processor_mainclass:
-                raise ValueError("processor_mainclass: required for a java processor")
+                raise FieldProblem("processor_mainclass", "required for a java processor")
         if self.model_entry and not self.model_path:
-            raise ValueError("model_entry: given without model_path")
+            raise FieldProblem("model_entry", "given without model_path")
         if self.oss_endpoint is None and self.model_path and self.model_path.startswith("oss://"):
-            raise ValueError("oss_endpoint: required when model_path is an oss:// URI")
+            raise FieldProblem("oss_endpoint", "required when model_path is an oss:// URI")
         return self
 
     @property
@@ -215,48 +223,32 @@ class ServiceDescription(BaseModel):
             return ""
         return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
-    @property
-    def is_open(self) -> bool:
-        """True when callers need no token (``generate_token: false`` and no ``token``)."""
-        return self.token is None and not self.generate_token
 
-    def to_document(self) -> dict[str, Any]:
-        """The description as the user wrote it (wire spellings, unknown keys kept)."""
-        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    aliases = {
-        "processor_model_config": "model_config",
-        "batching": "rpc.batching",
-        "max_batch_size": "rpc.max_batch_size",
-        "max_batch_timeout": "rpc.max_batch_timeout",
-        "keepalive": "rpc.keepalive",
-        "io_threads": "rpc.io_threads",
-        "max_queue_size": "rpc.max_queue_size",
-        "worker_threads": "rpc.worker_threads",
-        "enable_jemalloc": "rpc.enable_jemalloc",
-        "disable_failure_handler": "eas.handlers.disable_failure_handler",
-    }
-    parts = [aliases.get(str(p), str(p)) for p in loc if not str(p).startswith("function-")]
-    # pydantic reports unions as `field.str` / `field.dict[str,any]`; keep the field only.
-    parts = [p for p in parts if p not in ("str", "dict[str,any]", "int", "bool")]
-    return ".".join(parts) or "description"
+def unsupported_settings(metadata: Metadata) -> list[str]:
+    """What a description asks of the instance runtime that this installation's runtime does
+    not do: refused when a service is created, modified or switched to a version (and by
+    ``eascmd test``), rather than accepted and silently ignored. Not part of the schema, so
+    a service stored before the refusal still runs."""
+    problems = []
+    if metadata.batching:
+        problems.append(
+            "metadata.rpc.batching: this installation runs one processor call per request "
+            "(on rpc.worker_threads threads per instance) and does not group requests into "
+            "batches; set it to false or leave it out"
+        )
+    if metadata.io_threads is not None:
+        problems.append(
+            "metadata.rpc.io_threads: this installation's instances do their network I/O on "
+            "one event loop per worker process, which no setting changes; leave the key out"
+        )
+    return problems
 
 
-def format_validation_error(exc: ValidationError) -> list[str]:
-    messages: list[str] = []
-    for err in exc.errors(include_url=False):
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        loc = tuple(err["loc"])
-        # Model-level checks carry the field name at the start of their message.
-        if not loc and ":" in msg:
-            messages.append(msg)
-            continue
-        line = f"{_field_path(loc)}: {msg}"
-        if line not in messages:
-            messages.append(line)
-    return messages
+def check_service_name(value: str) -> str:
+    """``value`` if it is a valid service name, else ValueError saying the rule."""
+    if not SERVICE_NAME.fullmatch(value):
+        raise ValueError(SERVICE_NAME_RULE)
+    return value
 
 
 def parse_description(document: Any) -> ServiceDescription:
@@ -269,7 +261,7 @@ def parse_description(document: Any) -> ServiceDescription:
     try:
         return ServiceDescription.model_validate(document)
     except ValidationError as exc:
-        raise InvalidDescription(format_validation_error(exc)) from None
+        raise InvalidDescription(field_errors(exc, root="description")) from None
 
 
 def decode_document(text: str | bytes, what: str = "description") -> Any:
@@ -278,10 +270,6 @@ def decode_document(text: str | bytes, what: str = "description") -> Any:
         return decode_json(text)
     except ValueError as exc:
         raise InvalidDescription([f"{what}: not valid JSON ({exc})"]) from None
-
-
-def parse_description_text(text: str | bytes) -> ServiceDescription:
-    return parse_description(decode_document(text))
 
 
 def merge_documents(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:

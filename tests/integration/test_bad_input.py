@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from eas_core.auth.keys import AccessKey, sign_request
-from eas_core.errors import InvalidDescription
+from eas_core.errors import InvalidDescription, NotFound
 from eas_core.sdk import ServiceStatus
 from tests.support.installation import PROCESSORS, Installation, python_service
 
@@ -90,7 +90,6 @@ def test_processor_from_http_archive(
     installation.client.wait_until_running(unique_name, timeout=60)
     token = installation.client.describe_service(unique_name).access_token
     assert installation.predict(unique_name, b"echo:archived", token).content == b"archived"
-    installation.client.delete_service(unique_name)
 
 
 def test_processor_from_uploaded_archive(
@@ -108,7 +107,6 @@ def test_processor_from_uploaded_archive(
     token = installation.client.describe_service(unique_name).access_token
     answer = json.loads(installation.predict(unique_name, b"whoami", token).content)
     assert answer["model"] == "model v1"
-    installation.client.delete_service(unique_name)
 
 
 @pytest.mark.parametrize(
@@ -206,6 +204,26 @@ def test_processor_from_uploaded_archive(
             },
             "processor_path:",
         ),
+        (
+            {
+                "name": "batching",
+                "processor_type": "python",
+                "processor_path": "/x",
+                "processor_entry": "app.py",
+                "metadata": {"instance": 1, "rpc.batching": True},
+            },
+            "metadata.rpc.batching: this installation runs one processor call per request",
+        ),
+        (
+            {
+                "name": "io_threads",
+                "processor_type": "python",
+                "processor_path": "/x",
+                "processor_entry": "app.py",
+                "metadata": {"instance": 1, "rpc.io_threads": 4},
+            },
+            "metadata.rpc.io_threads: this installation's instances do their network I/O",
+        ),
         ([1, 2, 3], "must be a JSON object"),
     ],
 )
@@ -249,7 +267,7 @@ def test_malformed_json_is_refused(installation: Installation, workdir: Path) ->
 def test_hostile_or_corrupt_archive_is_refused(
     installation: Installation,
     http_server: str,
-    archives: Path,
+    tmp_path_factory: pytest.TempPathFactory,
     unique_name: str,
     archive: str,
     expected: str,
@@ -263,9 +281,12 @@ def test_hostile_or_corrupt_archive_is_refused(
         )
     assert refused.value.message.startswith("processor_path:"), refused.value.message
     assert expected in refused.value.message
-    assert not (archives.parent / "escaped.txt").exists()
+    # `../../escaped.txt` unpacked anywhere under the installation's data directory would
+    # land inside this session's temporary tree: nothing by that name was written there.
+    assert not list(tmp_path_factory.getbasetemp().rglob("escaped.txt"))
     assert services(installation) == before
-    assert unique_name not in before
+    with pytest.raises(NotFound):
+        installation.client.describe_service(unique_name)
 
 
 def test_missing_http_artefact_is_refused_at_create(

@@ -59,6 +59,7 @@ NODE_KEYS = [
     "used_cpu",
     "used_memory_mb",
     "used_gpu",
+    "group",
     "labels",
 ]
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")

@@ -26,6 +26,7 @@ from tests.support.installation import (
     PROCESSORS,
     REPO,
     free_port,
+    metric_in,
     python_service,
     start_installation,
     wait_for,
@@ -46,6 +47,17 @@ class Target:
     port: int
     path: str
     token: str
+    instance_port: int  # the instance process that runs the calls (the target itself, or behind)
+
+    def holds(self, count: int) -> bool:
+        """Has the instance admitted ``count`` calls it has not finished (eas_queue_length)?
+        Also true when the instance is the target and at its connection cap refuses even
+        this look: every holder connected before it, so every holder was accepted."""
+        url = f"http://127.0.0.1:{self.instance_port}/api/builtin/metrics"
+        answer = httpx.get(url, timeout=10)
+        if answer.status_code == 503 and self.instance_port == self.port:
+            return "connections" in answer.text
+        return metric_in(answer.text, "eas_queue_length") >= count
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +75,8 @@ def limited_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target
         installation.client.create_service(document)
         installation.client.wait_until_running(name, timeout=90)
         token = installation.client.describe_service(name).access_token
-        yield Target(installation.gateway_port, f"/api/predict/{name}", token)
+        port = int(installation.client.list_instances(name)[0].port)
+        yield Target(installation.gateway_port, f"/api/predict/{name}", token, port)
     finally:
         installation.stop()
 
@@ -90,7 +103,7 @@ def limited_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Targe
             lambda: httpx.get(f"http://127.0.0.1:{port}/api/builtin/ready").status_code == 200,
             what="the instance to be ready",
         )
-        yield Target(port, "/api/predict/default", "")
+        yield Target(port, "/api/predict/default", "", port)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -151,7 +164,9 @@ def test_connections_over_the_cap_answer_503(target: Target) -> None:
     try:
         for sock in holders:
             sock.sendall(rawhttp.request("POST", target.path, auth(target), b"hold:2000:"))
-        time.sleep(0.5)  # let every holder be accepted and its request read
+        # Every holder is accepted and its call in the processor (one of the gateway's may
+        # have been refused meanwhile: see below).
+        wait_for(lambda: target.holds(39), what="the holders' calls to arrive")
         with rawhttp.connect(target.port) as extra:
             extra.sendall(rawhttp.request("POST", target.path, auth(target), b"echo"))
             answer = rawhttp.read_answer(extra)
@@ -179,7 +194,9 @@ def test_bodies_over_the_process_total_answer_503(target: Target) -> None:
 
     with ThreadPoolExecutor(2) as pool:
         holders = [pool.submit(call, body) for _ in range(2)]
-        time.sleep(1.0)  # both bodies are buffered and their calls in the processor
+        wait_for(  # both bodies are buffered and their calls in the processor
+            lambda: target.holds(2), what="both holders' calls to arrive"
+        )
         refused = call(b"size:" + b"x" * (6 * MiB))
         assert [h.result().status_code for h in holders] == [200, 200]
     assert refused.status_code == 503, refused.text

@@ -237,7 +237,6 @@ def test_hung_instance_leaves_the_routes_and_is_restarted(
     table = installation.eascmd("w", unique_name).stdout
     assert "busy for more than" in table
     assert other.instance_name in table
-    installation.client.delete_service(unique_name)
 
 
 def test_hung_worker_process_restarts_its_multi_process_instance(
@@ -264,7 +263,6 @@ def test_hung_worker_process_restarts_its_multi_process_instance(
     after = instance_processes(installation, unique_name)
     assert len(after) == 4 and not set(after) & set(before)
     assert installation.predict(unique_name, b"echo:back", token).content == b"back"
-    installation.client.delete_service(unique_name)
 
 
 def test_instance_that_stops_answering_its_probe_is_restarted(
@@ -289,7 +287,6 @@ def test_instance_that_stops_answering_its_probe_is_restarted(
             os.kill(pid, signal.SIGCONT)
     assert "did not answer its readiness probe" in restarted.reason
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    installation.client.delete_service(unique_name)
 
 
 def test_slow_processor_that_keeps_answering_is_never_restarted(
@@ -321,7 +318,6 @@ def test_slow_processor_that_keeps_answering_is_never_restarted(
     assert answers and set(answers) == {200}
     after = worker(installation, unique_name, instance.instance_name)
     assert after.restarts == 0 and after.ready
-    installation.client.delete_service(unique_name)
 
 
 def test_queue_length_falls_back_when_requests_finish(
@@ -344,7 +340,6 @@ def test_queue_length_falls_back_when_requests_finish(
     call.join(timeout=30)
     wait_for(lambda: metric(url, "eas_queue_length") == 0, timeout=10, what="the queue to empty")
     assert metric(url, "eas_busy_workers") == 0
-    installation.client.delete_service(unique_name)
 
 
 def restart_controller(installation: Installation) -> None:
@@ -381,6 +376,9 @@ def test_stray_instance_process_is_stopped_when_the_controller_starts(
         EAS_HOST="127.0.0.1",
         EAS_PORT=str(port),
         EAS_INSTANCE_DIR=str(directory),
+        # The node's store and cache, which the local backend gives every instance it starts.
+        EAS_ARTEFACT_STORE=str(installation.data_dir / "artefacts"),
+        EAS_CACHE_DIR=str(installation.data_dir / "cache"),
         PYTHONUNBUFFERED="1",
     )
     with open(installation.data_dir.parent / f"{stray_id}.log", "wb") as log:
@@ -411,7 +409,6 @@ def test_stray_instance_process_is_stopped_when_the_controller_starts(
     ]
     assert list(instance_processes(installation, unique_name).values()) == [instance.instance_name]
     assert installation.predict(unique_name, b"echo:one", token).content == b"one"
-    installation.client.delete_service(unique_name)
 
 
 def test_instance_started_before_its_pid_was_recorded_is_adopted(
@@ -447,7 +444,6 @@ def test_instance_started_before_its_pid_was_recorded_is_adopted(
     assert instance_processes(installation, unique_name) == processes
     adopted = json.loads(path.read_text())
     assert adopted["pid"] in processes and not adopted["launching"]
-    installation.client.delete_service(unique_name)
 
 
 def test_instance_files_are_private(installation: Installation, unique_name: str) -> None:
@@ -466,4 +462,3 @@ def test_instance_files_are_private(installation: Installation, unique_name: str
     assert mode(directory / "boot.json") == 0o600
     assert mode(installation.data_dir / "logs") == 0o700
     assert mode(installation.data_dir / "logs" / f"{instance.instance_name}.log") == 0o600
-    installation.client.delete_service(unique_name)

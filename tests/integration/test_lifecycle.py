@@ -99,7 +99,6 @@ def test_scale_up_and_down_keeps_running_instances(
     assert after_down <= after_up
     info = installation.client.describe_service(unique_name)
     assert info.total_instance == 2 and info.latest_version == 1
-    installation.client.delete_service(unique_name)
 
 
 def test_modify_settings_restarts_instances_with_them(
@@ -118,7 +117,6 @@ def test_modify_settings_restarts_instances_with_them(
     info = installation.client.describe_service(unique_name)
     assert info.service_config["metadata"]["rpc.keepalive"] == 200
     assert info.access_token == token
-    installation.client.delete_service(unique_name)
 
 
 def test_killed_instance_is_restarted_and_counted(
@@ -153,7 +151,6 @@ def test_killed_instance_is_restarted_and_counted(
         timeout=30,
         what="both instances ready again",
     )
-    installation.client.delete_service(unique_name)
 
 
 def test_failing_initialize_is_reported(
@@ -177,7 +174,6 @@ def test_failing_initialize_is_reported(
         "create", str(write(workdir / "again.json", python_service(unique_name))), check=False
     )
     assert result.returncode == 1 and "already exists" in result.stderr
-    installation.client.delete_service(unique_name)
 
 
 def test_controller_restart_loses_and_duplicates_nothing(
@@ -228,7 +224,6 @@ def test_controller_restart_loses_and_duplicates_nothing(
     )
     assert instances_after == instances_before  # adopted, not started again
     assert sorted(s.service_name for s in installation.client.list_services()) == services_before
-    installation.client.delete_service(unique_name)
 
 
 def test_gateway_restart_serves_again_at_once(installation: Installation, unique_name: str) -> None:
@@ -242,4 +237,3 @@ def test_gateway_restart_serves_again_at_once(installation: Installation, unique
         timeout=30,
         what="the restarted gateway to serve",
     )
-    installation.client.delete_service(unique_name)

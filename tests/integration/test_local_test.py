@@ -49,3 +49,17 @@ def test_eascmd_test_serves_locally(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=30)
     assert b"Serving local_svc" in out
+
+
+def test_eascmd_test_refuses_what_the_runtime_does_not_do(tmp_path: Path) -> None:
+    desc = tmp_path / "service.json"
+    desc.write_text(json.dumps(python_service("local_batching", metadata={"rpc.batching": True})))
+    result = subprocess.run(
+        [sys.executable, "-m", "eas_core.cli", "test", str(desc), "--port", str(free_port())],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("InvalidDescription: metadata.rpc.batching:"), result.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,13 @@ import pytest
 from eas_core.artefacts.fetch import fetch
 from eas_core.config import ObjectStoreSettings
 from eas_core.errors import ArtefactError, PayloadTooLarge
-from tests.processors.tabular_models import close, probabilities, records, sparse_expected, sparse_model
+from tests.processors.tabular_models import (
+    close,
+    probabilities,
+    records,
+    sparse_expected,
+    sparse_model,
+)
 from tests.support.installation import Installation, start_installation
 from tests.support.object_stores import OSSServer, oss_server, s3_server
 
@@ -194,6 +200,7 @@ def test_processor_deploys_from_an_object_store(
     oss: OSSServer,
     files: dict[str, Any],
     unique_name: str,
+    cleanup: Callable[..., str],
     code: str,
     model_path: str,
     endpoint: bool,
@@ -209,20 +216,19 @@ def test_processor_deploys_from_an_object_store(
     if endpoint:
         description["oss_endpoint"] = oss.endpoint
     client = configured.client
+    cleanup(unique_name, client)
     client.create_service(description)
-    try:
-        client.wait_until_running(unique_name, timeout=90)
-        token = client.describe_service(unique_name).access_token
-        answer = configured.predict(unique_name, files[body], token)
-        assert answer.status_code == 200, answer.text
-        close(answer.json(), files[expected])
-    finally:
-        client.delete_service(unique_name)
+    client.wait_until_running(unique_name, timeout=90)
+    token = client.describe_service(unique_name).access_token
+    answer = configured.predict(unique_name, files[body], token)
+    assert answer.status_code == 200, answer.text
+    close(answer.json(), files[expected])
 
 
 def test_an_object_store_error_is_refused_at_create_naming_the_field(
-    configured: Installation, oss: OSSServer, unique_name: str
+    configured: Installation, oss: OSSServer, unique_name: str, cleanup: Callable[..., str]
 ) -> None:
+    cleanup(unique_name, configured.client)  # in case it is wrongly created
     from eas_core.errors import InvalidDescription
 
     with pytest.raises(InvalidDescription, match=r"model_path: .*does not exist"):

@@ -54,16 +54,13 @@ def test_string_request_gets_the_pmml_answer_through_the_gateway(
             "metadata": {"instance": 1, "cpu": 0.1, "memory": 512},
         }
     )
-    try:
-        client.wait_until_running(unique_name, timeout=120)
-        token = client.describe_service(unique_name).access_token
-        done = subprocess.run(
-            [str(sdk_python), "-c", SCRIPT, f"127.0.0.1:{installation.gateway_port}",
-             unique_name, token, body],
-            capture_output=True, text=True, timeout=120, cwd=REPO,
-        )  # fmt: skip
-        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        assert done.returncode == 0 and len(lines) == 1, (done.stdout, done.stderr)
-        close(json.loads(lines[0].removeprefix("RESULT ")), expected)
-    finally:
-        client.delete_service(unique_name)
+    client.wait_until_running(unique_name, timeout=120)
+    token = client.describe_service(unique_name).access_token
+    done = subprocess.run(
+        [str(sdk_python), "-c", SCRIPT, f"127.0.0.1:{installation.gateway_port}",
+         unique_name, token, body],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and len(lines) == 1, (done.stdout, done.stderr)
+    close(json.loads(lines[0].removeprefix("RESULT ")), expected)

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
-import json
 import socket
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from eas_core.auth.tokens import sign
-from tests.support.installation import Installation, python_service, wait_for
+from tests.support.installation import (
+    Installation,
+    delete_services,
+    metric,
+    python_service,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
-def probe(installation: Installation) -> dict[str, str]:
+def probe(installation: Installation) -> Iterator[dict[str, str]]:
     """One running probe service shared by this module's tests: name and token."""
     installation.client.create_service(python_service("predict_probe", instances=2))
-    installation.client.wait_until_running("predict_probe", timeout=60)
-    return {
-        "name": "predict_probe",
-        "token": installation.client.describe_service("predict_probe").access_token,
-    }
+    try:
+        installation.client.wait_until_running("predict_probe", timeout=60)
+        yield {
+            "name": "predict_probe",
+            "token": installation.client.describe_service("predict_probe").access_token,
+        }
+    finally:
+        delete_services(installation.client, "predict_probe")
 
 
 def test_plain_token_answers_through_gateway(
@@ -136,7 +145,6 @@ def test_worker_processes_share_the_load(installation: Installation, unique_name
         if len(pids) >= 2:
             break
     assert len(pids) >= 2, pids
-    installation.client.delete_service(unique_name)
 
 
 def test_deadline_answers_408(installation: Installation, unique_name: str) -> None:
@@ -145,7 +153,6 @@ def test_deadline_answers_408(installation: Installation, unique_name: str) -> N
     token = installation.client.describe_service(unique_name).access_token
     assert installation.predict(unique_name, b"sleep:1500", token).status_code == 408
     assert installation.predict(unique_name, b"echo:fast", token).status_code == 200
-    installation.client.delete_service(unique_name)
 
 
 def test_full_queue_answers_450(installation: Installation, unique_name: str) -> None:
@@ -172,7 +179,6 @@ def test_full_queue_answers_450(installation: Installation, unique_name: str) ->
     finally:
         for s in socks:
             s.close()
-    installation.client.delete_service(unique_name)
 
 
 def test_open_service_needs_no_token(installation: Installation, unique_name: str) -> None:
@@ -180,7 +186,6 @@ def test_open_service_needs_no_token(installation: Installation, unique_name: st
     installation.client.wait_until_running(unique_name, timeout=60)
     assert installation.client.describe_service(unique_name).access_token == ""
     assert installation.predict(unique_name, b"echo:open").content == b"open"
-    installation.client.delete_service(unique_name)
 
 
 def test_stopped_service_answers_503_and_starts_again(
@@ -201,18 +206,25 @@ def test_stopped_service_answers_503_and_starts_again(
 
 
 def test_metrics_are_prometheus_text(installation: Installation, probe: dict[str, str]) -> None:
-    installation.predict(probe["name"], b"echo:m", probe["token"])
-    port = installation.client.list_instances(probe["name"])[0].port
-    text = httpx.get(f"http://127.0.0.1:{port}/api/builtin/metrics").text
-    assert "eas_requests_total" in text
-    assert httpx.get(f"http://127.0.0.1:{port}/api/builtin/ping").status_code == 200
-    gateway = httpx.get(f"{installation.gateway_url}/api/builtin/metrics").text
-    assert f'service="{probe["name"]}"' in gateway
-    assert (
-        json.loads(
-            httpx.get(f"{installation.gateway_url}/api/v1/servicediscovery/upstreams/nope").text
-            if False
-            else "{}"
-        )
-        == {}
-    )
+    instances = installation.client.list_instances(probe["name"])
+    urls = [f"http://127.0.0.1:{i.port}/api/builtin/metrics" for i in instances]
+    gateway_url = f"{installation.gateway_url}/api/builtin/metrics"
+    service = {"service": probe["name"]}
+
+    def answered() -> tuple[float, float]:
+        instances = sum(metric(url, "eas_requests_total", **service) for url in urls)
+        return instances, metric(gateway_url, "eas_gateway_requests_total", **service)
+
+    before = answered()
+    assert installation.predict(probe["name"], b"echo:m", probe["token"]).status_code == 200
+    # The call is counted once by the instance that answered it, and once by the gateway.
+    assert answered() == (before[0] + 1, before[1] + 1)
+    assert all(httpx.get(url.replace("metrics", "ping")).text == "pong" for url in urls)
+
+
+def test_discovery_of_an_unknown_service_answers_404_naming_it(
+    installation: Installation,
+) -> None:
+    answer = httpx.get(f"{installation.gateway_url}/api/v1/servicediscovery/upstreams/nope")
+    assert answer.status_code == 404
+    assert "'nope'" in answer.text

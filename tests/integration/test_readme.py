@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.installation import REPO, Installation
@@ -24,7 +25,7 @@ def test_readme_starts_with_the_two_commands() -> None:
 
 
 def test_readme_processor_and_description_deploy(
-    installation: Installation, tmp_path: Path
+    installation: Installation, tmp_path: Path, cleanup: Callable[..., str]
 ) -> None:
     processor, client_snippet = blocks("python")
     [description] = blocks("json")
@@ -33,7 +34,7 @@ def test_readme_processor_and_description_deploy(
     (package / "app.py").write_text(processor)
     document = json.loads(description)
     document["processor_path"] = str(package)
-    document["name"] = "readme_tour"
+    document["name"] = cleanup("readme_tour")
     document["metadata"].update({"cpu": 0.1, "memory": 128})
     desc = tmp_path / "service.json"
     desc.write_text(json.dumps(document))
@@ -54,4 +55,3 @@ def test_readme_processor_and_description_deploy(
         [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, cwd=REPO
     )
     assert ran.stdout.strip() == "b'True'", ran.stderr
-    installation.eascmd("delete", "readme_tour", "-y")

@@ -192,22 +192,19 @@ def test_processor_deploys_from_a_description_and_answers_like_its_library(
         json.dumps(describe(unique_name, code, deployment.source(http_base, installation)))
     )
     installation.eascmd("create", str(description))  # waits until running
-    try:
-        token = installation.client.describe_service(unique_name).access_token
-        via_gateway = installation.predict(unique_name, deployment.body, token)
-        assert via_gateway.status_code == 200, via_gateway.text
-        close(via_gateway.json(), deployment.expected)
-        via_instance = direct(installation, unique_name, deployment.body, token)
-        assert (via_instance.status_code, via_instance.content) == (200, via_gateway.content)
+    token = installation.client.describe_service(unique_name).access_token
+    via_gateway = installation.predict(unique_name, deployment.body, token)
+    assert via_gateway.status_code == 200, via_gateway.text
+    close(via_gateway.json(), deployment.expected)
+    via_instance = direct(installation, unique_name, deployment.body, token)
+    assert (via_instance.status_code, via_instance.content) == (200, via_gateway.content)
 
-        refused = installation.predict(unique_name, deployment.bad, token)
-        assert refused.status_code == 400
-        assert deployment.bad_needle in refused.json()["error"], refused.text
-        assert installation.predict(unique_name, b"{not json", token).status_code == 400
-        again = installation.predict(unique_name, deployment.body, token)
-        assert (again.status_code, again.content) == (200, via_gateway.content)
-    finally:
-        installation.client.delete_service(unique_name)
+    refused = installation.predict(unique_name, deployment.bad, token)
+    assert refused.status_code == 400
+    assert deployment.bad_needle in refused.json()["error"], refused.text
+    assert installation.predict(unique_name, b"{not json", token).status_code == 400
+    again = installation.predict(unique_name, deployment.body, token)
+    assert (again.status_code, again.content) == (200, via_gateway.content)
 
 
 @pytest.mark.parametrize(
@@ -228,21 +225,17 @@ def test_a_model_of_the_wrong_kind_fails_its_instance_with_the_reason(
     reason: str,
 ) -> None:
     installation.client.create_service(describe(unique_name, code, str(root / model)))
-    try:
-        info = wait_for(
-            lambda: (
-                (d := installation.client.describe_service(unique_name)).status
-                == ServiceStatus.FAILED
-                and d
-            ),
-            timeout=90,
-            what="the service to fail",
-        )
-        assert reason in info.message, info.message
-        shown = installation.eascmd("w", unique_name).stdout
-        assert reason in shown, shown
-    finally:
-        installation.client.delete_service(unique_name)
+    info = wait_for(
+        lambda: (
+            (d := installation.client.describe_service(unique_name)).status == ServiceStatus.FAILED
+            and d
+        ),
+        timeout=90,
+        what="the service to fail",
+    )
+    assert reason in info.message, info.message
+    shown = installation.eascmd("w", unique_name).stdout
+    assert reason in shown, shown
 
 
 @pytest.mark.parametrize(

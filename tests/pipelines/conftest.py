@@ -1,13 +1,13 @@
 """Fixtures for the pipeline tests: the connection resource, a Dagster instance, trained
 heart-disease models and declarations with unique service names.
 
-Every service a test deploys is deleted when the test ends: the installation is shared by
-the whole session and a 2-core machine has no room for idle instances.
+Every service a test deploys is deleted when the test ends (``cleanup``, tests/conftest.py):
+the installation is shared by the whole session and a 2-core machine has no room for idle
+instances.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import yaml
 
-from eas_core.errors import NotFound
 from eas_pipelines.declaration import PipelineDeclaration, parse_declaration
 from eas_pipelines.resources import EASResource
 from tests.support.installation import Installation
@@ -102,18 +101,3 @@ def declare(tmp_path: Path) -> Callable[[dict[str, Any]], PipelineDeclaration]:
         return parse_declaration(document, base_dir=tmp_path)
 
     return make
-
-
-@pytest.fixture
-def cleanup(installation: Installation) -> Iterator[Callable[[str], str]]:
-    """Register a service name; it (and its related services) is deleted after the test."""
-    names: list[str] = []
-    yield lambda name: names.append(name) or name  # type: ignore[func-returns-value]
-    client = installation.client
-    for name in names:
-        related = [
-            s.service_name for s in client.list_services() if s.service_name.startswith(name)
-        ]
-        for service in related:
-            with contextlib.suppress(NotFound):
-                client.delete_service(service)

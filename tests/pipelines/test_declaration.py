@@ -54,7 +54,10 @@ CASES: list[tuple[Callable[[dict[str, Any]], None], str]] = [
     (set_path("store", {"kind": "s3"}), "store.kind: expected one of installation, local, oss"),
     (set_path("store", {"kind": "local"}), "store.path: required"),
     (set_path("store", {"kind": "oss", "bucket": "b", "endpint": "x"}), "store.endpint: unknown"),
-    (set_path("service.name", "Bad-Name"), "service.name: must be lowercase letters"),
+    (set_path("service.name", "Bad-Name"), "service.name: must start with a lowercase letter"),
+    # The core's rule, not a looser copy of it: a name the control API would refuse fails
+    # when the file is loaded.
+    (set_path("service.name", "a" * 64), "service.name: must start with a lowercase letter"),
     (set_path("service.model_path", "/m"), "service.model_path: set by the pipeline"),
     (set_path("service.metadata", {}), "service.metadata.instance: required"),
     (set_path("train", "train.py"), "train: 'train.py': expected 'module:function'"),

@@ -5,6 +5,7 @@ run-failure webhook against a real HTTP server on loopback."""
 from __future__ import annotations
 
 import json
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -155,6 +156,8 @@ def test_a_directory_artefact_is_packed_reproducibly(tmp_path: Path) -> None:
     two = pack(package, tmp_path / "two.tar.gz").read_bytes()
 
     assert one == two
+    with tarfile.open(tmp_path / "one.tar.gz") as tar:  # the caches a run leaves are not in it
+        assert tar.getnames() == ["app.py", "sub", "sub/data.txt"]
     stored = LocalModelStore(tmp_path / "store").put(package, "svc")
     assert stored.uri.endswith("/svc.tar.gz")
 
@@ -243,7 +246,19 @@ def test_a_failed_run_is_posted_to_the_webhook(
     assert payload["job"] == "notified_deploy"
     assert payload["run_id"] == result.run_id
     assert payload["tags"]["eas/service"] == "notified"
-    assert deploy_run_config("notified", "x")["ops"]["notified__deployment"]
+
+
+def test_the_deploy_run_config_is_what_the_deploy_job_takes(tmp_path: Path) -> None:
+    """What the new-model sensor and the Launchpad hand to `<service>_deploy`."""
+    document = heart_document("configured", tmp_path)
+    eas = EASResource(endpoint="http://127.0.0.1:9", access_key_id="i", access_key_secret="s")
+    defs = build_definitions([parse_declaration(document, base_dir=tmp_path)], eas)
+    job = defs.resolve_job_def("configured_deploy")
+    config = deploy_run_config("configured", "/models/m.pmml")
+    validated = dg.validate_run_config(job, config)
+    assert validated["ops"]["configured__deployment"]["config"] == {"model_uri": "/models/m.pmml"}
+    with pytest.raises(dg.DagsterInvalidConfigError):
+        dg.validate_run_config(job, deploy_run_config("other_service", "/models/m.pmml"))
 
 
 class _Service(BaseHTTPRequestHandler):

@@ -7,8 +7,8 @@ sensors are evaluated the way the daemon evaluates them, then the run they ask f
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -212,10 +212,11 @@ def test_new_model_sensor_starts_one_deploy_per_new_artefact(
     assert requests[0].run_config == deploy_run_config(name, str(first))
     assert evaluate(cursor)[0] == []  # evaluated again: nothing new, no second deploy
 
-    time.sleep(0.05)  # a later modification time, as a later upload would have
     second = incoming / "2025-01-02" / "model.pmml"
     second.parent.mkdir()
     shutil.copyfile(models["good"], second)
+    later = first.stat().st_mtime + 1  # as a later upload would have
+    os.utime(second, (later, later))
     requests, cursor = evaluate(cursor)
     assert [r.run_key for r in requests] == [str(second)]
     assert evaluate(cursor)[0] == []

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from eas_pipelines.jobs import deploy_run_config
 from tests.pipelines.conftest import REPO
@@ -116,7 +117,8 @@ def test_a_deploy_launched_from_the_launchpad_succeeds(
     cleanup(SERVICE)
     model_uri = str(models["good"])
     config = f"ops:\n  {SERVICE}__deployment:\n    config:\n      model_uri: {model_uri}\n"
-    assert deploy_run_config(SERVICE, model_uri)["ops"][f"{SERVICE}__deployment"]
+    # What is typed into the Launchpad is the run config the sensors would launch.
+    assert yaml.safe_load(config) == deploy_run_config(SERVICE, model_uri)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

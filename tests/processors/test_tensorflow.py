@@ -256,15 +256,10 @@ def test_wrong_model_fails_the_instance_with_the_reason(
             "metadata": {"instance": 1, "cpu": 1, "memory": 2000},
         }
     )
-    try:
-        info = wait_for(
-            lambda: (
-                (d := client.describe_service(unique_name)).status == ServiceStatus.FAILED and d
-            ),
-            timeout=180,
-            what="the service to fail",
-        )
-        assert "model.pt is not a TensorFlow SavedModel" in info.message
-        assert "is not a TensorFlow SavedModel" in client.list_instances(unique_name)[0].reason
-    finally:
-        client.delete_service(unique_name)
+    info = wait_for(
+        lambda: (d := client.describe_service(unique_name)).status == ServiceStatus.FAILED and d,
+        timeout=180,
+        what="the service to fail",
+    )
+    assert "model.pt is not a TensorFlow SavedModel" in info.message
+    assert "is not a TensorFlow SavedModel" in client.list_instances(unique_name)[0].reason

@@ -6,8 +6,10 @@ unique names so they do not see each other. Only the PIDs started here are ever 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
+from eas_core.errors import Conflict, NotFound
 from eas_core.sdk.control import ClientConfig, ControlClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,6 +34,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` (``eas_requests_total``) that carry ``labels``,
+    as the Prometheus endpoint at ``url`` shows them now."""
+    return metric_in(httpx.get(url, timeout=10).text, name, **labels)
+
+
+def metric_in(text: str, name: str, **labels: str) -> float:
+    """:func:`metric` of a Prometheus text already read."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 def wait_for(
@@ -136,9 +156,11 @@ def start_installation(
     demo: bool = False,
     extra_args: list[str] | None = None,
     default_sources: bool = False,
+    cwd: Path = REPO,
 ) -> Installation:
     """``default_sources`` keeps the operator's default allow-list of deployment sources
-    instead of the tests' (tmp directories, the repository, loopback servers)."""
+    instead of the tests' (tmp directories, the repository, loopback servers); ``cwd`` is
+    where `eascmd server` is started (the repository, unless a test runs it elsewhere)."""
     controller_port, gateway_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EAS_")}
     # The operator declares the node's size: tests run many small instances on 2 cores.
@@ -174,7 +196,7 @@ def start_installation(
         args.append("--demo")
     args += extra_args or []
     with open(data_dir.parent / f"{data_dir.name}-server.out", "wb") as log:
-        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
     credentials = data_dir / "credentials.json"
     try:
         wait_for(
@@ -209,6 +231,20 @@ def start_installation(
         config_path,
         ControlClient.from_config(config),
     )
+
+
+def delete_services(client: ControlClient, name: str) -> None:
+    """Delete the service ``name`` and its related services (``<name>_<8 hex digits>``),
+    related ones first; what is already gone, or on its way, is fine."""
+    related = re.compile(rf"{re.escape(name)}_[0-9a-f]{{8}}")
+    found = [
+        s.service_name
+        for s in client.list_services()
+        if s.service_name == name or related.fullmatch(s.service_name)
+    ]
+    for service in sorted(found, key=lambda found_name: found_name == name):
+        with contextlib.suppress(NotFound, Conflict):
+            client.delete_service(service)
 
 
 def python_service(

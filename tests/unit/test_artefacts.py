@@ -17,7 +17,7 @@ import sys
 import tarfile
 import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +27,7 @@ import pytest
 
 from eas_core.artefacts import (
     ArtefactCache,
+    ArtefactRef,
     ArtefactStore,
     fetch,
     file_digest,
@@ -86,6 +87,16 @@ def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.
     info.linkname = link
     info.mode = 0o644
     return info
+
+
+def receive(
+    store: ArtefactStore, chunks: Iterable[bytes], filename: str, max_bytes: int
+) -> ArtefactRef:
+    """An upload arriving in pieces, as the control API stores it."""
+    with store.receive(filename, max_bytes=max_bytes) as upload:
+        for chunk in chunks:
+            upload.write(chunk)
+        return upload.commit()
 
 
 def snapshot(root: Path) -> set[str]:
@@ -354,7 +365,7 @@ def test_store_put_file_is_content_addressed_and_idempotent(tmp_path: Path) -> N
     assert not store.exists("0" * 64)
 
     assert store.put_file(source) == ref
-    assert store.put_stream([source.read_bytes()], "model.tar.gz", max_bytes=MiB) == ref
+    assert receive(store, [source.read_bytes()], "model.tar.gz", max_bytes=MiB) == ref
     assert list((tmp_path / "store" / ".tmp").iterdir()) == []
 
     renamed = store.put_file(source, "other name.tgz")
@@ -363,11 +374,11 @@ def test_store_put_file_is_content_addressed_and_idempotent(tmp_path: Path) -> N
     assert store.path_of(renamed.uri).name == "other name.tgz"
 
 
-def test_store_put_stream_over_the_limit_leaves_nothing(tmp_path: Path) -> None:
+def test_store_upload_over_the_limit_leaves_nothing(tmp_path: Path) -> None:
     store = ArtefactStore(tmp_path / "store")
     chunks = (bytes(64 * 1024) for _ in range(20))
     with pytest.raises(PayloadTooLarge):
-        store.put_stream(chunks, "big.bin", max_bytes=MiB)
+        receive(store, chunks, "big.bin", max_bytes=MiB)
     assert [p.name for p in (tmp_path / "store").iterdir()] == [".tmp"]
     assert list((tmp_path / "store" / ".tmp").iterdir()) == []
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from eas_core.artefacts import ArtefactStore
-from eas_core.artefacts.fetch import fetch, pack_directory
+from eas_core.artefacts import ArtefactStore, pack_directory
+from eas_core.artefacts.fetch import fetch
 from eas_core.config import ControllerSettings
 from eas_core.controller.api.auth import ReplayGuard
 from eas_core.controller.sources import SourcePolicy
@@ -21,6 +21,7 @@ from eas_core.errors import ArtefactError, InvalidDescription, Unauthorized, Una
 from eas_core.spec.instance import check_environment, runtime_environment
 from eas_core.spec.limits import MAX_DOCUMENT_BYTES, decode_json, document_problems
 from eas_core.spec.service import parse_description
+from tests.support.installation import wait_for
 
 BASE: dict[str, Any] = {
     "name": "svc",
@@ -103,8 +104,7 @@ def test_replay_guard_refuses_a_nonce_twice_and_is_bounded() -> None:
         guard.remember("key", "nonce-two-aaaaaaaaaa")
     # Past the window the old nonces are forgotten (their signatures are stale by then).
     deadline = guard.expiry[("other", "nonce-one-aaaaaaaaaa")]
-    while time.monotonic() <= deadline:
-        time.sleep(0.01)
+    wait_for(lambda: time.monotonic() > deadline, interval=0.01, what="the window to pass")
     guard.remember("key", "nonce-two-aaaaaaaaaa")
     assert list(guard.expiry) == [("key", "nonce-two-aaaaaaaaaa")]
 
@@ -186,7 +186,9 @@ def test_artefact_copies_never_loosen_permissions(tmp_path: Path) -> None:
     assert mode(store.path_of(store.put_file(private).uri)) == 0o600
     assert mode(store.path_of(store.put_file(tool).uri)) == 0o755
     # Uploads carry no permissions: this user only.
-    ref = store.put_stream([b"uploaded"], "up.bin", max_bytes=100)
+    with store.receive("up.bin", max_bytes=100) as upload:
+        upload.write(b"uploaded")
+        ref = upload.commit()
     assert mode(store.path_of(ref.uri)) == 0o600
     # A fetched copy and a packed directory keep a 0600 file at 0600.
     dest = tmp_path / "fetched"

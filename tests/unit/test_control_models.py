@@ -97,6 +97,7 @@ RESOURCE_WIRE: dict[str, object] = {
             "used_cpu": 0.5,
             "used_memory_mb": 256,
             "used_gpu": 0,
+            "group": "public",
             "labels": {},
         }
     ],
@@ -211,6 +212,6 @@ def test_an_answer_of_another_shape_is_an_error_naming_the_call_and_fields(
     message = caught.value.message
     assert message.startswith("GET /api/v1/services/demo: ")
     assert "Status: Input should be 'Creating'" in message
-    assert "Region: Field required" in message
+    assert "Region: required" in message
     # 1 bad status and 21 missing fields: the first five named, the rest counted.
     assert message.endswith("; and 17 more); is the controller of another release?")

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from eas_core.errors import InvalidDescription
-from eas_core.spec.service import changes_version, merge_documents, parse_description
+from eas_core.spec.service import (
+    changes_version,
+    merge_documents,
+    parse_description,
+    unsupported_settings,
+)
 
 BASE = {
     "name": "svc",
@@ -27,13 +32,13 @@ def test_unknown_keys_are_kept() -> None:
     d = parse_description(
         {**BASE, "extra": {"a": 1}, "metadata": {"instance": 1, "custom.key": "v"}}
     )
-    document = d.to_document()
-    assert document["extra"] == {"a": 1} and document["metadata"]["custom.key"] == "v"
+    assert d.model_extra == {"extra": {"a": 1}}
+    assert d.metadata.model_extra == {"custom.key": "v"}
 
 
 def test_generate_token_accepts_strings() -> None:
     d = parse_description({**BASE, "generate_token": "false"})
-    assert d.is_open
+    assert d.generate_token is False and d.token is None
 
 
 def test_model_config_object_is_handed_over_as_text() -> None:
@@ -63,3 +68,18 @@ def test_merge_and_version_rule() -> None:
     assert not changes_version(BASE, {"metadata": {"instance": 3}})
     assert changes_version(BASE, {"model_path": "/m"})
     assert not changes_version(BASE, {"processor_entry": "app.py"})
+
+
+def test_runtime_settings_the_instances_do_not_have_are_named() -> None:
+    plain = parse_description(BASE).metadata
+    assert unsupported_settings(plain) == []
+    off = parse_description({**BASE, "metadata": {"instance": 1, "rpc.batching": False}})
+    assert unsupported_settings(off.metadata) == []
+    asked = parse_description(
+        {**BASE, "metadata": {"instance": 1, "rpc.batching": True, "rpc.io_threads": 4}}
+    )
+    refused = unsupported_settings(asked.metadata)
+    assert [line.split(":")[0] for line in refused] == [
+        "metadata.rpc.batching",
+        "metadata.rpc.io_threads",
+    ]

@@ -12,7 +12,7 @@ from eas_core.config import RuntimeSettings
 from eas_core.http.server import Request, Response
 from eas_core.runtime.app import RuntimeApp
 from eas_core.runtime.occupancy import Occupancy, shared_table
-from eas_core.spec.instance import STUCK_SECONDS_HEADER
+from eas_core.spec.paths import STUCK_SECONDS_HEADER
 from processors.base import RequestContext
 from tests.support.installation import wait_for
 

@@ -13,11 +13,14 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from eas_core.errors import EASError
+from eas_core.spec.validation import field_errors
+
+# Where FastAPI found a request value; not part of the field's name.
+REQUEST_PARTS = ("body", "query", "path", "header", "cookie")
 
 _KIND_OF_STATUS = {
     400: "BadRequest",
     401: "Unauthorized",
-    403: "Forbidden",
     404: "NotFound",
     405: "BadRequest",
     409: "Conflict",
@@ -45,11 +48,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        where = ("body", "query", "path")
-        fields = [
-            f"{'.'.join(str(p) for p in e['loc'] if p not in where) or 'body'}: {e['msg']}"
-            for e in exc.errors()
-        ]
+        fields = field_errors(exc.errors(), root="body", locations=REQUEST_PARTS)
         return JSONResponse({"code": "BadRequest", "message": "; ".join(fields)}, status_code=400)
 
     @app.exception_handler(HTTPException)

@@ -6,12 +6,9 @@ from fastapi import APIRouter, Depends, Request
 
 from eas_core.controller.api.auth import authenticated
 from eas_core.controller.api.errors import ERROR_RESPONSES
-from eas_core.controller.backends.base import Backend
+from eas_core.controller.backends.base import Backend, NodeInfo
 from eas_core.spec.control import Node, ResourceGroup
 from eas_core.spec.status import ResourceGroupStatus
-
-# Every node of this installation is in the one group descriptions default to.
-PUBLIC_GROUP = "public"
 
 router = APIRouter(
     prefix="/api/v1/resources", dependencies=[Depends(authenticated)], responses=ERROR_RESPONSES
@@ -20,11 +17,18 @@ router = APIRouter(
 
 @router.get("")
 def resources(request: Request) -> list[ResourceGroup]:
+    """`eascmd resource ls`: the resource groups are the groups of the backend's nodes."""
     backend: Backend = request.app.state.backend
-    nodes = backend.nodes()
+    return resource_groups(backend)
+
+
+def resource_groups(backend: Backend) -> list[ResourceGroup]:
+    groups: dict[str, list[NodeInfo]] = {}
+    for node in backend.nodes():
+        groups.setdefault(node.group, []).append(node)
     return [
         ResourceGroup(
-            resource_name=PUBLIC_GROUP,
+            resource_name=group,
             instance_count=len(nodes),
             cpu_count=sum(n.cpu for n in nodes),
             gpu_count=sum(n.gpu for n in nodes),
@@ -39,9 +43,11 @@ def resources(request: Request) -> list[ResourceGroup]:
                     used_cpu=n.used_cpu,
                     used_memory_mb=n.used_memory_mb,
                     used_gpu=n.used_gpu,
+                    group=n.group,
                     labels=n.labels,
                 )
                 for n in nodes
             ],
         )
+        for group, nodes in sorted(groups.items())
     ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import collections
-import pathlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -12,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from eas_core.controller.api.auth import authenticated
 from eas_core.controller.api.errors import ERROR_RESPONSES
-from eas_core.controller.services import Services
+from eas_core.controller.backends.base import Backend
+from eas_core.controller.operations import Operations
 from eas_core.errors import BadRequest
 from eas_core.spec.control import (
     Instance,
@@ -66,8 +65,8 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
+def _services(request: Request) -> Operations:
+    services: Operations = request.app.state.services
     return services
 
 
@@ -172,17 +171,6 @@ def logs(
     chosen = [w.instance_name for w in workers if instance in (None, w.instance_name)]
     if instance is not None and not chosen:
         raise BadRequest(f"instance: {instance!r} is not an instance of {name!r}")
-    backend = request.app.state.backend
-    out: dict[str, list[str]] = {}
-    for instance_id in chosen:
-        path = backend.log_path(instance_id)
-        out[instance_id] = _last_lines(path, tail)
+    backend: Backend = request.app.state.backend
+    out = {instance_id: backend.logs(instance_id, tail) for instance_id in chosen}
     return ServiceLogs(service_name=name, logs=out)
-
-
-def _last_lines(path: pathlib.Path, count: int) -> list[str]:
-    """The last ``count`` lines, read line by line: a log may be larger than memory."""
-    if count == 0 or not path.exists():
-        return []
-    with path.open(errors="replace") as f:
-        return [line.rstrip("\n") for line in collections.deque(f, maxlen=count)]

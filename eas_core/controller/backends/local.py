@@ -1,10 +1,7 @@
 """The local backend: instances are supervised child processes on this machine.
 
-Each instance has a directory under ``<data_dir>/instances/<id>/`` holding its record
-(``record.json``, rewritten atomically on every change), its boot spec and the ``reason``
-file the runtime writes when it fails. The log lives in ``<data_dir>/logs/`` so it outlives
-the instance. Records and boot specs carry the service token: directories are 0700, files
-0600, logs included.
+What it keeps of each instance — its record, boot spec, failure reason and log — lives under
+the data directory (``records``).
 
 Supervision happens in ``observe`` (called by the reconciler every tick): a dead process is
 started again after an exponential back-off and its restart counted; an instance that does
@@ -16,6 +13,10 @@ route table at once and, if it stays so for ``hung_restart_seconds``, is killed 
 like a crashed one (the reason goes to `eascmd w` and to its log). A slow instance that still
 finishes calls is never stuck for long, so it is never killed.
 
+The records are shared by the reconciler thread (``observe``, ``place``, ``stop``) and the API
+threads (``nodes``, ``logs``): every read and change of them holds one lock, and the readiness
+probes — which wait on the network — run outside it.
+
 Instances run in their own sessions and survive a controller crash. The record is written,
 marked ``launching``, before the process is started, and the pid right after; a new
 controller reads the records, finds the processes by their environment (``processes``),
@@ -26,27 +27,34 @@ of this installation that have no record.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Self
 
 import httpx
 import psutil
 
+from eas_core.backoff import Backoff
+from eas_core.config import MAX_ARTEFACT_BYTES, ControllerSettings, MiB, child_environment
 from eas_core.controller.backends import processes
-from eas_core.controller.backends.base import InstanceSpec, NodeInfo, ObservedInstance
-from eas_core.spec.instance import STUCK_SECONDS_HEADER
+from eas_core.controller.backends.base import (
+    DEFAULT_RESOURCE_GROUP,
+    InstanceSpec,
+    NodeInfo,
+    ObservedInstance,
+)
+from eas_core.controller.backends.records import InstanceFiles, InstanceRecord
+from eas_core.spec.paths import READY_PATH, STUCK_SECONDS_HEADER
 from eas_core.spec.status import InstanceStatus
 
 log = logging.getLogger(__name__)
@@ -54,35 +62,6 @@ log = logging.getLogger(__name__)
 KILL_GRACE_SECONDS = 10.0
 STRAY_GRACE_SECONDS = 5.0  # a process with no record never served routed traffic
 LAST_RESTART = "last restart: "
-
-
-@dataclass
-class InstanceRecord:
-    id: str
-    service: str
-    version: int
-    revision: int
-    cpu: float
-    memory_mb: int
-    gpu: int
-    env: dict[str, str]
-    port: int = 0
-    pid: int | None = None
-    restarts: int = 0
-    started_at: float | None = None
-    next_start_at: float = 0.0
-    # Set when stop() was asked: SIGTERM at term_at, SIGKILL at kill_at.
-    term_at: float | None = None
-    kill_at: float | None = None
-    term_sent: bool = False
-    reason: str = ""
-    placed: bool = False  # False while Pending (no room on the node)
-    ready_seen: bool = False  # ready at least once since it was last started
-    gpus: list[int] = field(default_factory=list)
-    # True from just before the process is started until its pid is recorded: the process
-    # may exist though no pid says so (a new controller finds it by its environment).
-    launching: bool = False
-    kill_reason: str = ""  # why the backend killed it, reported once it is seen dead
 
 
 @dataclass(frozen=True)
@@ -104,23 +83,30 @@ class LocalBackend:
         cpu: float,
         memory_mb: int,
         gpu: int = 0,
+        group: str = DEFAULT_RESOURCE_GROUP,
         drain_seconds: float = 1.5,
         backoff_initial: float = 1.0,
         backoff_max: float = 30.0,
         probe_timeout: float = 0.5,
         hung_restart_seconds: float = 30.0,
+        artefact_store: Path | None = None,
+        cache_dir: Path | None = None,
+        max_artefact_bytes: int = MAX_ARTEFACT_BYTES,
     ) -> None:
-        self.root = data_dir / "instances"
-        self.logs = data_dir / "logs"
-        for directory in (self.root, self.logs):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            directory.chmod(0o700)  # also when an older version made it readable to all
-        self.resolved_root = self.root.resolve()
+        self.files = InstanceFiles(data_dir)
+        # This node's own store and cache, where its instances fetch their artefacts by URI
+        # (eas_core.runtime.boot): the installation's, as this node is the controller's.
+        self.node_env = {
+            "EAS_ARTEFACT_STORE": str(artefact_store or data_dir / "artefacts"),
+            "EAS_CACHE_DIR": str(cache_dir or data_dir / "cache"),
+            "EAS_MAX_ARTEFACT_BYTES": str(max_artefact_bytes),
+        }
         self.host = host
-        self.capacity = NodeInfo(name="local", ip=host, cpu=cpu, memory_mb=memory_mb, gpu=gpu)
+        self.capacity = NodeInfo(
+            name="local", ip=host, cpu=cpu, memory_mb=memory_mb, gpu=gpu, group=group
+        )
         self.drain_seconds = drain_seconds
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self.backoff = Backoff(backoff_initial, backoff_max)
         self.hung_restart_seconds = hung_restart_seconds
         self.records: dict[str, InstanceRecord] = {}
         # Instance id → first unanswered readiness probe since it last answered.
@@ -128,15 +114,42 @@ class LocalBackend:
         self.children: dict[int, subprocess.Popen[bytes]] = {}
         self.http = httpx.Client(timeout=probe_timeout)
         self.probes = ThreadPoolExecutor(8, thread_name_prefix="eas-probe")
+        # Held for every read or change of the records (and what hangs off them); reentrant,
+        # as a start asks nodes() whether the instance fits.
+        self._lock = threading.RLock()
+        # One observation at a time: supervision acts on what the same observation probed.
+        self._observing = threading.Lock()
         self._adopt()
 
-    # -- the four questions ----------------------------------------------------------
+    @classmethod
+    def from_settings(cls, settings: ControllerSettings) -> Self:
+        """This machine as the one node; its size is what the operator declares
+        (``EAS_NODE_CPU``, ``EAS_NODE_MEMORY_MB``, ``EAS_NODE_GPU``) or what it has."""
+        return cls(
+            settings.data_dir,
+            host=settings.host,
+            cpu=settings.node_cpu or float(os.cpu_count() or 1),
+            memory_mb=settings.node_memory_mb or psutil.virtual_memory().total // MiB,
+            gpu=settings.node_gpu,
+            group=settings.node_resource_group,
+            drain_seconds=settings.drain_seconds,
+            backoff_initial=settings.restart_backoff_initial,
+            backoff_max=settings.restart_backoff_max,
+            hung_restart_seconds=settings.hung_restart_seconds,
+            artefact_store=settings.artefact_dir,
+            cache_dir=settings.cache_dir,
+            max_artefact_bytes=settings.max_artefact_bytes,
+        )
+
+    # -- the interface (eas_core.controller.backends.base.Backend) ----------------------
     def place(self, spec: InstanceSpec) -> None:
+        with self._lock:
+            self._place(spec)
+
+    def _place(self, spec: InstanceSpec) -> None:
         if spec.id in self.records:
             return  # placing twice is placing once
-        directory = self.root / spec.id
-        directory.mkdir(mode=0o700, exist_ok=True)
-        _write_private(directory / "boot.json", json.dumps(spec.boot))
+        self.files.create(spec.id, spec.boot)
         record = InstanceRecord(
             id=spec.id,
             service=spec.service,
@@ -152,63 +165,88 @@ class LocalBackend:
         self._save(record)
 
     def stop(self, instance_id: str) -> None:
-        record = self.records.get(instance_id)
-        if record is None or record.term_at is not None:
-            return
-        now = time.time()
-        # Not yet serving anything: no need to drain.
-        drain = self.drain_seconds if record.ready_seen else 0.0
-        record.term_at = now + drain
-        record.kill_at = now + drain + KILL_GRACE_SECONDS
-        self._save(record)
+        with self._lock:
+            record = self.records.get(instance_id)
+            if record is None or record.term_at is not None:
+                return
+            now = time.time()
+            # Not yet serving anything: no need to drain.
+            drain = self.drain_seconds if record.ready_seen else 0.0
+            record.term_at = now + drain
+            record.kill_at = now + drain + KILL_GRACE_SECONDS
+            self._save(record)
 
     def observe(self) -> list[ObservedInstance]:
-        now = time.time()
-        for record in list(self.records.values()):
-            self._supervise(record, now)
-        alive = [r for r in self.records.values() if r.pid is not None and r.term_at is None]
-        probes = dict(zip([r.id for r in alive], self.probes.map(self._probe, alive), strict=True))
-        observed = []
-        for record in self.records.values():
-            probe = probes.get(record.id)
-            if probe is not None:
-                self._judge(record, probe, now)
-            observed.append(self._observed(record, probe))
-        return observed
+        with self._observing:
+            with self._lock:
+                now = time.time()
+                for record in list(self.records.values()):
+                    self._supervise(record, now)
+                targets = [
+                    (r.id, r.port)
+                    for r in self.records.values()
+                    if r.pid is not None and r.term_at is None
+                ]
+            # Probes wait on the network: outside the lock, so nodes() and logs() never do.
+            answers = self.probes.map(self._probe, [port for _, port in targets])
+            probes = dict(zip(targets, answers, strict=True))
+            with self._lock:
+                observed = []
+                for record in self.records.values():
+                    # A probe of a process since stopped or started again says nothing of it.
+                    probe = None
+                    if record.pid is not None and record.term_at is None:
+                        probe = probes.get((record.id, record.port))
+                    if probe is not None:
+                        self._judge(record, probe, now)
+                    observed.append(self._observed(record, probe))
+                return observed
 
     def nodes(self) -> list[NodeInfo]:
-        used = [r for r in self.records.values() if r.placed]
-        return [
-            NodeInfo(
-                name=self.capacity.name,
-                ip=self.host,
-                cpu=self.capacity.cpu,
-                memory_mb=self.capacity.memory_mb,
-                gpu=self.capacity.gpu,
-                used_cpu=sum(r.cpu for r in used),
-                used_memory_mb=sum(r.memory_mb for r in used),
-                used_gpu=sum(r.gpu for r in used),
-            )
-        ]
+        with self._lock:
+            return [self._node()]
+
+    def logs(self, instance_id: str, tail: int) -> list[str]:
+        # A log is only ever appended to: read without the lock.
+        return self.files.tail_log(instance_id, tail)
 
     def shutdown(self, *, stop_instances: bool) -> None:
         self.probes.shutdown(wait=False)
         self.http.close()
         if not stop_instances:
             return
-        for record in self.records.values():
-            if record.pid is not None:
-                self._signal(record, signal.SIGTERM)
+        with self._lock:
+            records = list(self.records.values())
+            for record in records:
+                if record.pid is not None:
+                    self._signal(record, signal.SIGTERM)
         deadline = time.time() + 8
-        while time.time() < deadline and any(self._is_alive(r) for r in self.records.values()):
+        while time.time() < deadline and any(self._is_alive(r) for r in records):
             time.sleep(0.05)
-        for record in list(self.records.values()):
-            if self._is_alive(record):
-                self._signal(record, signal.SIGKILL)
-            self._forget(record)
+        with self._lock:
+            for record in records:
+                if self._is_alive(record):
+                    self._signal(record, signal.SIGKILL)
+                    # A child of ours is waited for, or it stays a zombie while we run.
+                    child = self.children.get(record.pid) if record.pid else None
+                    if child is not None:
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            child.wait(timeout=KILL_GRACE_SECONDS)
+                self._forget(record)
 
-    def log_path(self, instance_id: str) -> Path:
-        return self.logs / f"{instance_id}.log"
+    def _node(self) -> NodeInfo:
+        used = [r for r in self.records.values() if r.placed]
+        return NodeInfo(
+            name=self.capacity.name,
+            ip=self.host,
+            cpu=self.capacity.cpu,
+            memory_mb=self.capacity.memory_mb,
+            gpu=self.capacity.gpu,
+            used_cpu=sum(r.cpu for r in used),
+            used_memory_mb=sum(r.memory_mb for r in used),
+            used_gpu=sum(r.gpu for r in used),
+            group=self.capacity.group,
+        )
 
     # -- supervision -------------------------------------------------------------------
     def _supervise(self, record: InstanceRecord, now: float) -> None:
@@ -232,7 +270,9 @@ class LocalBackend:
         # The process died: count it, remember why, start again after a back-off.
         code = self._exit_code(record)
         reason = (
-            record.kill_reason or self._read_reason(record) or f"process exited with code {code}"
+            record.kill_reason
+            or self.files.read_reason(record.id)
+            or f"process exited with code {code}"
         )
         record.kill_reason = ""
         self.unanswered_since.pop(record.id, None)
@@ -240,7 +280,7 @@ class LocalBackend:
         record.restarts += 1
         record.reason = reason
         record.ready_seen = False
-        delay = min(self.backoff_initial * 2 ** (record.restarts - 1), self.backoff_max)
+        delay = self.backoff.delay(record.restarts)
         record.next_start_at = now + delay
         log.warning(
             "instance %s died (%s); restart %d in %.1fs", record.id, reason, record.restarts, delay
@@ -248,7 +288,7 @@ class LocalBackend:
         self._save(record)
 
     def _fits(self, record: InstanceRecord) -> bool:
-        node = self.nodes()[0]
+        node = self._node()
         return (
             node.used_cpu + record.cpu <= node.cpu + 1e-9
             and node.used_memory_mb + record.memory_mb <= node.memory_mb
@@ -264,25 +304,31 @@ class LocalBackend:
             taken = {g for r in self.records.values() for g in r.gpus}
             record.gpus = [g for g in range(self.capacity.gpu) if g not in taken][: record.gpu]
         record.port = _free_port(self.host)
-        directory = self.root / record.id
-        (directory / "reason").unlink(missing_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EAS_")}
-        env.update(record.env)
-        env.update(
-            EAS_INSTANCE_ID=record.id,
-            EAS_HOST=self.host,
-            EAS_PORT=str(record.port),
-            EAS_INSTANCE_DIR=str(directory),
-            CUDA_VISIBLE_DEVICES=",".join(map(str, record.gpus)),
-            PYTHONUNBUFFERED="1",
+        directory = self.files.directory(record.id)
+        self.files.clear_reason(record.id)
+        # The controller's own EAS_* settings are not the instance's: only the record's and
+        # this node's go.
+        env = child_environment(
+            {
+                **record.env,
+                **self.node_env,
+                "EAS_INSTANCE_ID": record.id,
+                "EAS_HOST": self.host,
+                "EAS_PORT": str(record.port),
+                "EAS_INSTANCE_DIR": str(directory),
+                "CUDA_VISIBLE_DEVICES": ",".join(map(str, record.gpus)),
+                "PYTHONUNBUFFERED": "1",
+            },
+            drop_prefix="EAS_",
         )
         # Intent first: a controller that dies between here and the pid below leaves a record
         # through which the next one finds the process (by its environment) and adopts it.
         record.launching = True
         self._save(record)
-        with self._open_log(record.id) as logfile:
+        boot = self.files.boot_path(record.id)
+        with self.files.open_log(record.id) as logfile:
             process = subprocess.Popen(
-                [sys.executable, "-m", "eas_core.runtime.boot", str(directory / "boot.json")],
+                [sys.executable, "-m", "eas_core.runtime.boot", str(boot)],
                 env=env,
                 cwd=directory,
                 stdout=logfile,
@@ -296,9 +342,9 @@ class LocalBackend:
         record.started_at = time.time()
         log.info("started instance %s (pid %d, port %d)", record.id, process.pid, record.port)
 
-    def _probe(self, record: InstanceRecord) -> Probe:
+    def _probe(self, port: int) -> Probe:
         try:
-            answer = self.http.get(f"http://{self.host}:{record.port}/api/builtin/ready")
+            answer = self.http.get(f"http://{self.host}:{port}{READY_PATH}")
         except httpx.HTTPError:
             return Probe(answered=False)
         if answer.status_code == 200:
@@ -344,7 +390,7 @@ class LocalBackend:
         log.warning("instance %s %s", record.id, reason)
         record.kill_reason = record.reason = reason
         self._save(record)
-        with self._open_log(record.id) as logfile:
+        with self.files.open_log(record.id) as logfile:
             logfile.write(f"[ERROR] {reason}\n".encode())
         self._signal(record, signal.SIGKILL)
 
@@ -395,7 +441,7 @@ class LocalBackend:
         child = self.children.get(record.pid)
         if child is not None:
             return child.poll() is None
-        return processes.is_instance_process(record.pid, record.id, self.resolved_root)
+        return processes.is_instance_process(record.pid, record.id, self.files.resolved_root)
 
     def _exit_code(self, record: InstanceRecord) -> int | None:
         child = self.children.pop(record.pid, None) if record.pid else None
@@ -411,48 +457,23 @@ class LocalBackend:
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.pid, signum)
 
-    def _read_reason(self, record: InstanceRecord) -> str:
-        try:
-            return (self.root / record.id / "reason").read_text().strip()
-        except FileNotFoundError:
-            return ""
-
     def _forget(self, record: InstanceRecord) -> None:
         if record.pid is not None:
             self.children.pop(record.pid, None)
         self.records.pop(record.id, None)
         self.unanswered_since.pop(record.id, None)
-        shutil.rmtree(self.root / record.id, ignore_errors=True)
+        self.files.remove(record.id)
 
-    def _open_log(self, instance_id: str) -> BinaryIO:
-        logfile = open(self.log_path(instance_id), "ab", opener=_private_opener)  # noqa: SIM115
-        os.fchmod(logfile.fileno(), 0o600)  # also a log an older version made readable
-        return logfile
-
-    # -- persistence -----------------------------------------------------------------------
     def _save(self, record: InstanceRecord) -> None:
-        directory = self.root / record.id
-        if not directory.exists():
-            return
-        _write_private(directory / "record.json", json.dumps(asdict(record)))
+        self.files.save(record)
 
+    # -- adoption ----------------------------------------------------------------------
     def _adopt(self) -> None:
-        running = processes.running_instances(self.resolved_root)
-        for path in sorted(self.root.glob("*/record.json")):
-            try:
-                data = json.loads(path.read_text())
-                # Fields this version does not know (a newer controller wrote it) are dropped.
-                record = InstanceRecord(**{k: v for k, v in data.items() if k in RECORD_FIELDS})
-            except (ValueError, TypeError, AttributeError) as exc:
-                log.warning("ignoring unreadable instance record %s: %s", path, exc)
-                continue
+        running = processes.running_instances(self.files.resolved_root)
+        for record in self.files.load():
             self._reattach(record, running.pop(record.id, []))
             self.records[record.id] = record
-            # Written again 0600, and made private if an older version left them readable.
-            self._save(record)
-            path.parent.chmod(0o700)
-            with contextlib.suppress(FileNotFoundError):
-                (path.parent / "boot.json").chmod(0o600)
+            self._save(record)  # written again 0600, as every record is now
             log.info("adopted instance %s (pid %s)", record.id, record.pid)
         # What is left runs with no record: started by a controller that died before it
         # recorded anything. Nothing routes to it and nothing would ever stop it.
@@ -463,9 +484,7 @@ class LocalBackend:
                 ", ".join(str(p.pid) for p in found),
             )
         processes.stop([p for found in running.values() for p in found], grace=STRAY_GRACE_SECONDS)
-        for directory in self.root.iterdir():
-            if directory.is_dir() and not (directory / "record.json").exists():
-                shutil.rmtree(directory, ignore_errors=True)  # placed, never started
+        self.files.remove_unrecorded()  # placed, never started
 
     def _reattach(self, record: InstanceRecord, found: list[psutil.Process]) -> None:
         """Point ``record`` at the process that runs it, if one does."""
@@ -492,33 +511,17 @@ class LocalBackend:
             record.pid = None
             record.restarts += 1
             record.reason = (
-                self._read_reason(record) or "process ended while the controller was down"
+                self.files.read_reason(record.id) or "process ended while the controller was down"
             )
             record.ready_seen = False
         # A start that never happened (or died at once) is simply made again.
         record.launching = False
 
 
-RECORD_FIELDS = {f.name for f in fields(InstanceRecord)}
-
-
 def _last_restart(reason: str) -> str:
     if not reason or reason.startswith(LAST_RESTART):
         return reason
     return LAST_RESTART + reason
-
-
-def _private_opener(path: str, flags: int) -> int:
-    return os.open(path, flags, 0o600)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``path`` atomically, readable by this user only."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", opener=_private_opener) as f:
-        os.fchmod(f.fileno(), 0o600)
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _free_port(host: str) -> int:

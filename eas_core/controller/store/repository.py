@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from eas_core.controller.store.state import RollbackPoint, ServiceState
 from eas_core.controller.store.tables import (
     SCHEMA_VERSION,
     AccessKeyRow,
@@ -40,14 +41,14 @@ def now() -> datetime:
 class ServiceRecord:
     name: str
     token: str | None
-    state: str
+    state: ServiceState
     instance_count: int
     current_version: int
     latest_version: int
     revision: int
     related_to: str | None
     weight: int | None
-    rollback: dict[str, Any] | None
+    rollback: RollbackPoint | None
     message: str
     document: dict[str, Any]
     created_at: datetime
@@ -55,7 +56,7 @@ class ServiceRecord:
 
     @property
     def is_running(self) -> bool:
-        return self.state == "running"
+        return self.state is ServiceState.RUNNING
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def _service(row: ServiceRow) -> ServiceRecord:
         revision=row.revision,
         related_to=row.related_to,
         weight=row.weight,
-        rollback=dict(row.rollback) if row.rollback else None,
+        rollback=RollbackPoint.from_json(row.rollback) if row.rollback else None,
         message=row.message,
         document=dict(row.document),
         created_at=row.created_at,
@@ -140,7 +141,7 @@ class Repository:
                 row = ServiceRow(
                     name=name,
                     token=token,
-                    state="running",
+                    state=ServiceState.RUNNING,
                     instance_count=instance_count,
                     current_version=1,
                     latest_version=1,
@@ -188,7 +189,10 @@ class Repository:
         self, name: str, *, expect: dict[str, Any] | None = None, **changes: Any
     ) -> ServiceRecord:
         """Apply ``changes``; with ``expect``, only if those fields still hold those values
-        (so a background decision never overwrites a change a user made meanwhile)."""
+        (so a background decision never overwrites a change a user made meanwhile). A
+        ``rollback`` change is a ``RollbackPoint`` or None."""
+        if "rollback" in changes:
+            changes["rollback"] = _rollback_json(changes["rollback"])
         with self.session() as s:
             row = s.get(ServiceRow, name, with_for_update=True)
             if row is None:
@@ -207,7 +211,7 @@ class Repository:
         artefacts: dict[str, Any],
         *,
         make_current: bool,
-        rollback: dict[str, Any] | None = None,
+        rollback: RollbackPoint | None = None,
     ) -> ServiceRecord:
         """Store version N+1 and (usually) make it the one instances run."""
         with self.session() as s:
@@ -231,7 +235,7 @@ class Repository:
                 row.instance_count = int(
                     document.get("metadata", {}).get("instance", row.instance_count)
                 )
-                row.rollback = rollback
+                row.rollback = _rollback_json(rollback)
                 row.message = ""
             row.updated_at = now()
             return _service(row)
@@ -275,6 +279,10 @@ class Repository:
     def count_access_keys(self) -> int:
         with self.session() as s:
             return len(s.scalars(select(AccessKeyRow.id)).all())
+
+
+def _rollback_json(point: RollbackPoint | None) -> dict[str, Any] | None:
+    return None if point is None else point.to_json()
 
 
 def _private_sqlite_files(path: Path) -> None:

@@ -5,14 +5,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from eas_core.controller.store.state import ServiceState
 
 SCHEMA_VERSION = 1
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class StateColumn(TypeDecorator[ServiceState]):
+    """A ``ServiceState`` kept as its plain string, as it always was."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: ServiceState | None, dialect: Dialect) -> str | None:
+        return None if value is None else ServiceState(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> ServiceState | None:
+        return None if value is None else ServiceState(value)
 
 
 class ServiceRow(Base):
@@ -23,9 +39,7 @@ class ServiceRow(Base):
     # HMAC(token, …), which needs the token itself. The database file is 0600 in a 0700
     # data directory for that reason (repository.py).
     token: Mapped[str | None] = mapped_column(String(256))
-    # "running", "stopped", "deleting", or "retired" (deleted while a released related service
-    # still serves its endpoint: the name and token stay, the instances are gone).
-    state: Mapped[str] = mapped_column(String(16), default="running")
+    state: Mapped[ServiceState] = mapped_column(StateColumn(), default=ServiceState.RUNNING)
     instance_count: Mapped[int] = mapped_column(Integer)
     current_version: Mapped[int] = mapped_column(Integer)
     latest_version: Mapped[int] = mapped_column(Integer)
@@ -35,8 +49,9 @@ class ServiceRow(Base):
     # that endpoint's traffic (None until `release`; once released its own name is closed).
     related_to: Mapped[str | None] = mapped_column(String(64))
     weight: Mapped[int | None] = mapped_column(Integer)
-    # Where a roll in progress goes back to if the new instances fail:
-    # {"version", "revision", "document"} of what served before it; None when no roll runs.
+    # Where a roll in progress goes back to if the new instances fail (a RollbackPoint as
+    # JSON: {"version", "revision", "document"} of what served before it); None when no
+    # roll runs.
     rollback: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     message: Mapped[str] = mapped_column(Text, default="")
     # The effective description instances of this service run now: the current version's

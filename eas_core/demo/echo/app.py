@@ -1,13 +1,15 @@
 """Echo: answers with the request body. The smallest processor, used by the demo and benchmarks."""
 
+from __future__ import annotations
+
 import allspark
 
 
 class EchoProcessor(allspark.BaseProcessor):
-    def initialize(self):
+    def initialize(self) -> None:
         self.prefix = b""
 
-    def process(self, data):
+    def process(self, data: bytes) -> tuple[bytes, int]:
         return self.prefix + data, 200
 
 
