@@ -10,7 +10,7 @@ from eas_core.cli import output
 from eas_core.cli.context import Context, pass_context
 
 
-@click.command()
+@click.command(short_help="Store a model or processor file; print its URI.")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--inner", is_flag=True, help="Accepted for compatibility (one network here).")
 @output.json_option

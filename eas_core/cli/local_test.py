@@ -10,7 +10,7 @@ import click
 from eas_core.cli.description import read_description
 
 
-@click.command(name="test")
+@click.command(name="test", short_help="Run a service locally in the foreground.")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--port", default=8080, show_default=True, help="Port to serve on.")
 @click.option(

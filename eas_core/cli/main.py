@@ -8,25 +8,21 @@ from pathlib import Path
 
 import click
 
+from eas_core import __version__
 from eas_core.cli import artefacts, config, local_test, resources, server, service, versions
 from eas_core.cli.context import Context
+from eas_core.cli.groups import AliasedGroup
 from eas_core.errors import EASError
 
 ALIASES = {"ls": "list", "w": "showworkers"}
 
 
-class AliasedGroup(click.Group):
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        _, cmd, rest = super().resolve_command(ctx, args)
-        return (cmd.name if cmd else None), cmd, rest
-
-
-@click.group(cls=AliasedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=AliasedGroup,
+    aliases=ALIASES,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(__version__, "--version", prog_name="eascmd", message="%(prog)s %(version)s")
 @click.option(
     "-c", "--config", type=click.Path(path_type=Path), help="Config file (default ~/.eas/config)."
 )

@@ -6,10 +6,11 @@ import click
 
 from eas_core.cli import output
 from eas_core.cli.context import Context, pass_context
+from eas_core.cli.groups import AliasedGroup
 from eas_core.errors import EASError
 
 
-@click.group()
+@click.group(cls=AliasedGroup, aliases={"ls": "list", "li": "list_instance"})
 def resource() -> None:
     """Resource groups."""
 
@@ -29,9 +30,6 @@ def resource_list(context: Context, as_json: bool) -> None:
         )
 
 
-resource.add_command(resource_list, name="ls")
-
-
 @resource.command(name="list_instance")
 @click.argument("resource_id")
 @output.json_option
@@ -49,6 +47,3 @@ def resource_list_instance(context: Context, resource_id: str, as_json: bool) ->
             output.rows(nodes),
             ["name", "ip", "cpu", "used_cpu", "memory_mb", "used_memory_mb", "gpu", "used_gpu"],
         )
-
-
-resource.add_command(resource_list_instance, name="li")

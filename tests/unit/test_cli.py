@@ -11,6 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+import eas_core
 import eas_core.cli
 from eas_core.cli.main import cli, main
 
@@ -42,7 +43,31 @@ def test_main_registers_every_command() -> None:
     assert set(cli.commands) == COMMANDS
     resource = cli.commands["resource"]
     assert isinstance(resource, click.Group)
-    assert set(resource.commands) == {"list", "ls", "list_instance", "li"}
+    assert set(resource.commands) == {"list", "list_instance"}
+
+
+def test_top_level_help_lists_each_command_once_and_whole() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0, result.output
+    listed = result.output.split("Commands:")[1]
+    # click cuts a long first sentence with "..."; every command has a short help instead.
+    assert "..." not in listed, listed
+    assert "Change a service (a new model or processor: a new version)." in listed
+    names = [line.split()[0] for line in listed.strip().splitlines()]
+    assert sorted(names) == sorted(COMMANDS)
+
+
+def test_resource_aliases_run_their_commands_but_are_not_listed() -> None:
+    listed = CliRunner().invoke(cli, ["resource", "--help"]).output.split("Commands:")[1]
+    assert [line.split()[0] for line in listed.strip().splitlines()] == ["list", "list_instance"]
+    for alias, help_line in (("ls", "List resource groups"), ("li", "The nodes of a resource")):
+        result = CliRunner().invoke(cli, ["resource", alias, "--help"])
+        assert result.exit_code == 0 and help_line in result.output, result.output
+
+
+def test_version_prints_the_package_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert (result.exit_code, result.output) == (0, f"eascmd {eas_core.__version__}\n")
 
 
 def test_no_verb_module_imports_main() -> None:
