@@ -1,16 +1,19 @@
-"""How eascmd prints: rich tables on stdout for people, plain JSON with --json, progress and
-errors on stderr so stdout stays parseable."""
+"""How eascmd prints: rich tables on stdout for people, plain JSON with --json, and on stderr
+(so stdout stays parseable) one line per event in four styles: progress (``… waiting``, dim
+cyan), success (``[OK]``, green), warning (``[WARN]``, yellow) and failure (``[FAIL]``, red).
+The tags are text, not only colour: piped or with NO_COLOR the lines read the same."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, Any
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from eas_core.sdk import ControlModel
 
@@ -52,9 +55,37 @@ def fields(data: Mapping[str, object], keys: Sequence[str] | None = None) -> Non
     stdout.print(t)
 
 
+# Each kind of line: its tag and the tag's style.
+STYLES = {
+    "progress": ("…", "dim cyan"),
+    "success": ("[OK]", "green"),
+    "warning": ("[WARN]", "yellow"),
+    "failure": ("[FAIL]", "bold red"),
+}
+
+
+def line(kind: str, message: str) -> Text:
+    """One event line: the tag styled, the message as plain text (built as Text, never parsed
+    as markup: "[demo]" is a service name and "[OK]" a tag, not rich style tags)."""
+    tag, style = STYLES[kind]
+    return Text.assemble((tag, style), " ", message)
+
+
 def progress(message: str) -> None:
-    # The message is text, not markup: "[demo]" is a service name, not a rich style tag.
-    stderr.print(f"[green][OK][/green] {escape(message)}", highlight=False)
+    """Something is under way (a wait, and why it is not done yet)."""
+    stderr.print(line("progress", message), highlight=False)
+
+
+def success(message: str) -> None:
+    stderr.print(line("success", message), highlight=False)
+
+
+def warning(message: str) -> None:
+    stderr.print(line("warning", message), highlight=False)
+
+
+def failure(message: str) -> None:
+    stderr.print(line("failure", message), highlight=False)
 
 
 def _cell(value: object) -> str:
@@ -63,3 +94,10 @@ def _cell(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+class Failed(click.ClickException):
+    """A command that cannot do what it was asked: one red ``[FAIL]`` line, exit status 1."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        failure(self.message)

@@ -85,13 +85,13 @@ def deploy_demo(client: ControlClient) -> Service:
     }
     try:
         client.create_service(document)
-        output.progress(f"Created the demo service '{DEMO_SERVICE}' (the echo processor)")
+        output.success(f"Created the demo service '{DEMO_SERVICE}' (the echo processor)")
     except Conflict:
         pass
     return client.wait_until_running(DEMO_SERVICE, timeout=120)
 
 
-@click.command()
+@click.command(short_help="Start a whole installation on this machine.")
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -157,10 +157,10 @@ def server(
     try:
         installation.start()
         credentials = json.loads((installation.data_dir / "credentials.json").read_text())
-        output.progress(f"Control API  {settings.controller_url}")
-        output.progress(f"Gateway      {settings.endpoint}")
-        output.progress(f"Data         {installation.data_dir}")
-        output.progress(f"Access key   {installation.data_dir / 'credentials.json'}")
+        output.success(f"Control API  {settings.controller_url}")
+        output.success(f"Gateway      {settings.endpoint}")
+        output.success(f"Data         {installation.data_dir}")
+        output.success(f"Access key   {installation.data_dir / 'credentials.json'}")
         click.echo(
             f"eascmd config -i {credentials['AccessKeyId']} -k {credentials['AccessKeySecret']} "
             f"-e {settings.controller_url}"
@@ -170,20 +170,20 @@ def server(
                 settings.controller_url, credentials["AccessKeyId"], credentials["AccessKeySecret"]
             )
             info = deploy_demo(client)
-            output.progress("Service is running")
+            output.success("Service is running")
             click.echo(
                 f"curl {info.intranet_endpoint} -H 'Authorization: {info.access_token}' "
                 "-d 'hello eas'"
             )
         if pipelines:
             installation.add(pipelines_part(installation, credentials, dagster_port))
-            output.progress(f"Pipelines    http://{settings.host}:{dagster_port} (Dagster UI)")
-        output.progress("Press Ctrl-C to stop everything")
+            output.success(f"Pipelines    http://{settings.host}:{dagster_port} (Dagster UI)")
+        output.success("Press Ctrl-C to stop everything")
         installation.supervise()
     except (RuntimeError, EASError) as exc:
         raise EASError(str(exc)) from None
     finally:
-        output.progress("Stopping")
+        output.success("Stopping")
         installation.stop()
 
 

@@ -43,7 +43,7 @@ def create(
         wait_running(client, info.service_name, timeout)
 
 
-@click.command()
+@click.command(short_help="Change a service (a new model or processor: a new version).")
 @click.argument("name")
 @click.option(
     "-s",
@@ -86,7 +86,7 @@ def modify(
     if as_json:
         output.emit_json(info)
     else:
-        output.progress(f"Service {name} updated (current version {info.current_version})")
+        output.success(f"Service {name} updated (current version {info.current_version})")
     if wait:
         wait_running(client, name, timeout, version=info.current_version)
 
@@ -97,7 +97,7 @@ def modify(
 def stop(context: Context, name: str) -> None:
     """Stop every instance of a service (the service is kept)."""
     context.client().stop_service(name)
-    output.progress(f"Service {name} stopped")
+    output.success(f"Service {name} stopped")
 
 
 @click.command()
@@ -140,12 +140,12 @@ def delete(context: Context, name: str, yes: bool, wait: bool) -> None:
             and client.describe_service(s.service_name).related_to == name
         ]
         by = f" by {', '.join(served_by)}" if served_by else ""
-        output.progress(
+        output.success(
             f"Service {name} deleted: its instances are stopped; its endpoint and token keep "
             f"serving its released related service{by} until that one is deleted too"
         )
     else:
-        output.progress(f"Service {name} deleted")
+        output.success(f"Service {name} deleted")
 
 
 @click.command(name="list")

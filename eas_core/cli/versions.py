@@ -9,7 +9,7 @@ from eas_core.cli.context import Context, pass_context
 from eas_core.cli.waiting import wait_running
 
 
-@click.command()
+@click.command(short_help="Make a stored version current (roll back or forth).")
 @click.argument("name")
 @click.argument("version", type=int)
 @click.option("--wait/--no-wait", default=False, show_default=True, help="Wait until it serves.")
@@ -25,7 +25,7 @@ def version(
     if as_json:
         output.emit_json(info)
     else:
-        output.progress(f"Service {name} switching to version {version}")
+        output.success(f"Service {name} switching to version {version}")
     if wait:
         wait_running(client, name, timeout, version=version)
 
@@ -52,7 +52,7 @@ def versions(context: Context, name: str, as_json: bool) -> None:
     output.table(rows, ["Version", "CreateTime", "Processor", "Model"])
 
 
-@click.command()
+@click.command(short_help="Send part of the original's traffic to a related service.")
 @click.argument("name")
 @click.option("-w", "--weight", type=int, required=True, help="Percent of the original's traffic.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -70,4 +70,4 @@ def release(context: Context, name: str, weight: int, yes: bool, as_json: bool) 
     if as_json:
         output.emit_json(info)
     else:
-        output.progress(f"Released {weight}% of [{original}]'s traffic to [{name}]")
+        output.success(f"Released {weight}% of [{original}]'s traffic to [{name}]")

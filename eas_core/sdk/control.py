@@ -255,20 +255,23 @@ class ControlClient:
         version: int | None = None,
     ) -> Service:
         """Return the description once every instance of the current version is ready and
-        no roll is left (with ``version``: once that version serves).
+        no roll is left (with ``version``: once that version serves). ``on_progress`` is
+        given the description each time its status, counts or message change.
 
         Raises EASError when the service fails, a roll to ``version`` is undone (the message
         says why), or time runs out.
         """
         deadline = time.monotonic() + timeout
-        last: tuple[ServiceStatus, int, int, int] | None = None
+        last: tuple[ServiceStatus, int, int, int, str] | None = None
         while True:
             info = self.describe_service(name)
+            # The message is part of what changed: a new reason to wait is news too.
             state = (
                 info.status,
                 info.total_instance,
                 info.pending_instance,
                 info.running_instance,
+                info.message,
             )
             if state != last and on_progress is not None:
                 on_progress(info)
