@@ -154,13 +154,23 @@ def server(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+
+    def starting(part: Part) -> None:
+        output.progress(
+            f"Waiting for the {part.name} to answer (its log: {installation.log_dir / f'{part.name}.log'})"
+        )
+
     try:
-        installation.start()
+        output.progress(f"Logs go to {installation.log_dir}")
+        installation.start(on_part=starting)
         credentials = json.loads((installation.data_dir / "credentials.json").read_text())
         output.success(f"Control API  {settings.controller_url}")
         output.success(f"Gateway      {settings.endpoint}")
         output.success(f"Data         {installation.data_dir}")
+        output.success(f"Logs         {installation.log_dir}")
         output.success(f"Access key   {installation.data_dir / 'credentials.json'}")
+        # The label on stderr, the command alone on stdout: it can be copied or piped as is.
+        output.success("Configure the CLI with:")
         click.echo(
             f"eascmd config -i {credentials['AccessKeyId']} -k {credentials['AccessKeySecret']} "
             f"-e {settings.controller_url}"
@@ -169,13 +179,17 @@ def server(
             client = ControlClient(
                 settings.controller_url, credentials["AccessKeyId"], credentials["AccessKeySecret"]
             )
+            output.progress(f"Deploying the demo service '{DEMO_SERVICE}'")
             info = deploy_demo(client)
-            output.success("Service is running")
+            output.success("Service is running; call it with:")
             click.echo(
                 f"curl {info.intranet_endpoint} -H 'Authorization: {info.access_token}' "
                 "-d 'hello eas'"
             )
         if pipelines:
+            output.progress(
+                f"Starting the pipelines (its log: {installation.log_dir / 'pipelines.log'})"
+            )
             installation.add(pipelines_part(installation, credentials, dagster_port))
             output.success(f"Pipelines    http://{settings.host}:{dagster_port} (Dagster UI)")
         output.success("Press Ctrl-C to stop everything")
