@@ -156,9 +156,8 @@ def server(
     signal.signal(signal.SIGTERM, on_signal)
 
     def starting(part: Part) -> None:
-        output.progress(
-            f"Waiting for the {part.name} to answer (its log: {installation.log_dir / f'{part.name}.log'})"
-        )
+        log = installation.log_dir / f"{part.name}.log"
+        output.progress(f"Waiting for the {part.name} to answer (its log: {log})")
 
     try:
         output.progress(f"Logs go to {installation.log_dir}")
