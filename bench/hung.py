@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from bench.installation import start
+from eas_core.sdk import Instance
 
 PROCESSOR = """\
 import os
@@ -94,7 +95,7 @@ def run(tmp: Path, args: argparse.Namespace) -> None:
             }
         )
         client.wait_until_running("bench_hung", timeout=120)
-        token = client.describe_service("bench_hung")["AccessToken"]
+        token = client.describe_service("bench_hung").access_token
         victim = client.list_instances("bench_hung")[0]
         report = measure(installation.gateway_url, client, token, victim, args)
     finally:
@@ -104,9 +105,9 @@ def run(tmp: Path, args: argparse.Namespace) -> None:
 
 
 def measure(
-    gateway: str, client: Any, token: str, victim: dict[str, Any], args: argparse.Namespace
+    gateway: str, client: Any, token: str, victim: Instance, args: argparse.Namespace
 ) -> list[str]:
-    victim_url = f"http://127.0.0.1:{victim['Port']}"
+    victim_url = f"http://127.0.0.1:{victim.port}"
     victim_pid = int(
         httpx.post(
             f"{victim_url}/api/predict/bench_hung", content=b"pid", headers={"Authorization": token}
@@ -162,12 +163,12 @@ def measure(
         rows = [
             w
             for w in client.list_instances("bench_hung")
-            if w["InstanceName"] == victim["InstanceName"]
+            if w.instance_name == victim.instance_name
         ]
-        if rows and rows[0]["Restarts"] >= 1:
+        if rows and rows[0].restarts >= 1:
             events.setdefault("restarted", now)
-            reason = rows[0]["Reason"]
-            if rows[0]["Ready"]:
+            reason = rows[0].reason
+            if rows[0].ready:
                 events["serving again"] = now
         time.sleep(0.2)
     for thread in callers:

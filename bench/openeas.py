@@ -94,12 +94,12 @@ def deploy(installation: Installation, document: dict[str, Any]) -> Deployed:
     name = document["name"]
     client.create_service(document)
     client.wait_until_running(name, timeout=RUNNING_TIMEOUT, poll=0.2)
-    token = client.describe_service(name)["AccessToken"]
-    ready = [w for w in client.list_instances(name) if w["Ready"]]
+    token = client.describe_service(name).access_token
+    ready = [w for w in client.list_instances(name) if w.ready]
     if not ready:
         raise EASError(f"service {name!r} is running but lists no ready instance")
-    instance = f"http://{ready[0]['IP']}:{ready[0]['Port']}"
-    if ready[0]["IP"] not in ("127.0.0.1", "localhost"):
+    instance = f"http://{ready[0].ip}:{ready[0].port}"
+    if ready[0].ip not in ("127.0.0.1", "localhost"):
         raise EASError(f"the instance listens on {instance}, not on loopback")
     return Deployed(
         name=name,

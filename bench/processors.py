@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import psutil
 
-from tests.support.installation import REPO, start_installation
+from bench.installation import REPO, start
 
 BENCH = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = BENCH / "results" / "tensor-processors.md"
@@ -123,21 +123,21 @@ def deployed(
 ) -> dict[str, Any]:
     description = json.loads((EXAMPLES / example / "service.json").read_text())
     description["model_path"] = str(model)
-    installation = start_installation(data_dir)
+    installation = start(data_dir, cpus=None)
     try:
         client = installation.client
         started = time.perf_counter()
         client.create_service(description)
         client.wait_until_running(description["name"], timeout=600)
         cold = time.perf_counter() - started
-        token = client.describe_service(description["name"])["AccessToken"]
+        token = client.describe_service(description["name"]).access_token
         instance = client.list_instances(description["name"])[0]
-        direct = f"http://{instance['IP']}:{instance['Port']}/api/predict/{description['name']}"
+        direct = f"http://{instance.ip}:{instance.port}/api/predict/{description['name']}"
         gateway = f"{installation.gateway_url}/api/predict/{description['name']}"
         result: dict[str, Any] = {"cold_start_s": round(cold, 2)}
         result["gateway"] = timed_calls(gateway, body, token, requests)
         result["direct"] = timed_calls(direct, body, token, requests)
-        rss = instance_rss(installation.process.pid, int(instance["Port"]))
+        rss = instance_rss(installation.process.pid, instance.port)
         result["instance_rss_mb"] = round(rss / 2**20)
         client.delete_service(description["name"])
         client.wait_until_deleted(description["name"], timeout=120)

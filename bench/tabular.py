@@ -44,7 +44,7 @@ def make_models(directory: Path) -> dict[str, tuple[str, bytes, str]]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from tests.processors.tabular_models import heart_pmml, records, sparse_model
+    from bench.tabular_models import heart_pmml, records, sparse_model
 
     path, _, frame = heart_pmml(directory)
     heart = json.dumps(records(frame.iloc[:1])).encode()
@@ -122,13 +122,13 @@ def instance_rss(models: dict[str, tuple[str, bytes, str]], requests: int) -> di
     import httpx
     import psutil
 
-    from tests.support.installation import start_installation
+    from bench.installation import start
 
     rss: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
-        installation = start_installation(data_dir)
+        installation = start(data_dir, cpus=None)
         try:
             client = installation.client
             for code in CODES:
@@ -139,7 +139,7 @@ def instance_rss(models: dict[str, tuple[str, bytes, str]], requests: int) -> di
                      "metadata": {"instance": 1, "cpu": 1, "memory": 1024}}
                 )  # fmt: skip
                 client.wait_until_running(name, timeout=180)
-                token = client.describe_service(name)["AccessToken"]
+                token = client.describe_service(name).access_token
                 with httpx.Client(timeout=30) as http:
                     for _ in range(requests):
                         answer = http.post(
@@ -152,7 +152,7 @@ def instance_rss(models: dict[str, tuple[str, bytes, str]], requests: int) -> di
                 [pid] = {
                     c.pid
                     for c in psutil.net_connections("tcp")
-                    if c.laddr and c.laddr.port == instance["Port"] and c.status == "LISTEN"
+                    if c.laddr and c.laddr.port == instance.port and c.status == "LISTEN"
                 }
                 rss[code] = psutil.Process(pid).memory_info().rss / 2**20
                 client.delete_service(name)

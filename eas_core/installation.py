@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -84,7 +85,9 @@ class Installation:
         self.stopping = False
         self.gateway_socket: socket.socket | None = None
 
-    def start(self) -> None:
+    def start(self, on_part: Callable[[Part], None] | None = None) -> None:
+        """Start the parts and wait until each answers; ``on_part`` is told of each part
+        before it is waited for (``eascmd server`` says what it is waiting for)."""
         backend_class(self.settings.backend)  # an unknown backend is refused before anything
         # Secrets live here (access keys, tokens, the internal token): this user only.
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -103,6 +106,8 @@ class Installation:
         for part in self.parts:
             self._spawn(part)
         for part in self.parts:
+            if on_part is not None:
+                on_part(part)
             self._wait_healthy(part, timeout=60)
 
     def add(self, part: Part, *, timeout: float = 180) -> None:

@@ -189,7 +189,7 @@ def build_deployment_asset(declaration: PipelineDeclaration) -> dg.AssetsDefinit
             rollout = Rollout(declaration, eas, client, context.log)
             if key not in context.selected_asset_keys:
                 info = rollout.describe()
-                yield live_result(rollout.smoke(info), int(info["CurrentVersion"]))
+                yield live_result(rollout.smoke(info), info.current_version)
                 return
             uri = config.model_uri
             if not uri:

@@ -111,7 +111,7 @@ def build_rollback_job(declaration: PipelineDeclaration) -> dg.JobDefinition:
     def rollback(context: dg.OpExecutionContext, config: RollbackConfig, eas: EASResource) -> None:
         with eas.client() as client:
             rollout = Rollout(declaration, eas, client, context.log)
-            current = int(rollout.describe()["CurrentVersion"])
+            current = rollout.describe().current_version
             recorded = latest_metadata(context.instance, deployment_key(service))
             target = config.version or default_previous(current, recorded)
             if target is None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from eas_core.errors import Conflict, EASError, NotFound
-from eas_core.sdk import VERSIONED_FIELDS
+from eas_core.sdk import VERSIONED_FIELDS, Service, ServiceStatus
 from eas_core.sdk.control import ControlClient
 from eas_pipelines.declaration import PipelineDeclaration
 from eas_pipelines.resources import EASResource
@@ -54,7 +54,7 @@ class LiveState:
     latest_version: int
     endpoint: str
     model_path: str | None
-    status: str
+    status: ServiceStatus
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -64,7 +64,7 @@ class LiveState:
             "latest_version": self.latest_version,
             "endpoint": self.endpoint,
             "model_path": self.model_path,
-            "status": self.status,
+            "status": str(self.status),
         }
 
 
@@ -169,53 +169,53 @@ class Rollout:
         return change
 
     # -- views ----------------------------------------------------------------------------
-    def describe(self, name: str | None = None) -> dict[str, Any]:
+    def describe(self, name: str | None = None) -> Service:
         return self.client.describe_service(name or self.name)
 
-    def state(self, previous: int | None, info: dict[str, Any] | None = None) -> LiveState:
+    def state(self, previous: int | None, info: Service | None = None) -> LiveState:
         info = info or self.describe()
         return LiveState(
             service=self.name,
-            version=int(info["CurrentVersion"]),
+            version=info.current_version,
             previous_version=previous,
-            latest_version=int(info["LatestVersion"]),
-            endpoint=str(info["IntranetEndpoint"]),
-            model_path=(info.get("ServiceConfig") or {}).get("model_path"),
-            status=str(info["Status"]),
+            latest_version=info.latest_version,
+            endpoint=info.intranet_endpoint,
+            model_path=info.service_config.get("model_path"),
+            status=info.status,
         )
 
     def related_services(self) -> list[str]:
         """Related (blue-green) services of this one still present, e.g. left by a dead run."""
         found = []
         for summary in self.client.list_services():
-            name = str(summary["ServiceName"])
-            if summary.get("Status") == "Deleting":
+            name = summary.service_name
+            if summary.status == ServiceStatus.DELETING:
                 continue  # on its way out already
             suffix = name[len(self.name) :]
             if name.startswith(self.name) and _RELATED_SUFFIX.fullmatch(suffix):
                 try:
-                    if self.describe(name).get("RelatedTo") == self.name:
+                    if self.describe(name).related_to == self.name:
                         found.append(name)
                 except NotFound:
                     continue
         return found
 
-    def prober(self, info: dict[str, Any], name: str | None = None) -> Prober:
+    def prober(self, info: Service, name: str | None = None) -> Prober:
         return Prober(
-            self.eas.gateway_url(str(info["IntranetEndpoint"])),
+            self.eas.gateway_url(info.intranet_endpoint),
             name or self.name,
-            str(info.get("AccessToken") or "") or None,
+            info.access_token or None,
             self.declaration.smoke_tests.timeout_seconds,
         )
 
-    def smoke(self, info: dict[str, Any], name: str | None = None) -> Report:
+    def smoke(self, info: Service, name: str | None = None) -> Report:
         with self.prober(info, name) as prober:
             report = run_smoke_tests(prober, self.declaration.smoke_tests)
         verdict = "passed" if report.passed else "FAILED: " + "; ".join(report.failures)
         self.log.info(f"smoke tests on {name or self.name}: {verdict} ({report.summary()})")
         return report
 
-    def bake(self, info: dict[str, Any], what: str) -> Report:
+    def bake(self, info: Service, what: str) -> Report:
         rollout = self.declaration.rollout
         self.log.info(f"baking {what} for {rollout.bake_seconds:g} s")
         with self.prober(info) as prober:
@@ -230,7 +230,7 @@ class Rollout:
         self.log.info(f"bake of {what}: {verdict} ({report.summary()})")
         return report
 
-    def wait(self, name: str, version: int | None = None) -> dict[str, Any]:
+    def wait(self, name: str, version: int | None = None) -> Service:
         return self.client.wait_until_running(
             name, version=version, timeout=self.declaration.rollout.ready_timeout_seconds
         )
@@ -243,9 +243,9 @@ class Rollout:
         except EASError as exc:
             return {"(instances)": f"cannot list them: {exc.message}"}
         return {
-            str(i["InstanceName"]): f"{i['Status']}: {i.get('Reason') or 'no reason given'}"
+            i.instance_name: f"{i.status}: {i.reason or 'no reason given'}"
             for i in found
-            if not i.get("Ready") and (version is None or i.get("Version") == version)
+            if not i.ready and (version is None or i.version == version)
         }
 
     # -- deploy ---------------------------------------------------------------------------
@@ -259,12 +259,12 @@ class Rollout:
             info = self.describe()
         except NotFound:
             return self._first(document)
-        if info.get("RelatedTo"):
+        if info.related_to:
             raise EASError(
-                f"service {self.name!r} is a related service of {info['RelatedTo']!r}; "
+                f"service {self.name!r} is a related service of {info.related_to!r}; "
                 "declare the original service"
             )
-        if info["Status"] == "Stopped":
+        if info.status == ServiceStatus.STOPPED:
             # A first deployment that failed its checks leaves the service stopped.
             self.log.info(f"starting stopped service {self.name}")
             self.client.start_service(self.name)
@@ -310,14 +310,14 @@ class Rollout:
         self.client.stop_service(self.name)
 
     def _all_at_once(
-        self, document: dict[str, Any], info: dict[str, Any], recorded: dict[str, Any] | None
+        self, document: dict[str, Any], info: Service, recorded: dict[str, Any] | None
     ) -> Outcome:
-        change = self.change(info["ServiceConfig"], document)
-        current = int(info["CurrentVersion"])
+        change = self.change(info.service_config, document)
+        current = info.current_version
         if change:
             previous: int | None = current
             self.log.info(f"modify {self.name}: {sorted(change)} → new version")
-            version = int(self.client.modify_service(self.name, change)["CurrentVersion"])
+            version = self.client.modify_service(self.name, change).current_version
             self.log.info(f"{self.name}: rolling from version {current} to {version}")
         else:
             # The model already serves (a run that died after `modify`, or a repeat).
@@ -363,17 +363,17 @@ class Rollout:
         return outcome
 
     def _blue_green(
-        self, document: dict[str, Any], info: dict[str, Any], recorded: dict[str, Any] | None
+        self, document: dict[str, Any], info: Service, recorded: dict[str, Any] | None
     ) -> Outcome:
         for leftover in self.related_services():
             self.log.warning(f"retiring related service {leftover} left by an earlier run")
             self.retire(leftover)
-        if not self.change(info["ServiceConfig"], document):
+        if not self.change(info.service_config, document):
             # Nothing to release: check what serves, as all_at_once would.
             return self._all_at_once(document, info, recorded)
         uri = document["model_path"]
         created = self.client.create_service(document, related=True)
-        related = str(created["ServiceName"])
+        related = created.service_name
         self.log.info(f"created related service {related} for blue-green release")
         try:
             related_info = self.wait(related)
@@ -411,9 +411,9 @@ class Rollout:
     ) -> Outcome:
         """Step ``related`` up to 100 % with a bake at each step, then promote it."""
         original = self.describe()
-        previous = int(original["CurrentVersion"])
+        previous = original.current_version
         related_info = self.describe(related)
-        uri = model_uri or (related_info.get("ServiceConfig") or {}).get("model_path")
+        uri = model_uri or related_info.service_config.get("model_path")
         bakes: list[tuple[int, Report]] = []
         for weight in steps or self.declaration.rollout.steps:
             self.client.release(related, weight)
@@ -433,13 +433,13 @@ class Rollout:
         state = self._promote(related, related_info, previous)
         return Outcome(state, None, new_version=True, bakes=bakes)
 
-    def _promote(self, related: str, related_info: dict[str, Any], previous: int) -> LiveState:
+    def _promote(self, related: str, related_info: Service, previous: int) -> LiveState:
         """All traffic is on the related side: move the original to the same model, hand the
         traffic back, delete the related side."""
         original = self.describe()
-        change = self.change(original["ServiceConfig"], related_info["ServiceConfig"])
+        change = self.change(original.service_config, related_info.service_config)
         if change:
-            version = int(self.client.modify_service(self.name, change)["CurrentVersion"])
+            version = self.client.modify_service(self.name, change).current_version
             self.log.info(f"promoting: {self.name} rolls to version {version} (same model)")
             try:
                 self.wait(self.name, version)
@@ -486,11 +486,11 @@ class Rollout:
         for leftover in self.related_services():
             self.retire(leftover)
         info = self.describe()
-        if int(info["CurrentVersion"]) != version:
+        if info.current_version != version:
             self.log.warning(f"{self.name}: rolling back to version {version}")
             self.client.switch_version(self.name, version)
         else:
-            self.log.info(f"{self.name}: version {version} is current ({info['Message']})")
+            self.log.info(f"{self.name}: version {version} is current ({info.message})")
         info = self.wait(self.name, version)
         return self.state(None, info)
 

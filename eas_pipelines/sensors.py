@@ -30,6 +30,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 
 from eas_core.errors import EASError, NotFound
+from eas_core.sdk import ServiceStatus
 from eas_pipelines.assets import SERVICE_TAG
 from eas_pipelines.declaration import PipelineDeclaration
 from eas_pipelines.jobs import deploy_run_config, rollback_run_config
@@ -113,13 +114,6 @@ def build_new_model_sensor(
     return new_model
 
 
-def _age_seconds(created: str) -> float:
-    moment = datetime.fromisoformat(created)
-    if moment.tzinfo is None:  # older installations wrote versions' times unlabelled, in UTC
-        moment = moment.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - moment).total_seconds()
-
-
 def build_health_sensor(
     declaration: PipelineDeclaration, rollback_job: dg.JobDefinition
 ) -> dg.SensorDefinition | None:
@@ -159,17 +153,18 @@ def build_health_sensor(
                 info = rollout.describe()
             except NotFound:
                 return dg.SkipReason(f"service {service} does not exist")
-            current, latest = int(info["CurrentVersion"]), int(info["LatestVersion"])
-            if info["Status"] != "Running":
-                return dg.SkipReason(f"{service} is {info['Status']}: {info['Message']}")
+            current, latest = info.current_version, info.latest_version
+            if info.status != ServiceStatus.RUNNING:
+                return dg.SkipReason(f"{service} is {info.status}: {info.message}")
             if current == 1 or current != latest:
                 return dg.SkipReason(
                     f"version {current} is not a new deployment (latest {latest}); not rolled back"
                 )
             try:
-                age = _age_seconds(str(client.get_version(service, current)["CreateTime"]))
-            except (EASError, ValueError, KeyError) as exc:
+                created = client.get_version(service, current).create_time
+            except EASError as exc:
                 return dg.SkipReason(f"cannot tell the age of version {current}: {exc}")
+            age = (datetime.now(UTC) - created).total_seconds()
             if age > health.window_seconds:
                 return dg.SkipReason(
                     f"version {current} has served {age:.0f} s, beyond the window of "

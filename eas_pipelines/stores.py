@@ -121,7 +121,7 @@ class InstallationModelStore:
             shutil.copyfile(source, named)
             result = self.client.upload(named)
             return StoredArtefact(
-                uri=str(result["uri"]),
+                uri=result.uri,
                 key=named.name,
                 modified=time.time(),
                 size=named.stat().st_size,
@@ -267,7 +267,7 @@ def upload_local(client: ControlClient, path: Path) -> str:
         source = pack(path, Path(tmp) / f"{path.name}.tar.gz") if path.is_dir() else path
         if not source.is_file():
             raise EASError(f"{path}: no such file or directory")
-        return str(client.upload(source)["uri"])
+        return client.upload(source).uri
 
 
 __all__ = [

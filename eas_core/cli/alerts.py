@@ -9,13 +9,14 @@ import click
 from pydantic import ValidationError
 
 from eas_core.cli import output
-from eas_core.cli.main import AliasedGroup, Context, cli
+from eas_core.cli.context import Context
+from eas_core.cli.groups import AliasedGroup
 from eas_core.errors import EASError, InvalidDescription
 from eas_core.sdk.control import ControlClient
 from eas_core.spec.alerts import AlertRule
 from eas_core.spec.validation import field_errors
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+json_option = output.json_option
 
 
 def _client(ctx: click.Context) -> ControlClient:
@@ -36,7 +37,7 @@ def read_rule(path: Path) -> AlertRule:
         raise InvalidDescription([f"{path}: {e}" for e in field_errors(exc)]) from None
 
 
-@cli.group(cls=AliasedGroup)
+@click.group(cls=AliasedGroup, aliases={"ls": "list"})
 def alert() -> None:
     """Alert rules: a metric of some services over a window, POSTed to a callback URL."""
 
@@ -63,7 +64,7 @@ def create(ctx: click.Context, file: Path, as_json: bool) -> None:
     if as_json:
         output.emit_json(rule.model_dump(by_alias=True, mode="json"))
     else:
-        output.progress(f"alert {rule.name} created")
+        output.success(f"alert {rule.name} created")
 
 
 @alert.command("list")
@@ -106,4 +107,4 @@ def describe(ctx: click.Context, name: str, as_json: bool) -> None:
 def delete(ctx: click.Context, name: str) -> None:
     """Delete the alert rule NAME (its states and delivery records go with it)."""
     _client(ctx).delete_alert(name)
-    output.progress(f"alert {name} deleted")
+    output.success(f"alert {name} deleted")

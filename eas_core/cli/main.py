@@ -1,4 +1,5 @@
-"""eascmd's entry: global options, command aliases, and the one place errors become exit codes."""
+"""eascmd's entry: the command group with its global options and aliases, every verb group's
+commands registered on it, and the one place errors become exit codes."""
 
 from __future__ import annotations
 
@@ -7,51 +8,32 @@ from pathlib import Path
 
 import click
 
+from eas_core import __version__
+from eas_core.cli import (
+    alerts,
+    artefacts,
+    config,
+    local_test,
+    monitoring,
+    resources,
+    scaling,
+    server,
+    service,
+    versions,
+)
+from eas_core.cli.context import Context
+from eas_core.cli.groups import AliasedGroup
 from eas_core.errors import EASError
-from eas_core.sdk.control import ClientConfig, ControlClient
 
 ALIASES = {"ls": "list", "w": "showworkers"}
 
 
-class AliasedGroup(click.Group):
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        _, cmd, rest = super().resolve_command(ctx, args)
-        return (cmd.name if cmd else None), cmd, rest
-
-
-class Context:
-    """Global options, turned into a client only when a command needs one."""
-
-    def __init__(
-        self, config: Path | None, key_id: str | None, secret: str | None, endpoint: str | None
-    ) -> None:
-        self.config_path = config
-        self.key_id = key_id
-        self.secret = secret
-        self.endpoint = endpoint
-        self._client: ControlClient | None = None
-
-    def client(self) -> ControlClient:
-        if self._client is None:
-            if self.key_id and self.secret and self.endpoint:
-                config = ClientConfig(self.key_id, self.secret, self.endpoint)
-            else:
-                saved = ClientConfig.load(self.config_path)
-                config = ClientConfig(
-                    self.key_id or saved.access_key_id,
-                    self.secret or saved.access_key_secret,
-                    self.endpoint or saved.endpoint,
-                )
-            self._client = ControlClient.from_config(config)
-        return self._client
-
-
-@click.group(cls=AliasedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=AliasedGroup,
+    aliases=ALIASES,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(__version__, "--version", prog_name="eascmd", message="%(prog)s %(version)s")
 @click.option(
     "-c", "--config", type=click.Path(path_type=Path), help="Config file (default ~/.eas/config)."
 )
@@ -72,9 +54,35 @@ def cli(
     ctx.obj = Context(config, key_id, secret, endpoint)
 
 
-def main(argv: list[str] | None = None) -> None:
-    from eas_core.cli import alerts, monitoring, scaling, server, services  # noqa: F401
+for command in (
+    config.config,
+    artefacts.upload,
+    service.create,
+    service.modify,
+    service.stop,
+    service.start,
+    service.delete,
+    service.list_services,
+    service.desc,
+    service.showworkers,
+    service.logs,
+    versions.version,
+    versions.versions,
+    versions.release,
+    resources.resource,
+    server.server,
+    server.controller,
+    server.gateway,
+    local_test.test_locally,
+    alerts.alert,
+    monitoring.monitor,
+    scaling.autoscale,
+    scaling.events,
+):
+    cli.add_command(command)
 
+
+def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="eascmd", standalone_mode=False)
     except click.exceptions.Abort:

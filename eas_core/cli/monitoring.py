@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from eas_core.cli import output
-from eas_core.cli.main import Context, cli
+from eas_core.cli.context import Context
 from eas_core.spec.monitoring import METRICS, ServiceMetrics
 
 # The columns of the live view, in the order people read them.
@@ -72,7 +72,7 @@ def render(data: ServiceMetrics) -> Group:
     return Group(table, trend)
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 @click.option("--instance", help="Only this instance's series.")
 @click.option("--since", default="15m", show_default=True, help="How far back: 30s, 15m, 2h, 7d.")

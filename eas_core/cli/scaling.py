@@ -6,7 +6,7 @@ import click
 from pydantic import ValidationError
 
 from eas_core.cli import output
-from eas_core.cli.main import Context, cli
+from eas_core.cli.context import Context
 from eas_core.errors import BadRequest
 from eas_core.spec.monitoring import AutoscaleRule, AutoscaleStatus
 from eas_core.spec.validation import field_errors
@@ -30,7 +30,7 @@ def _show(status: AutoscaleStatus, as_json: bool) -> None:
         )
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 @click.option("--min", "min_", type=int, help="Fewest instances.")
 @click.option("--max", "max_", type=int, help="Most instances.")
@@ -79,7 +79,7 @@ def autoscale(
     _show(client.set_autoscale(name, rule), as_json)
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 @click.option("--limit", default=100, show_default=True, help="How many of the latest.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

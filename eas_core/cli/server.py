@@ -15,7 +15,6 @@ import click
 
 from eas_core.artefacts import pack_directory
 from eas_core.cli import output
-from eas_core.cli.main import cli
 from eas_core.config import (
     DEFAULT_BACKEND,
     DEFAULT_CONTROLLER_PORT,
@@ -27,7 +26,7 @@ from eas_core.controller.backends.registry import BACKENDS
 from eas_core.demo import ECHO
 from eas_core.errors import Conflict, EASError
 from eas_core.installation import Installation, Part
-from eas_core.sdk.control import ControlClient
+from eas_core.sdk import ControlClient, Service
 
 DEMO_SERVICE = "demo"
 # Small enough that the README's tour and every example fit beside it on 2 cores.
@@ -73,7 +72,7 @@ def pipelines_part(installation: Installation, credentials: dict[str, str], port
     return Part("pipelines", command, f"http://{settings.host}:{port}/server_info", env)
 
 
-def deploy_demo(client: ControlClient) -> dict[str, object]:
+def deploy_demo(client: ControlClient) -> Service:
     """The echo processor (eas_core/demo/echo, package data), deployed once; later starts
     reuse it.
 
@@ -82,7 +81,7 @@ def deploy_demo(client: ControlClient) -> dict[str, object]:
     read (EAS_ARTEFACT_LOCAL_ROOTS)."""
     with tempfile.TemporaryDirectory(prefix="eas-demo-") as tmp:
         package = pack_directory(ECHO, Path(tmp) / "echo.tar", 16 * 1024 * 1024)
-        uri = client.upload(package)["uri"]
+        uri = client.upload(package).uri
     document = {
         "name": DEMO_SERVICE,
         "processor_type": "python",
@@ -92,13 +91,13 @@ def deploy_demo(client: ControlClient) -> dict[str, object]:
     }
     try:
         client.create_service(document)
-        output.progress(f"Created the demo service '{DEMO_SERVICE}' (the echo processor)")
+        output.success(f"Created the demo service '{DEMO_SERVICE}' (the echo processor)")
     except Conflict:
         pass
     return client.wait_until_running(DEMO_SERVICE, timeout=120)
 
 
-@cli.command()
+@click.command(short_help="Start a whole installation on this machine.")
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -161,13 +160,22 @@ def server(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+
+    def starting(part: Part) -> None:
+        log = installation.log_dir / f"{part.name}.log"
+        output.progress(f"Waiting for the {part.name} to answer (its log: {log})")
+
     try:
-        installation.start()
+        output.progress(f"Logs go to {installation.log_dir}")
+        installation.start(on_part=starting)
         credentials = json.loads((installation.data_dir / "credentials.json").read_text())
-        output.progress(f"Control API  {settings.controller_url}")
-        output.progress(f"Gateway      {settings.endpoint}")
-        output.progress(f"Data         {installation.data_dir}")
-        output.progress(f"Access key   {installation.data_dir / 'credentials.json'}")
+        output.success(f"Control API  {settings.controller_url}")
+        output.success(f"Gateway      {settings.endpoint}")
+        output.success(f"Data         {installation.data_dir}")
+        output.success(f"Logs         {installation.log_dir}")
+        output.success(f"Access key   {installation.data_dir / 'credentials.json'}")
+        # The label on stderr, the command alone on stdout: it can be copied or piped as is.
+        output.success("Configure the CLI with:")
         click.echo(
             f"eascmd config -i {credentials['AccessKeyId']} -k {credentials['AccessKeySecret']} "
             f"-e {settings.controller_url}"
@@ -176,25 +184,29 @@ def server(
             client = ControlClient(
                 settings.controller_url, credentials["AccessKeyId"], credentials["AccessKeySecret"]
             )
+            output.progress(f"Deploying the demo service '{DEMO_SERVICE}'")
             info = deploy_demo(client)
-            output.progress("Service is running")
-            token = client.describe_service(DEMO_SERVICE)["AccessToken"]
+            output.success("Service is running; call it with:")
             click.echo(
-                f"curl {info['IntranetEndpoint']} -H 'Authorization: {token}' -d 'hello eas'"
+                f"curl {info.intranet_endpoint} -H 'Authorization: {info.access_token}' "
+                "-d 'hello eas'"
             )
         if pipelines:
+            output.progress(
+                f"Starting the pipelines (its log: {installation.log_dir / 'pipelines.log'})"
+            )
             installation.add(pipelines_part(installation, credentials, dagster_port))
-            output.progress(f"Pipelines    http://{settings.host}:{dagster_port} (Dagster UI)")
-        output.progress("Press Ctrl-C to stop everything")
+            output.success(f"Pipelines    http://{settings.host}:{dagster_port} (Dagster UI)")
+        output.success("Press Ctrl-C to stop everything")
         installation.supervise()
     except (RuntimeError, EASError) as exc:
         raise EASError(str(exc)) from None
     finally:
-        output.progress("Stopping")
+        output.success("Stopping")
         installation.stop()
 
 
-@cli.command()
+@click.command()
 def controller() -> None:
     """Run only the controller (settings from EAS_* variables)."""
     from eas_core.controller.app import main
@@ -202,7 +214,7 @@ def controller() -> None:
     main()
 
 
-@cli.command()
+@click.command()
 def gateway() -> None:
     """Run only a gateway (settings from EAS_* variables)."""
     from eas_core.gateway.app import main

@@ -9,12 +9,10 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import uvicorn
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from eas_core import __version__
 from eas_core.artefacts import ArtefactStore
@@ -25,12 +23,12 @@ from eas_core.controller.api import (
     artefacts,
     monitoring,
     prometheus,
+    resources,
     scaling,
     services,
 )
-from eas_core.controller.api.auth import ReplayGuard, SignedRequests, authenticated
+from eas_core.controller.api.auth import ReplayGuard, SignedRequests
 from eas_core.controller.api.errors import install_error_handlers
-from eas_core.controller.backends.base import Backend, NodeInfo
 from eas_core.controller.backends.registry import build_backend
 from eas_core.controller.checks import Checks
 from eas_core.controller.cleanup import Cleanup
@@ -44,6 +42,7 @@ from eas_core.controller.reconciler import Reconciler
 from eas_core.controller.rolls import RollPolice
 from eas_core.controller.sources import SourcePolicy
 from eas_core.controller.store import AlertStore, Repository, ScalingStore, SeriesStore
+from eas_core.spec.control import Health
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +147,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     app.include_router(scaling.internal)
     app.include_router(alerts.router)
     app.include_router(artefacts.router)
+    app.include_router(resources.router)
     install_error_handlers(app)
     app.add_middleware(
         SignedRequests,
@@ -158,32 +158,10 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     )
 
     @app.get("/api/v1/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "pid": os.getpid()}
-
-    @app.get("/api/v1/resources", dependencies=[Depends(authenticated)])
-    def resources() -> list[dict[str, Any]]:
-        return resource_groups(backend)
+    def health() -> Health:
+        return Health(status="ok", version=__version__, pid=os.getpid())
 
     return app
-
-
-def resource_groups(backend: Backend) -> list[dict[str, Any]]:
-    """`eascmd resource ls`: the resource groups are the groups of the backend's nodes."""
-    groups: dict[str, list[NodeInfo]] = {}
-    for node in backend.nodes():
-        groups.setdefault(node.group, []).append(node)
-    return [
-        {
-            "ResourceName": group,
-            "InstanceCount": len(nodes),
-            "CpuCount": sum(n.cpu for n in nodes),
-            "GpuCount": sum(n.gpu for n in nodes),
-            "Status": "ResourceReady",
-            "Nodes": [asdict(n) for n in nodes],
-        }
-        for group, nodes in sorted(groups.items())
-    ]
 
 
 def main() -> None:

@@ -1,24 +1,30 @@
-"""What `ls`, `desc` and `w` show of a service: its stored record joined with what the
-backend observes and what the reconciler could not do."""
+"""What `ls`, `desc`, `w` and `versions` show of a service, as the typed shapes of
+eas_core.spec.control: its stored record joined with what the backend observes and what the
+reconciler could not do."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 
 from eas_core.config import ControllerSettings
 from eas_core.controller.backends.base import ObservedInstance
-from eas_core.controller.store import Repository, ServiceRecord, ServiceState
+from eas_core.controller.store import Repository, ServiceRecord, ServiceState, VersionRecord
+from eas_core.spec.control import (
+    Instance,
+    Service,
+    ServiceSummary,
+    Version,
+    VersionArtefact,
+)
 from eas_core.spec.service import parse_description
 from eas_core.spec.status import InstanceStatus, ServiceStatus
 
 log = logging.getLogger(__name__)
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.replace(tzinfo=UTC).isoformat(timespec="seconds")
+# One region: the installation's own machines.
+REGION = "local"
 
 
 class ServiceViews:
@@ -86,85 +92,92 @@ class ServiceViews:
             message = waiting[0].reason if waiting else "Waiting for instances to be ready"
         return status, running, pending, message
 
-    def describe(self, name: str) -> dict[str, Any]:
-        record = self.repo.get_service(name)
-        return self.summary(record, full=True)
+    def describe(self, name: str) -> Service:
+        return self.service(self.repo.get_service(name))
 
-    def summary(self, record: ServiceRecord, *, full: bool = False) -> dict[str, Any]:
-        """What `ls` (and with ``full``, `desc`) shows of one service. A stored service that
-        cannot be summarised (a description from before today's checks) is shown Failed
-        with the reason, so one bad row never breaks a listing."""
+    def summary(self, record: ServiceRecord) -> ServiceSummary:
+        """What `ls` shows of one service. A stored service that cannot be summarised (a
+        description from before today's checks) is shown Failed with the reason, so one bad
+        row never breaks a listing."""
         try:
-            return self._summary(record, full=full)
+            return self._summary(record)
         except Exception as exc:
-            log.exception("cannot summarise service %s", record.name)
-            reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            return self._broken_summary(record, reason, full=full)
+            return self._broken_summary(record, self._cannot_summarise(record, exc))
 
-    def _broken_summary(self, record: ServiceRecord, reason: str, *, full: bool) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "ServiceName": record.name,
-            "Status": str(ServiceStatus.FAILED),
-            "Region": "local",
-            "CreateTime": _stamp(record.created_at),
-            "UpdateTime": _stamp(record.updated_at),
-            "TotalInstance": record.instance_count,
-            "RunningInstance": 0,
-            "PendingInstance": record.instance_count,
-            "CPU": 0,
-            "Memory": 0,
-            "GPU": 0,
-            "Resource": "",
-            "Weight": 0,
-            "LatestVersion": record.latest_version,
-            "CurrentVersion": record.current_version,
-            "Message": f"the stored service is invalid: {reason}",
-            "IntranetEndpoint": "",
-            "InternetEndpoint": "",
-        }
-        if full:
-            data["AccessToken"] = ""
-            data["RelatedTo"] = record.related_to
-            data["Released"] = False
-            data["Retired"] = record.state is ServiceState.RETIRED
-            data["ServiceConfig"] = record.document
-        return data
+    def service(self, record: ServiceRecord) -> Service:
+        """What `desc` shows of one service (and what every change of it answers)."""
+        try:
+            summary = self._summary(record)
+        except Exception as exc:
+            summary = self._broken_summary(record, self._cannot_summarise(record, exc))
+            token, released = "", False
+        else:
+            token = self.token_of(record)
+            released = record.related_to is not None and record.weight is not None
+        return Service(
+            **dict(summary),
+            access_token=token,
+            related_to=record.related_to,
+            released=released,
+            # Deleted while a released related service serves its endpoint: `delete --wait`
+            # ends here, not when the name is gone.
+            retired=record.state is ServiceState.RETIRED,
+            service_config=record.document,
+        )
 
-    def _summary(self, record: ServiceRecord, *, full: bool = False) -> dict[str, Any]:
+    @staticmethod
+    def _cannot_summarise(record: ServiceRecord, exc: Exception) -> str:
+        log.exception("cannot summarise service %s", record.name)
+        return getattr(exc, "message", None) or str(exc) or type(exc).__name__
+
+    def _broken_summary(self, record: ServiceRecord, reason: str) -> ServiceSummary:
+        return ServiceSummary(
+            service_name=record.name,
+            status=ServiceStatus.FAILED,
+            region=REGION,
+            create_time=record.created_at,
+            update_time=record.updated_at,
+            total_instance=record.instance_count,
+            running_instance=0,
+            pending_instance=record.instance_count,
+            cpu=0,
+            memory=0,
+            gpu=0,
+            resource="",
+            weight=0,
+            latest_version=record.latest_version,
+            current_version=record.current_version,
+            message=f"the stored service is invalid: {reason}",
+            intranet_endpoint="",
+            internet_endpoint="",
+        )
+
+    def _summary(self, record: ServiceRecord) -> ServiceSummary:
         status, running, pending, message = self.status_of(record)
         meta = parse_description(record.document).metadata
         endpoint = self.endpoint_of(record)
-        data: dict[str, Any] = {
-            "ServiceName": record.name,
-            "Status": str(status),
-            "Region": "local",
-            "CreateTime": _stamp(record.created_at),
-            "UpdateTime": _stamp(record.updated_at),
-            "TotalInstance": record.instance_count,
-            "RunningInstance": running,
-            "PendingInstance": pending,
-            "CPU": meta.cpu,
-            "Memory": meta.memory_mb,
-            "GPU": meta.gpu,
-            "Resource": meta.resource,
+        return ServiceSummary(
+            service_name=record.name,
+            status=status,
+            region=REGION,
+            create_time=record.created_at,
+            update_time=record.updated_at,
+            total_instance=record.instance_count,
+            running_instance=running,
+            pending_instance=pending,
+            cpu=meta.cpu,
+            memory=meta.memory_mb,
+            gpu=meta.gpu,
+            resource=meta.resource,
             # A related service's share of its original's traffic (0 until released); an
             # original keeps what its released related services leave it.
-            "Weight": self.weight_of(record),
-            "LatestVersion": record.latest_version,
-            "CurrentVersion": record.current_version,
-            "Message": message,
-            "IntranetEndpoint": endpoint,
-            "InternetEndpoint": endpoint,
-        }
-        if full:
-            data["AccessToken"] = self.token_of(record)
-            data["RelatedTo"] = record.related_to
-            data["Released"] = record.related_to is not None and record.weight is not None
-            # Deleted while a released related service serves its endpoint: `delete --wait`
-            # ends here, not when the name is gone.
-            data["Retired"] = record.state is ServiceState.RETIRED
-            data["ServiceConfig"] = record.document
-        return data
+            weight=self.weight_of(record),
+            latest_version=record.latest_version,
+            current_version=record.current_version,
+            message=message,
+            intranet_endpoint=endpoint,
+            internet_endpoint=endpoint,
+        )
 
     def weight_of(self, record: ServiceRecord) -> int:
         if record.related_to is not None:
@@ -194,20 +207,39 @@ class ServiceViews:
             return original.token or ""
         return record.token or ""
 
-    def workers(self, name: str) -> list[dict[str, Any]]:
+    def workers(self, name: str) -> list[Instance]:
         self.repo.get_service(name)
         return [
-            {
-                "InstanceName": o.id,
-                "Node": o.node,
-                "IP": o.host,
-                "Port": o.port,
-                "Status": str(o.status),
-                "Ready": o.is_ready,
-                "Restarts": o.restarts,
-                "StartTime": o.started_at.isoformat(timespec="seconds") if o.started_at else "",
-                "Version": o.version,
-                "Reason": o.reason,
-            }
+            Instance(
+                instance_name=o.id,
+                node=o.node,
+                ip=o.host,
+                port=o.port,
+                status=o.status,
+                ready=o.is_ready,
+                restarts=o.restarts,
+                start_time=o.started_at,
+                version=o.version,
+                reason=o.reason,
+            )
             for o in sorted(self.instances_of(name), key=lambda o: o.id)
         ]
+
+    def versions(self, name: str) -> list[Version]:
+        self.repo.get_service(name)
+        return [version_view(v) for v in self.repo.list_versions(name)]
+
+    def version(self, name: str, version: int) -> Version:
+        return version_view(self.repo.get_version(name, version))
+
+
+def version_view(record: VersionRecord) -> Version:
+    """One stored version as `versions` and `desc --version` show it."""
+    return Version(
+        version=record.version,
+        create_time=record.created_at,
+        service_config=record.document,
+        artefacts={
+            kind: VersionArtefact.model_validate(ref) for kind, ref in record.artefacts.items()
+        },
+    )

@@ -1,8 +1,9 @@
-"""The public face for programs: the control client (what eascmd and pipelines use) and,
-for callers of services, the prediction client with its requests. Clients that validate what
-they are given before sending it (pipeline declarations) use the platform's own rules: the
-service-name rule and the validation-error formatter; clients that upload packages pack and
-hash them the way the installation does (``pack_directory``, ``file_digest``).
+"""The public face for programs: the control client (what eascmd and pipelines use) with the
+typed shapes it answers (Service, ServiceStatus, ...), and, for callers of services, the
+prediction client with its requests. Clients that validate what they are given before
+sending it (pipeline declarations) use the platform's own rules: the service-name rule and
+the validation-error formatter; clients that upload packages pack and hash them the way the
+installation does (``pack_directory``, ``file_digest``).
 
 The tensor requests (TFRequest, TorchRequest and their responses) need numpy and protobuf;
 they are imported when first used, so `eascmd` starts without them.
@@ -24,12 +25,26 @@ from eas_core.sdk.predict import (
     StringRequest,
     StringResponse,
 )
+from eas_core.spec.control import (
+    ControlModel,
+    Health,
+    Instance,
+    Node,
+    ResourceGroup,
+    Service,
+    ServiceLogs,
+    ServiceSummary,
+    Upload,
+    Version,
+    VersionArtefact,
+)
 from eas_core.spec.service import (
     SERVICE_NAME,
     SERVICE_NAME_RULE,
     VERSIONED_FIELDS,
     check_service_name,
 )
+from eas_core.spec.status import InstanceStatus, ResourceGroupStatus, ServiceStatus
 from eas_core.spec.validation import FieldProblem, field_errors
 
 if TYPE_CHECKING:
@@ -56,15 +71,29 @@ __all__ = [
     "AsyncPredictClient",
     "ClientConfig",
     "ControlClient",
+    "ControlModel",
     "FieldProblem",
+    "Health",
+    "Instance",
+    "InstanceStatus",
+    "Node",
     "PredictClient",
     "PredictException",
+    "ResourceGroup",
+    "ResourceGroupStatus",
+    "Service",
+    "ServiceLogs",
+    "ServiceStatus",
+    "ServiceSummary",
     "StringRequest",
     "StringResponse",
     "TFRequest",
     "TFResponse",
     "TorchRequest",
     "TorchResponse",
+    "Upload",
+    "Version",
+    "VersionArtefact",
     "check_service_name",
     "field_errors",
     "file_digest",

@@ -1,8 +1,9 @@
-"""The control-API client: every call signed with an access key, every error one EASError.
+"""The control-API client: every call signed with an access key, every error one EASError,
+every answer a typed shape of eas_core.spec.control (re-exported by eas_core.sdk).
 
 client = ControlClient.from_config()            # ~/.eas/config, written by `eascmd config`
 client.create_service(json.load(open("service.json")))
-client.wait_until_running("demo")
+service = client.wait_until_running("demo")     # a Service: .status, .access_token, ...
 """
 
 from __future__ import annotations
@@ -11,21 +12,37 @@ import configparser
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 import httpx
+from pydantic import TypeAdapter, ValidationError
 
 from eas_core.artefacts import file_digest
 from eas_core.auth.keys import AccessKey, sign_request
 from eas_core.config import client_config_path
 from eas_core.errors import EASError, NotFound, from_response
 from eas_core.spec.alerts import AlertDetails, AlertRule
+from eas_core.spec.control import (
+    Health,
+    Instance,
+    ResourceGroup,
+    Service,
+    ServiceLogs,
+    ServiceSummary,
+    Upload,
+    Version,
+)
 from eas_core.spec.monitoring import AutoscaleRule, AutoscaleStatus, Event, ServiceMetrics
+from eas_core.spec.status import ServiceStatus
+from eas_core.spec.validation import field_errors
 
 SECTION = "eas"
+# Of an answer that does not fit, the first problems: enough to see which release sent it.
+SHOWN_PROBLEMS = 5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -100,13 +117,14 @@ class ControlClient:
         method: str,
         path: str,
         *,
-        body: Any = None,
+        body: object = None,
         content: bytes | None = None,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, str | int] | None = None,
         upload: Path | None = None,
-    ) -> Any:
-        """One signed call. ``upload`` streams a file as the body: it is hashed first (the
-        signature covers the body's sha256), then sent chunk by chunk, never held whole."""
+    ) -> object:
+        """One signed call; the answer's JSON as it came. ``upload`` streams a file as the
+        body: it is hashed first (the signature covers the body's sha256), then sent chunk by
+        chunk, never held whole."""
         if body is not None:
             content = json.dumps(body, allow_nan=False).encode()
         content = content or b""
@@ -140,72 +158,73 @@ class ControlClient:
             raise from_response(answer.status_code, data if isinstance(data, dict) else None)
         return data
 
+    def _call(
+        self,
+        shape: TypeAdapter[T],
+        method: str,
+        path: str,
+        *,
+        body: object = None,
+        params: Mapping[str, str | int] | None = None,
+        upload: Path | None = None,
+    ) -> T:
+        """One signed call, its answer parsed into ``shape``."""
+        data = self.request(method, path, body=body, params=params, upload=upload)
+        return _parse(shape, data, f"{method} {path}")
+
     # -- services -------------------------------------------------------------------------
-    def create_service(self, document: dict[str, Any], *, related: bool = False) -> dict[str, Any]:
+    def create_service(self, document: dict[str, Any], *, related: bool = False) -> Service:
+        """Create a service from its description (what `eascmd create` sends); with
+        ``related``, a related service ``<name>_<8 hex digits>`` for blue-green release."""
         params = {"related": "true"} if related else None
-        result: dict[str, Any] = self.request(
-            "POST", "/api/v1/services", body=document, params=params
-        )
-        return result
+        return self._call(_SERVICE, "POST", "/api/v1/services", body=document, params=params)
 
-    def list_services(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/api/v1/services")
-        return result
+    def list_services(self) -> list[ServiceSummary]:
+        return self._call(_SUMMARIES, "GET", "/api/v1/services")
 
-    def describe_service(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/api/v1/services/{name}")
-        return result
+    def describe_service(self, name: str) -> Service:
+        return self._call(_SERVICE, "GET", f"/api/v1/services/{name}")
 
-    def modify_service(self, name: str, change: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("PUT", f"/api/v1/services/{name}", body=change)
-        return result
+    def modify_service(self, name: str, change: dict[str, Any]) -> Service:
+        """Change the fields ``change`` names (a description's shape, every key optional)."""
+        return self._call(_SERVICE, "PUT", f"/api/v1/services/{name}", body=change)
 
-    def stop_service(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/api/v1/services/{name}/stop")
-        return result
+    def stop_service(self, name: str) -> ServiceSummary:
+        return self._call(_SUMMARY, "POST", f"/api/v1/services/{name}/stop")
 
-    def start_service(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/api/v1/services/{name}/start")
-        return result
+    def start_service(self, name: str) -> ServiceSummary:
+        return self._call(_SUMMARY, "POST", f"/api/v1/services/{name}/start")
 
-    def delete_service(self, name: str) -> None:
-        self.request("DELETE", f"/api/v1/services/{name}")
+    def delete_service(self, name: str) -> ServiceSummary:
+        return self._call(_SUMMARY, "DELETE", f"/api/v1/services/{name}")
 
-    def list_instances(self, name: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", f"/api/v1/services/{name}/instances")
-        return result
+    def list_instances(self, name: str) -> list[Instance]:
+        return self._call(_INSTANCES, "GET", f"/api/v1/services/{name}/instances")
 
-    def list_versions(self, name: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", f"/api/v1/services/{name}/versions")
-        return result
+    def list_versions(self, name: str) -> list[Version]:
+        return self._call(_VERSIONS, "GET", f"/api/v1/services/{name}/versions")
 
-    def get_version(self, name: str, version: int) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/api/v1/services/{name}/versions/{version}")
-        return result
+    def get_version(self, name: str, version: int) -> Version:
+        return self._call(_VERSION, "GET", f"/api/v1/services/{name}/versions/{version}")
 
-    def switch_version(
-        self, name: str, version: int, *, with_resources: bool = False
-    ) -> dict[str, Any]:
+    def switch_version(self, name: str, version: int, *, with_resources: bool = False) -> Service:
         """``with_resources``: also bring back the version's cpu, memory, gpu, resource group
         and capacity settings (by default those stay as they are now)."""
-        body: dict[str, Any] = {"version": version}
+        body: dict[str, object] = {"version": version}
         if with_resources:
             body["with_resources"] = True
-        result: dict[str, Any] = self.request("POST", f"/api/v1/services/{name}/version", body=body)
-        return result
+        return self._call(_SERVICE, "POST", f"/api/v1/services/{name}/version", body=body)
 
-    def release(self, name: str, weight: int) -> dict[str, Any]:
-        result: dict[str, Any] = self.request(
-            "POST", f"/api/v1/services/{name}/release", body={"weight": weight}
+    def release(self, name: str, weight: int) -> Service:
+        return self._call(
+            _SERVICE, "POST", f"/api/v1/services/{name}/release", body={"weight": weight}
         )
-        return result
 
-    def logs(self, name: str, *, instance: str | None = None, tail: int = 200) -> dict[str, Any]:
-        params: dict[str, Any] = {"tail": tail}
+    def logs(self, name: str, *, instance: str | None = None, tail: int = 200) -> ServiceLogs:
+        params: dict[str, str | int] = {"tail": tail}
         if instance:
             params["instance"] = instance
-        result: dict[str, Any] = self.request("GET", f"/api/v1/services/{name}/logs", params=params)
-        return result
+        return self._call(_LOGS, "GET", f"/api/v1/services/{name}/logs", params=params)
 
     def metrics(
         self,
@@ -244,8 +263,9 @@ class ControlClient:
     def events(self, name: str, *, limit: int = 100) -> list[Event]:
         """What the controller did to the service on its own (autoscaling, alerts), oldest
         first."""
-        answer = self.request("GET", f"/api/v1/services/{name}/events", params={"limit": limit})
-        return [Event.model_validate(e) for e in answer]
+        return self._call(
+            _EVENTS, "GET", f"/api/v1/services/{name}/events", params={"limit": limit}
+        )
 
     # -- alerts -----------------------------------------------------------------------------
     def create_alert(self, rule: AlertRule) -> AlertRule:
@@ -255,7 +275,7 @@ class ControlClient:
         return AlertRule.model_validate(answer)
 
     def list_alerts(self) -> list[AlertRule]:
-        return [AlertRule.model_validate(a) for a in self.request("GET", "/api/v1/alerts")]
+        return self._call(_ALERT_RULES, "GET", "/api/v1/alerts")
 
     def describe_alert(self, name: str) -> AlertDetails:
         """The rule, its state per service, and its latest deliveries."""
@@ -264,21 +284,28 @@ class ControlClient:
     def delete_alert(self, name: str) -> None:
         self.request("DELETE", f"/api/v1/alerts/{name}")
 
-    def upload(self, path: Path) -> dict[str, Any]:
+    def upload(self, path: Path) -> Upload:
         if not path.is_file():
             raise EASError(f"{path}: no such file")
-        result: dict[str, Any] = self.request(
-            "POST", "/api/v1/artefacts", upload=path, params={"filename": path.name}
+        return self._call(
+            _UPLOAD, "POST", "/api/v1/artefacts", upload=path, params={"filename": path.name}
         )
-        return result
 
-    def resources(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/api/v1/resources")
-        return result
+    def resources(self) -> list[ResourceGroup]:
+        return self._call(_RESOURCE_GROUPS, "GET", "/api/v1/resources")
 
-    def health(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.http.get("/api/v1/health").json()
-        return result
+    def health(self) -> Health:
+        try:
+            answer = self.http.get("/api/v1/health")
+        except httpx.HTTPError as exc:
+            raise EASError(f"control API health check failed: {exc}") from None
+        try:
+            data = answer.json()
+        except ValueError:
+            raise EASError(
+                f"GET /api/v1/health answered {answer.status_code} with no JSON"
+            ) from None
+        return _parse(_HEALTH, data, "GET /api/v1/health")
 
     # -- waiting --------------------------------------------------------------------------
     def wait_until_running(
@@ -286,41 +313,42 @@ class ControlClient:
         name: str,
         *,
         timeout: float = 600.0,
-        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        on_progress: Callable[[Service], None] | None = None,
         poll: float = 0.5,
         version: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> Service:
         """Return the description once every instance of the current version is ready and
-        no roll is left (with ``version``: once that version serves).
+        no roll is left (with ``version``: once that version serves). ``on_progress`` is
+        given the description each time its status, counts or message change.
 
         Raises EASError when the service fails, a roll to ``version`` is undone (the message
         says why), or time runs out.
         """
         deadline = time.monotonic() + timeout
-        last: tuple[Any, ...] | None = None
+        last: tuple[ServiceStatus, int, int, int, str] | None = None
         while True:
             info = self.describe_service(name)
+            # The message is part of what changed: a new reason to wait is news too.
             state = (
-                info["Status"],
-                info["TotalInstance"],
-                info["PendingInstance"],
-                info["RunningInstance"],
+                info.status,
+                info.total_instance,
+                info.pending_instance,
+                info.running_instance,
+                info.message,
             )
             if state != last and on_progress is not None:
                 on_progress(info)
             last = state
-            if version is not None and info["CurrentVersion"] != version:
-                raise EASError(f"service {name!r}: {info['Message']}")
-            if info["Status"] == "Running":
+            if version is not None and info.current_version != version:
+                raise EASError(f"service {name!r}: {info.message}")
+            if info.status == ServiceStatus.RUNNING:
                 return info
-            if info["Status"] == "Failed":
-                raise EASError(f"service {name!r} failed: {info['Message']}")
-            if info["Status"] == "Stopped":
+            if info.status == ServiceStatus.FAILED:
+                raise EASError(f"service {name!r} failed: {info.message}")
+            if info.status == ServiceStatus.STOPPED:
                 raise EASError(f"service {name!r} is stopped")
             if time.monotonic() > deadline:
-                raise EASError(
-                    f"service {name!r} not running after {timeout:g} s: {info['Message']}"
-                )
+                raise EASError(f"service {name!r} not running after {timeout:g} s: {info.message}")
             time.sleep(poll)
 
     def wait_until_deleted(
@@ -329,8 +357,8 @@ class ControlClient:
         *,
         timeout: float = 120.0,
         poll: float = 0.5,
-        on_progress: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any] | None:
+        on_progress: Callable[[Service], None] | None = None,
+    ) -> Service | None:
         """Wait until the delete is done: None once the service is gone (its instances
         stopped), or its description once it is retired — deleted while a released related
         service serves its endpoint, whose name and token stay until that one goes too.
@@ -342,15 +370,44 @@ class ControlClient:
                 info = self.describe_service(name)
             except NotFound:
                 return None
-            if info.get("Retired") and not self.list_instances(name):
+            if info.retired and not self.list_instances(name):
                 return info
-            if on_progress is not None and info["Message"] != last:
+            if on_progress is not None and info.message != last:
                 on_progress(info)
-            last = info["Message"]
+            last = info.message
             time.sleep(poll)
         raise EASError(f"service {name!r} still present after {timeout:g} s")
 
 
-def _chunks(f: Any, size: int = 1024 * 1024) -> Iterator[bytes]:
+def _parse(shape: TypeAdapter[T], data: object, call: str) -> T:
+    try:
+        return shape.validate_python(data)
+    except ValidationError as exc:
+        problems = field_errors(exc)
+        shown = "; ".join(problems[:SHOWN_PROBLEMS])
+        more = len(problems) - SHOWN_PROBLEMS
+        if more > 0:
+            shown += f"; and {more} more"
+        raise EASError(
+            f"{call}: the control API's answer is not what this client understands "
+            f"({shown}); is the controller of another release?"
+        ) from None
+
+
+_SERVICE = TypeAdapter(Service)
+_SUMMARY = TypeAdapter(ServiceSummary)
+_SUMMARIES = TypeAdapter(list[ServiceSummary])
+_EVENTS = TypeAdapter(list[Event])
+_ALERT_RULES = TypeAdapter(list[AlertRule])
+_INSTANCES = TypeAdapter(list[Instance])
+_VERSION = TypeAdapter(Version)
+_VERSIONS = TypeAdapter(list[Version])
+_LOGS = TypeAdapter(ServiceLogs)
+_UPLOAD = TypeAdapter(Upload)
+_RESOURCE_GROUPS = TypeAdapter(list[ResourceGroup])
+_HEALTH = TypeAdapter(Health)
+
+
+def _chunks(f: BinaryIO, size: int = 1024 * 1024) -> Iterator[bytes]:
     while chunk := f.read(size):
         yield chunk

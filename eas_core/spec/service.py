@@ -34,7 +34,7 @@ from eas_core.spec.limits import (
     decode_json,
     document_problems,
 )
-from eas_core.spec.validation import FieldProblem, field_errors
+from eas_core.spec.validation import FieldProblem, field_errors, near_misses
 
 MAX_SERVICE_NAME = 63
 # The one rule for a service name, wherever one is written (descriptions, pipelines).
@@ -264,7 +264,7 @@ def parse_description(document: Any) -> ServiceDescription:
     """Validate a decoded JSON document; raise InvalidDescription naming every bad field."""
     if not isinstance(document, dict):
         raise InvalidDescription(["description: must be a JSON object"])
-    problems = document_problems(document)
+    problems = document_problems(document) or near_misses(document, ServiceDescription)
     if problems:
         raise InvalidDescription(problems)
     try:

@@ -24,6 +24,10 @@ class InstanceStatus(StrEnum):
     TERMINATING = "Terminating"
 
 
+class ResourceGroupStatus(StrEnum):
+    READY = "ResourceReady"
+
+
 # Platform status codes of the data plane (SPEC §5).
 OK = 200
 BAD_REQUEST = 400

@@ -8,14 +8,20 @@ pydantic's names for the branches of a union (``function-after[…]``, ``str``) 
 
 A validator that checks several fields, or the elements of one, raises :class:`FieldProblem`
 so that each reported path still ends at the exact field.
+
+:func:`near_misses` names the keys of a document that its model does not know but that are
+close to a name it does (``metdata: unknown field — did you mean metadata?``): for models
+that keep unknown keys, where a typo would otherwise be stored and silently ignored.
 """
 
 from __future__ import annotations
 
+import difflib
+import types
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 # What pydantic calls the branches of a union it tried; never the name of a field.
 _BRANCH_TYPES = frozenset({"str", "int", "float", "bool", "bytes", "none", "list", "dict"})
@@ -56,6 +62,50 @@ def field_errors(
         if line not in lines:
             lines.append(line)
     return lines
+
+
+# How alike an unknown key and a known name must be (difflib's ratio) to be called a typo:
+# `metdata`/`metadata` is 0.93, `processor_params`/`processor_path` 0.83 — a key of another
+# platform's descriptions, kept as it is.
+NEAR_MISS = 0.85
+
+
+def near_misses(document: Mapping[str, Any], model: type[BaseModel], path: str = "") -> list[str]:
+    """Each key of ``document`` that ``model`` does not know and that is spelled almost like
+    one of its fields (by alias or name), as ``path: unknown field — did you mean …?``; the
+    known keys whose value is a nested model are looked into the same way."""
+    fields: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        fields[name] = field.annotation
+        if field.alias:
+            fields[field.alias] = field.annotation
+    spelled = sorted({field.alias or name for name, field in model.model_fields.items()})
+    problems: list[str] = []
+    for key, value in document.items():
+        if not isinstance(key, str):
+            continue
+        where = _join(path, key)
+        if key in fields:
+            nested = _model_in(fields[key])
+            if nested is not None and isinstance(value, Mapping):
+                problems += near_misses(value, nested, where)
+            continue
+        close = difflib.get_close_matches(key, spelled, n=1, cutoff=NEAR_MISS)
+        if close:
+            problems.append(f"{where}: unknown field — did you mean {close[0]}?")
+    return problems
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds: ``Metadata``, or the model of ``Metadata | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
 
 
 def _problems(

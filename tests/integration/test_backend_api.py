@@ -36,7 +36,7 @@ def test_a_resource_group_no_node_is_in_is_refused_naming_those_there_are(
     with pytest.raises(InvalidDescription) as refused:
         installation.client.create_service(document)
     assert "metadata.resource: no resource group 'gpu_pool' (have: public)" in refused.value.message
-    assert unique_name not in {s["ServiceName"] for s in installation.client.list_services()}
+    assert unique_name not in {s.service_name for s in installation.client.list_services()}
 
 
 def test_logs_show_what_each_instance_wrote(installation: Installation, unique_name: str) -> None:

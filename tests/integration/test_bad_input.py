@@ -17,6 +17,7 @@ import pytest
 
 from eas_core.auth.keys import AccessKey, sign_request
 from eas_core.errors import InvalidDescription, NotFound
+from eas_core.sdk import ServiceStatus
 from tests.support.installation import PROCESSORS, Installation, python_service
 
 
@@ -72,7 +73,9 @@ def http_server(archives: Path) -> Iterator[str]:
 def services(installation: Installation) -> list[str]:
     """Services that exist and are not on their way out (other tests delete theirs)."""
     return sorted(
-        s["ServiceName"] for s in installation.client.list_services() if s["Status"] != "Deleting"
+        s.service_name
+        for s in installation.client.list_services()
+        if s.status != ServiceStatus.DELETING
     )
 
 
@@ -85,7 +88,7 @@ def test_processor_from_http_archive(
     document = python_service(unique_name, processor_path=f"{http_server}/{archive}")
     installation.client.create_service(document)
     installation.client.wait_until_running(unique_name, timeout=60)
-    token = installation.client.describe_service(unique_name)["AccessToken"]
+    token = installation.client.describe_service(unique_name).access_token
     assert installation.predict(unique_name, b"echo:archived", token).content == b"archived"
 
 
@@ -101,7 +104,7 @@ def test_processor_from_uploaded_archive(
     document = python_service(unique_name, processor_path=uri, model_path=model_uri)
     (workdir / "svc.json").write_text(json.dumps(document))
     installation.eascmd("create", str(workdir / "svc.json"))
-    token = installation.client.describe_service(unique_name)["AccessToken"]
+    token = installation.client.describe_service(unique_name).access_token
     answer = json.loads(installation.predict(unique_name, b"whoami", token).content)
     assert answer["model"] == "model v1"
 

@@ -97,7 +97,7 @@ def test_control_api_answers_fuzzed_requests_without_server_errors(
         {
             "name": TARGET,
             "processor_type": "python",
-            "processor_path": fuzzed.client.upload(package)["uri"],
+            "processor_path": fuzzed.client.upload(package).uri,
             "processor_entry": "app.py",
             "metadata": {"instance": 0, "cpu": 0.1, "memory": 1},
         }

@@ -26,6 +26,7 @@ import pytest
 
 from eas_core.auth.keys import AccessKey, sign_request
 from eas_core.errors import Conflict, InvalidDescription
+from eas_core.sdk import ServiceStatus
 from tests.support.installation import (
     Installation,
     python_service,
@@ -48,7 +49,7 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]
 
 
 def names(installation: Installation) -> set[str]:
-    return {s["ServiceName"] for s in installation.client.list_services()}
+    return {s.service_name for s in installation.client.list_services()}
 
 
 def write(path: Path, document: dict[str, Any]) -> Path:
@@ -114,7 +115,7 @@ def test_one_broken_service_never_stops_the_others(
     client = isolated.client
     client.create_service(python_service(cleanup("healthy", client), instances=1))
     client.wait_until_running("healthy", timeout=60)
-    token = client.describe_service("healthy")["AccessToken"]
+    token = client.describe_service("healthy").access_token
     for name in ("nul_token", "huge_config"):
         client.create_service(python_service(name, instances=0))
     with sqlite3.connect(isolated.data_dir / "eas.db") as db:
@@ -127,25 +128,25 @@ def test_one_broken_service_never_stops_the_others(
             "UPDATE services SET document = ?, instance_count = 1 WHERE name = 'huge_config'",
             (json.dumps(document),),
         )
-    victim = client.list_instances("healthy")[0]["InstanceName"]
+    victim = client.list_instances("healthy")[0].instance_name
     record = json.loads((isolated.data_dir / "instances" / victim / "record.json").read_text())
     os.kill(record["pid"], signal.SIGKILL)
     # The healthy service's instance is restarted on a new port and routed to again.
     wait_for(
         lambda: (
             isolated.predict("healthy", b"echo:back", token).content == b"back"
-            and client.list_instances("healthy")[0]["Restarts"] >= 1
+            and client.list_instances("healthy")[0].restarts >= 1
         ),
         timeout=60,
         what="the healthy service to serve from its restarted instance",
     )
     for name, field in (("nul_token", "token"), ("huge_config", "model_config")):
         info = wait_for(
-            lambda n=name: (d := client.describe_service(n))["Status"] == "Failed" and d,
+            lambda n=name: (d := client.describe_service(n)).status == ServiceStatus.FAILED and d,
             timeout=30,
             what=f"{name} to be Failed",
         )
-        assert field in info["Message"], info["Message"]
+        assert field in info.message, info.message
     listed = {r["ServiceName"]: r for r in isolated.eascmd_json("ls")}
     assert listed["nul_token"]["Status"] == "Failed" and "token" in listed["nul_token"]["Message"]
     assert "Failed" in isolated.eascmd("ls").stdout
@@ -308,7 +309,7 @@ def test_sigterm_to_the_controller_keeps_instances_and_traffic(tmp_path: Path) -
     try:
         running.client.create_service(python_service("steady", instances=2))
         running.client.wait_until_running("steady", timeout=60)
-        token = running.client.describe_service("steady")["AccessToken"]
+        token = running.client.describe_service("steady").access_token
         records = [json.loads(p.read_text()) for p in (data / "instances").glob("*/record.json")]
         pids = sorted(r["pid"] for r in records)
         old = running.pid("controller")
@@ -361,8 +362,8 @@ def test_data_dir_database_and_credentials_are_private(
     installation.client.create_service(
         python_service(unique_name, instances=0, model_path=str(secret))
     )
-    artefact = installation.client.list_versions(unique_name)[0]["Artefacts"]["model"]
-    stored = data / "artefacts" / artefact["digest"] / artefact["filename"]
+    artefact = installation.client.list_versions(unique_name)[0].artefacts["model"]
+    stored = data / "artefacts" / artefact.digest / artefact.filename
     assert mode(stored) == 0o600
 
 
@@ -528,7 +529,7 @@ def test_deleting_a_released_original_exits_zero_saying_what_happened(
 ) -> None:
     original = unique_name
     related = released_pair(installation, original, workdir)
-    token = installation.client.describe_service(original)["AccessToken"]
+    token = installation.client.describe_service(original).access_token
     installation.eascmd("release", related, "-w", "100", "-y")
     deleted = installation.eascmd("delete", original, "-y", timeout=60)
     assert f"Service {original} deleted: its instances are stopped" in deleted.stderr

@@ -24,6 +24,7 @@ import psutil
 import pytest
 
 from eas_core.auth.tokens import sign
+from eas_core.sdk import InstanceStatus
 from tests.support import rawhttp
 from tests.support.installation import (
     PROCESSORS,
@@ -41,7 +42,7 @@ EDGE = {"processor_path": str(PROCESSORS / "edge"), "processor_entry": "app.py"}
 def deploy(installation: Installation, name: str, instances: int = 1) -> str:
     installation.client.create_service(python_service(name, instances=instances, **EDGE))
     installation.client.wait_until_running(name, timeout=90)
-    return str(installation.client.describe_service(name)["AccessToken"])
+    return str(installation.client.describe_service(name).access_token)
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +50,13 @@ def edge(installation: Installation) -> Iterator[tuple[str, str, int]]:
     """One running edge-processor service: name, token, and its instance's port."""
     name = "hardening_edge"
     token = deploy(installation, name)
-    port = int(installation.client.list_instances(name)[0]["Port"])
+    port = int(installation.client.list_instances(name)[0].port)
     yield name, token, port
     installation.client.delete_service(name)
 
 
 def restarts(installation: Installation, name: str) -> int:
-    return sum(int(w["Restarts"]) for w in installation.client.list_instances(name))
+    return sum(int(w.restarts) for w in installation.client.list_instances(name))
 
 
 def gateway_metric(installation: Installation, prefix: str) -> float:
@@ -79,13 +80,13 @@ def test_poison_request_kills_one_instance_and_other_callers_see_no_failure(
         poison = installation.predict(unique_name, b"poison", token)
         # The instance died mid-request: not retried elsewhere, answered 502 naming it.
         assert poison.status_code == 502, poison.text
-        instances = {w["InstanceName"] for w in installation.client.list_instances(unique_name)}
+        instances = {w.instance_name for w in installation.client.list_instances(unique_name)}
         assert any(name in poison.text for name in instances), poison.text
         wait_for(
             lambda: (
                 restarts(installation, unique_name) >= 1
                 and all(
-                    w["Status"] == "Running"
+                    w.status == InstanceStatus.RUNNING
                     for w in installation.client.list_instances(unique_name)
                 )
             ),
@@ -113,8 +114,8 @@ def test_full_instance_is_retried_on_another_and_counted(
         python_service(unique_name, instances=2, metadata=metadata, **EDGE)
     )
     installation.client.wait_until_running(unique_name, timeout=90)
-    token = installation.client.describe_service(unique_name)["AccessToken"]
-    ports = [w["Port"] for w in installation.client.list_instances(unique_name)]
+    token = installation.client.describe_service(unique_name).access_token
+    ports = [w.port for w in installation.client.list_instances(unique_name)]
     urls = [f"http://127.0.0.1:{port}/api/builtin/metrics" for port in ports]
     with ThreadPoolExecutor(4) as pool:
         # Calls alternate between the two instances: each takes one running and one queued.

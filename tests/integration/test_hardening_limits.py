@@ -74,8 +74,8 @@ def limited_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target
         )
         installation.client.create_service(document)
         installation.client.wait_until_running(name, timeout=90)
-        token = installation.client.describe_service(name)["AccessToken"]
-        port = int(installation.client.list_instances(name)[0]["Port"])
+        token = installation.client.describe_service(name).access_token
+        port = int(installation.client.list_instances(name)[0].port)
         yield Target(installation.gateway_port, f"/api/predict/{name}", token, port)
     finally:
         installation.stop()

@@ -24,6 +24,7 @@ import httpx
 import psutil
 import pytest
 
+from eas_core.sdk import Instance
 from tests.support.installation import (
     Installation,
     free_port,
@@ -51,11 +52,11 @@ def deploy(installation: Installation, name: str, **extra: Any) -> str:
     metadata = {"rpc.keepalive": KEEPALIVE_MS, "rpc.worker_threads": 2, **extra.pop("metadata", {})}
     installation.client.create_service(python_service(name, metadata=metadata, **extra))
     installation.client.wait_until_running(name, timeout=90)
-    return str(installation.client.describe_service(name)["AccessToken"])
+    return str(installation.client.describe_service(name).access_token)
 
 
-def worker(installation: Installation, name: str, instance: str) -> dict[str, Any]:
-    rows = [w for w in installation.client.list_instances(name) if w["InstanceName"] == instance]
+def worker(installation: Installation, name: str, instance: str) -> Instance:
+    rows = [w for w in installation.client.list_instances(name) if w.instance_name == instance]
     assert rows, f"instance {instance} is not listed any more"
     return rows[0]
 
@@ -166,9 +167,9 @@ def test_hung_instance_leaves_the_routes_and_is_restarted(
     (victim_pid,) = [
         pid
         for pid, instance in instance_processes(installation, unique_name).items()
-        if instance == victim["InstanceName"]
+        if instance == victim.instance_name
     ]
-    victim_url = f"http://127.0.0.1:{victim['Port']}"
+    victim_url = f"http://127.0.0.1:{victim.port}"
     url = f"{installation.gateway_url}/api/predict/{unique_name}"
     with PacedLoad(url, token) as load:
         wait_for(lambda: len(load.answers) >= 20, what="the load to start")
@@ -195,15 +196,15 @@ def test_hung_instance_leaves_the_routes_and_is_restarted(
         assert direct.status_code == 503 and b"worker threads busy" in direct.content
         restarted = wait_for(
             lambda: (
-                (w := worker(installation, unique_name, victim["InstanceName"]))["Restarts"] >= 1
-                and w["Ready"]
+                (w := worker(installation, unique_name, victim.instance_name)).restarts >= 1
+                and w.ready
                 and w
             ),
             timeout=60,
             what="the hung instance to be killed, restarted and ready",
         )
-        assert "worker threads busy for more than" in restarted["Reason"]
-        new_url = f"http://127.0.0.1:{restarted['Port']}"
+        assert "worker threads busy for more than" in restarted.reason
+        new_url = f"http://127.0.0.1:{restarted.port}"
         served = httpx.post(
             f"{new_url}/api/predict/{unique_name}",
             content=b"pid",
@@ -212,7 +213,7 @@ def test_hung_instance_leaves_the_routes_and_is_restarted(
         )
         assert served.status_code == 200 and int(served.content) != victim_pid
         wait_for(
-            lambda: restarted["Port"] in upstream_ports(installation, unique_name),
+            lambda: restarted.port in upstream_ports(installation, unique_name),
             what="the restarted instance back in the route table",
         )
         # A few calls after it is back, so the load sees it serve again.
@@ -231,11 +232,11 @@ def test_hung_instance_leaves_the_routes_and_is_restarted(
         f"\nhung instance: {len(load.answers)} calls, "
         f"{sum(1 for a in load.answers if a[1] != 200)} failed (all before it was seen stuck)"
     )
-    log = installation.client.logs(unique_name, instance=victim["InstanceName"], tail=400)
-    assert "worker threads busy for more than" in json.dumps(log)
+    log = installation.client.logs(unique_name, instance=victim.instance_name, tail=400)
+    assert "worker threads busy for more than" in json.dumps(log.wire())
     table = installation.eascmd("w", unique_name).stdout
     assert "busy for more than" in table
-    assert other["InstanceName"] in table
+    assert other.instance_name in table
 
 
 def test_hung_worker_process_restarts_its_multi_process_instance(
@@ -247,17 +248,17 @@ def test_hung_worker_process_restarts_its_multi_process_instance(
     (instance,) = installation.client.list_instances(unique_name)
     before = instance_processes(installation, unique_name)
     assert len(before) == 4  # the supervisor and its 3 workers
-    hang(f"http://127.0.0.1:{instance['Port']}", unique_name, token, count=6)
+    hang(f"http://127.0.0.1:{instance.port}", unique_name, token, count=6)
     restarted = wait_for(
         lambda: (
-            (w := worker(installation, unique_name, instance["InstanceName"]))["Restarts"] >= 1
-            and w["Ready"]
+            (w := worker(installation, unique_name, instance.instance_name)).restarts >= 1
+            and w.ready
             and w
         ),
         timeout=60,
         what="the instance with a stuck worker process to be restarted",
     )
-    assert "worker process" in restarted["Reason"]
+    assert "worker process" in restarted.reason
     # The whole process group went: no worker of the old instance lingers on.
     after = instance_processes(installation, unique_name)
     assert len(after) == 4 and not set(after) & set(before)
@@ -274,8 +275,8 @@ def test_instance_that_stops_answering_its_probe_is_restarted(
     try:
         restarted = wait_for(
             lambda: (
-                (w := worker(installation, unique_name, instance["InstanceName"]))["Restarts"] >= 1
-                and w["Ready"]
+                (w := worker(installation, unique_name, instance.instance_name)).restarts >= 1
+                and w.ready
                 and w
             ),
             timeout=60,
@@ -284,7 +285,7 @@ def test_instance_that_stops_answering_its_probe_is_restarted(
     finally:
         if psutil.pid_exists(pid):
             os.kill(pid, signal.SIGCONT)
-    assert "did not answer its readiness probe" in restarted["Reason"]
+    assert "did not answer its readiness probe" in restarted.reason
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
@@ -315,8 +316,8 @@ def test_slow_processor_that_keeps_answering_is_never_restarted(
     for caller in callers:
         caller.join(timeout=120)
     assert answers and set(answers) == {200}
-    after = worker(installation, unique_name, instance["InstanceName"])
-    assert after["Restarts"] == 0 and after["Ready"]
+    after = worker(installation, unique_name, instance.instance_name)
+    assert after.restarts == 0 and after.ready
 
 
 def test_queue_length_falls_back_when_requests_finish(
@@ -324,7 +325,7 @@ def test_queue_length_falls_back_when_requests_finish(
 ) -> None:
     token = deploy(installation, unique_name)
     (instance,) = installation.client.list_instances(unique_name)
-    url = f"http://127.0.0.1:{instance['Port']}"
+    url = f"http://127.0.0.1:{instance.port}"
     call = threading.Thread(
         target=lambda: httpx.post(
             f"{url}/api/predict/{unique_name}",
@@ -361,7 +362,7 @@ def test_stray_instance_process_is_stopped_when_the_controller_starts(
     that nothing tracks: the next controller stops it."""
     token = deploy(installation, unique_name)
     (instance,) = installation.client.list_instances(unique_name)
-    source = installation.data_dir / "instances" / instance["InstanceName"]
+    source = installation.data_dir / "instances" / instance.instance_name
     record = json.loads((source / "record.json").read_text())
     stray_id = f"{unique_name}-1-5a5a5a5a"
     directory = installation.data_dir / "instances" / stray_id
@@ -403,12 +404,10 @@ def test_stray_instance_process_is_stopped_when_the_controller_starts(
             stray.kill()
         stray.wait()
     assert not directory.exists()
-    assert [w["InstanceName"] for w in installation.client.list_instances(unique_name)] == [
-        instance["InstanceName"]
+    assert [w.instance_name for w in installation.client.list_instances(unique_name)] == [
+        instance.instance_name
     ]
-    assert list(instance_processes(installation, unique_name).values()) == [
-        instance["InstanceName"]
-    ]
+    assert list(instance_processes(installation, unique_name).values()) == [instance.instance_name]
     assert installation.predict(unique_name, b"echo:one", token).content == b"one"
 
 
@@ -418,7 +417,7 @@ def test_instance_started_before_its_pid_was_recorded_is_adopted(
     """A controller that died after writing an instance's record (with its intent to start)
     and starting it, but before recording its pid: the next controller adopts the process."""
     deploy(installation, unique_name, instances=2)
-    wanted = sorted(w["InstanceName"] for w in installation.client.list_instances(unique_name))
+    wanted = sorted(w.instance_name for w in installation.client.list_instances(unique_name))
     processes = instance_processes(installation, unique_name)
     victim = wanted[1]
     path = installation.data_dir / "instances" / victim / "record.json"
@@ -434,12 +433,12 @@ def test_instance_started_before_its_pid_was_recorded_is_adopted(
         installation.process.send_signal(signal.SIGCONT)
     restart_controller(installation)
     wait_for(
-        lambda: installation.client.describe_service(unique_name)["RunningInstance"] == 2,
+        lambda: installation.client.describe_service(unique_name).running_instance == 2,
         timeout=60,
         what="both instances ready",
     )
     # Exactly the wanted instances, and the very processes that ran before.
-    assert sorted(w["InstanceName"] for w in installation.client.list_instances(unique_name)) == (
+    assert sorted(w.instance_name for w in installation.client.list_instances(unique_name)) == (
         wanted
     )
     assert instance_processes(installation, unique_name) == processes
@@ -452,7 +451,7 @@ def test_instance_files_are_private(installation: Installation, unique_name: str
     deploy(installation, unique_name)
     (instance,) = installation.client.list_instances(unique_name)
     root = installation.data_dir / "instances"
-    directory = root / instance["InstanceName"]
+    directory = root / instance.instance_name
 
     def mode(path: Path) -> int:
         return stat.S_IMODE(path.stat().st_mode)
@@ -462,4 +461,4 @@ def test_instance_files_are_private(installation: Installation, unique_name: str
     assert mode(directory / "record.json") == 0o600
     assert mode(directory / "boot.json") == 0o600
     assert mode(installation.data_dir / "logs") == 0o700
-    assert mode(installation.data_dir / "logs" / f"{instance['InstanceName']}.log") == 0o600
+    assert mode(installation.data_dir / "logs" / f"{instance.instance_name}.log") == 0o600

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from eas_core.sdk import InstanceStatus, ServiceStatus
 from tests.support.installation import Installation, python_service, wait_for
 
 
@@ -25,7 +26,7 @@ def test_create_prints_endpoint_token_and_progress(
     desc = write(workdir / "service.json", python_service(unique_name))
     result = installation.eascmd("create", str(desc))
     assert f"{installation.gateway_url}/api/predict/{unique_name}" in result.stdout
-    token = installation.client.describe_service(unique_name)["AccessToken"]
+    token = installation.client.describe_service(unique_name).access_token
     assert token in result.stdout
     assert "[OK] Service is running" in result.stderr
     assert installation.predict(unique_name, b"echo:hi", token).content == b"hi"
@@ -81,23 +82,23 @@ def test_scale_up_and_down_keeps_running_instances(
 ) -> None:
     installation.client.create_service(python_service(unique_name, instances=1))
     installation.client.wait_until_running(unique_name, timeout=60)
-    first = {w["InstanceName"] for w in installation.client.list_instances(unique_name)}
+    first = {w.instance_name for w in installation.client.list_instances(unique_name)}
 
     installation.eascmd("modify", unique_name, "-Dmetadata.instance=3", "--wait")
     after_up = {
-        w["InstanceName"]
+        w.instance_name
         for w in installation.client.list_instances(unique_name)
-        if w["Status"] == "Running"
+        if w.status == InstanceStatus.RUNNING
     }
     assert len(after_up) == 3 and first <= after_up
-    assert installation.client.describe_service(unique_name)["CurrentVersion"] == 1
+    assert installation.client.describe_service(unique_name).current_version == 1
 
     installation.eascmd("modify", unique_name, "-Dmetadata.instance=2", "--wait")
     wait_for(lambda: len(installation.client.list_instances(unique_name)) == 2, what="scale down")
-    after_down = {w["InstanceName"] for w in installation.client.list_instances(unique_name)}
+    after_down = {w.instance_name for w in installation.client.list_instances(unique_name)}
     assert after_down <= after_up
     info = installation.client.describe_service(unique_name)
-    assert info["TotalInstance"] == 2 and info["LatestVersion"] == 1
+    assert info.total_instance == 2 and info.latest_version == 1
 
 
 def test_modify_settings_restarts_instances_with_them(
@@ -105,7 +106,7 @@ def test_modify_settings_restarts_instances_with_them(
 ) -> None:
     installation.client.create_service(python_service(unique_name, model_config={"k": 1}))
     installation.client.wait_until_running(unique_name, timeout=60)
-    token = installation.client.describe_service(unique_name)["AccessToken"]
+    token = installation.client.describe_service(unique_name).access_token
     assert (
         json.loads(installation.predict(unique_name, b"whoami", token).content)["config"]
         == '{"k":1}'
@@ -114,8 +115,8 @@ def test_modify_settings_restarts_instances_with_them(
     installation.eascmd("modify", unique_name, "-s", str(change), "--wait")
     assert installation.predict(unique_name, b"sleep:600", token).status_code == 408
     info = installation.client.describe_service(unique_name)
-    assert info["ServiceConfig"]["metadata"]["rpc.keepalive"] == 200
-    assert info["AccessToken"] == token
+    assert info.service_config["metadata"]["rpc.keepalive"] == 200
+    assert info.access_token == token
 
 
 def test_killed_instance_is_restarted_and_counted(
@@ -123,8 +124,8 @@ def test_killed_instance_is_restarted_and_counted(
 ) -> None:
     installation.client.create_service(python_service(unique_name, instances=2))
     installation.client.wait_until_running(unique_name, timeout=60)
-    token = installation.client.describe_service(unique_name)["AccessToken"]
-    victim = installation.client.list_instances(unique_name)[0]["InstanceName"]
+    token = installation.client.describe_service(unique_name).access_token
+    victim = installation.client.list_instances(unique_name)[0].instance_name
     record = json.loads((installation.data_dir / "instances" / victim / "record.json").read_text())
     os.kill(record["pid"], signal.SIGKILL)
     # The other instance keeps answering while the victim comes back.
@@ -134,19 +135,19 @@ def test_killed_instance_is_restarted_and_counted(
         lambda: [
             w
             for w in installation.client.list_instances(unique_name)
-            if w["InstanceName"] == victim and w["Restarts"] >= 1 and w["Ready"]
+            if w.instance_name == victim and w.restarts >= 1 and w.ready
         ],
         timeout=30,
         what="the killed instance to come back",
     )
-    assert restarted[0]["Restarts"] == 1
+    assert restarted[0].restarts == 1
     table = installation.eascmd("w", unique_name).stdout
     assert victim in table
     # A processor that exits mid-request: the caller gets an error, the instance comes back.
     answer = installation.predict(unique_name, b"exit", token)
     assert answer.status_code >= 500
     wait_for(
-        lambda: installation.client.describe_service(unique_name)["RunningInstance"] == 2,
+        lambda: installation.client.describe_service(unique_name).running_instance == 2,
         timeout=30,
         what="both instances ready again",
     )
@@ -160,14 +161,15 @@ def test_failing_initialize_is_reported(
     installation.client.create_service(python_service(unique_name, model_path=str(model)))
     info = wait_for(
         lambda: (
-            (d := installation.client.describe_service(unique_name))["Status"] == "Failed" and d
+            (d := installation.client.describe_service(unique_name)).status == ServiceStatus.FAILED
+            and d
         ),
         timeout=30,
         what="the service to fail",
     )
-    assert "this model refuses to load" in info["Message"]
+    assert "this model refuses to load" in info.message
     workers = installation.client.list_instances(unique_name)
-    assert "this model refuses to load" in workers[0]["Reason"]
+    assert "this model refuses to load" in workers[0].reason
     result = installation.eascmd(
         "create", str(write(workdir / "again.json", python_service(unique_name))), check=False
     )
@@ -181,10 +183,10 @@ def test_controller_restart_loses_and_duplicates_nothing(
     installation.client.wait_until_running(unique_name, timeout=60)
     before = installation.client.describe_service(unique_name)
     instances_before = sorted(
-        w["InstanceName"] for w in installation.client.list_instances(unique_name)
+        w.instance_name for w in installation.client.list_instances(unique_name)
     )
-    services_before = sorted(s["ServiceName"] for s in installation.client.list_services())
-    token = before["AccessToken"]
+    services_before = sorted(s.service_name for s in installation.client.list_services())
+    token = before.access_token
 
     old_pid = installation.pid("controller")
     os.kill(old_pid, signal.SIGKILL)
@@ -205,29 +207,29 @@ def test_controller_restart_loses_and_duplicates_nothing(
 
     after = installation.client.describe_service(unique_name)
     for key in (
-        "AccessToken",
-        "TotalInstance",
-        "CurrentVersion",
-        "LatestVersion",
-        "ServiceConfig",
-        "CreateTime",
+        "access_token",
+        "total_instance",
+        "current_version",
+        "latest_version",
+        "service_config",
+        "create_time",
     ):
-        assert after[key] == before[key], key
+        assert getattr(after, key) == getattr(before, key), key
     wait_for(
-        lambda: installation.client.describe_service(unique_name)["RunningInstance"] == 2,
+        lambda: installation.client.describe_service(unique_name).running_instance == 2,
         what="instances adopted",
     )
     instances_after = sorted(
-        w["InstanceName"] for w in installation.client.list_instances(unique_name)
+        w.instance_name for w in installation.client.list_instances(unique_name)
     )
     assert instances_after == instances_before  # adopted, not started again
-    assert sorted(s["ServiceName"] for s in installation.client.list_services()) == services_before
+    assert sorted(s.service_name for s in installation.client.list_services()) == services_before
 
 
 def test_gateway_restart_serves_again_at_once(installation: Installation, unique_name: str) -> None:
     installation.client.create_service(python_service(unique_name))
     installation.client.wait_until_running(unique_name, timeout=60)
-    token = installation.client.describe_service(unique_name)["AccessToken"]
+    token = installation.client.describe_service(unique_name).access_token
     old_pid = installation.pid("gateway")
     os.kill(old_pid, signal.SIGKILL)
     wait_for(

@@ -219,7 +219,7 @@ def test_processor_deploys_from_an_object_store(
     cleanup(unique_name, client)
     client.create_service(description)
     client.wait_until_running(unique_name, timeout=90)
-    token = client.describe_service(unique_name)["AccessToken"]
+    token = client.describe_service(unique_name).access_token
     answer = configured.predict(unique_name, files[body], token)
     assert answer.status_code == 200, answer.text
     close(answer.json(), files[expected])

@@ -38,8 +38,8 @@ def sdk_results(installation: Installation, sdk_python: Path) -> Iterator[dict[s
     client.create_service(python_service(SERVICE, instances=2))
     try:
         client.wait_until_running(SERVICE, timeout=60)
-        token = client.describe_service(SERVICE)["AccessToken"]
-        instances = sorted(f"{w['IP']}:{w['Port']}" for w in client.list_instances(SERVICE))
+        token = client.describe_service(SERVICE).access_token
+        instances = sorted(f"{w.ip}:{w.port}" for w in client.list_instances(SERVICE))
         results = run_sdk_script(sdk_python, installation.gateway_port, SERVICE, token)
         results["expected_instances"] = instances
         yield results

@@ -55,7 +55,7 @@ def test_string_request_gets_the_pmml_answer_through_the_gateway(
         }
     )
     client.wait_until_running(unique_name, timeout=120)
-    token = client.describe_service(unique_name)["AccessToken"]
+    token = client.describe_service(unique_name).access_token
     done = subprocess.run(
         [str(sdk_python), "-c", SCRIPT, f"127.0.0.1:{installation.gateway_port}",
          unique_name, token, body],

@@ -27,7 +27,7 @@ def probe(installation: Installation) -> Iterator[dict[str, str]]:
         installation.client.wait_until_running("predict_probe", timeout=60)
         yield {
             "name": "predict_probe",
-            "token": installation.client.describe_service("predict_probe")["AccessToken"],
+            "token": installation.client.describe_service("predict_probe").access_token,
         }
     finally:
         delete_services(installation.client, "predict_probe")
@@ -86,7 +86,7 @@ def test_processor_status_and_exception(installation: Installation, probe: dict[
     # The instance survived the exception.
     assert installation.predict(probe["name"], b"echo:after", probe["token"]).content == b"after"
     workers = installation.client.list_instances(probe["name"])
-    assert all(w["Restarts"] == 0 for w in workers)
+    assert all(w.restarts == 0 for w in workers)
 
 
 def test_oversize_body_answers_413(installation: Installation, probe: dict[str, str]) -> None:
@@ -129,7 +129,7 @@ def test_direct_connection_through_service_discovery(
 def test_worker_processes_share_the_load(installation: Installation, unique_name: str) -> None:
     installation.client.create_service(python_service(unique_name, "app_multi.py"))
     installation.client.wait_until_running(unique_name, timeout=60)
-    token = installation.client.describe_service(unique_name)["AccessToken"]
+    token = installation.client.describe_service(unique_name).access_token
     # Concurrent calls make the gateway open several connections, spread over the workers.
     # (The service is ready once one worker listens; the others may still be loading.)
     pids: set[str] = set()
@@ -150,7 +150,7 @@ def test_worker_processes_share_the_load(installation: Installation, unique_name
 def test_deadline_answers_408(installation: Installation, unique_name: str) -> None:
     installation.client.create_service(python_service(unique_name, metadata={"rpc.keepalive": 300}))
     installation.client.wait_until_running(unique_name, timeout=60)
-    token = installation.client.describe_service(unique_name)["AccessToken"]
+    token = installation.client.describe_service(unique_name).access_token
     assert installation.predict(unique_name, b"sleep:1500", token).status_code == 408
     assert installation.predict(unique_name, b"echo:fast", token).status_code == 200
 
@@ -161,8 +161,8 @@ def test_full_queue_answers_450(installation: Installation, unique_name: str) ->
     )
     installation.client.create_service(document)
     installation.client.wait_until_running(unique_name, timeout=60)
-    port = installation.client.list_instances(unique_name)[0]["Port"]
-    token = installation.client.describe_service(unique_name)["AccessToken"]
+    port = installation.client.list_instances(unique_name)[0].port
+    token = installation.client.describe_service(unique_name).access_token
     request = (
         f"POST /api/predict/{unique_name} HTTP/1.1\r\nhost: x\r\nauthorization: {token}\r\n"
         "content-length: 10\r\n\r\nsleep:1500"
@@ -184,7 +184,7 @@ def test_full_queue_answers_450(installation: Installation, unique_name: str) ->
 def test_open_service_needs_no_token(installation: Installation, unique_name: str) -> None:
     installation.client.create_service(python_service(unique_name, generate_token="false"))
     installation.client.wait_until_running(unique_name, timeout=60)
-    assert installation.client.describe_service(unique_name)["AccessToken"] == ""
+    assert installation.client.describe_service(unique_name).access_token == ""
     assert installation.predict(unique_name, b"echo:open").content == b"open"
 
 
@@ -207,7 +207,7 @@ def test_stopped_service_answers_503_and_starts_again(
 
 def test_metrics_are_prometheus_text(installation: Installation, probe: dict[str, str]) -> None:
     instances = installation.client.list_instances(probe["name"])
-    urls = [f"http://127.0.0.1:{i['Port']}/api/builtin/metrics" for i in instances]
+    urls = [f"http://127.0.0.1:{i.port}/api/builtin/metrics" for i in instances]
     gateway_url = f"{installation.gateway_url}/api/builtin/metrics"
     service = {"service": probe["name"]}
 

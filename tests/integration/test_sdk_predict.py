@@ -26,7 +26,7 @@ def service(installation: Installation) -> Iterator[tuple[str, str]]:
     name = "sdk_predict_probe"
     installation.client.create_service(python_service(name, instances=2))
     installation.client.wait_until_running(name, timeout=60)
-    yield name, installation.client.describe_service(name)["AccessToken"]
+    yield name, installation.client.describe_service(name).access_token
     installation.client.delete_service(name)
 
 
@@ -81,7 +81,7 @@ def test_direct_client_tries_another_instance(
     name, token = service
     predict = client(installation, name, token, direct=True)
     try:
-        victim = installation.client.list_instances(name)[0]["InstanceName"]
+        victim = installation.client.list_instances(name)[0].instance_name
         record = json.loads(
             (installation.data_dir / "instances" / victim / "record.json").read_text()
         )

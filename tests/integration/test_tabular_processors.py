@@ -22,6 +22,7 @@ import joblib
 import numpy as np
 import pytest
 
+from eas_core.sdk import ServiceStatus
 from tests.processors.tabular_models import (
     close,
     heart_pmml,
@@ -172,7 +173,7 @@ def describe(name: str, code: str, model_path: str) -> dict[str, Any]:
 
 def direct(installation: Installation, name: str, body: bytes, token: str) -> httpx.Response:
     [instance] = installation.client.list_instances(name)
-    url = f"http://{instance['IP']}:{instance['Port']}/api/predict/{name}"
+    url = f"http://{instance.ip}:{instance.port}/api/predict/{name}"
     return httpx.post(url, content=body, headers={"Authorization": token}, timeout=30)
 
 
@@ -191,7 +192,7 @@ def test_processor_deploys_from_a_description_and_answers_like_its_library(
         json.dumps(describe(unique_name, code, deployment.source(http_base, installation)))
     )
     installation.eascmd("create", str(description))  # waits until running
-    token = installation.client.describe_service(unique_name)["AccessToken"]
+    token = installation.client.describe_service(unique_name).access_token
     via_gateway = installation.predict(unique_name, deployment.body, token)
     assert via_gateway.status_code == 200, via_gateway.text
     close(via_gateway.json(), deployment.expected)
@@ -226,12 +227,13 @@ def test_a_model_of_the_wrong_kind_fails_its_instance_with_the_reason(
     installation.client.create_service(describe(unique_name, code, str(root / model)))
     info = wait_for(
         lambda: (
-            (d := installation.client.describe_service(unique_name))["Status"] == "Failed" and d
+            (d := installation.client.describe_service(unique_name)).status == ServiceStatus.FAILED
+            and d
         ),
         timeout=90,
         what="the service to fail",
     )
-    assert reason in info["Message"], info["Message"]
+    assert reason in info.message, info.message
     shown = installation.eascmd("w", unique_name).stdout
     assert reason in shown, shown
 
@@ -263,4 +265,4 @@ def test_codes_not_served_and_gpu_requests_are_refused_at_create(
     if "supported: " in output:  # the list of what this installation serves
         listed = output.split("supported: ", 1)[1].split(";", 1)[0].split(", ")
         assert {"pmml", "sklearn", "xgboost", "lightgbm", "parameter_sever"} <= set(listed)
-    assert unique_name not in {s["ServiceName"] for s in installation.client.list_services()}
+    assert unique_name not in {s.service_name for s in installation.client.list_services()}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from eas_core.sdk import ServiceStatus
 from tests.support.installation import Installation, python_service, wait_for
 from tests.support.load import SteadyLoad
 
@@ -63,14 +64,14 @@ def roll_to_a_new_model(served: Served) -> None:
     change.write_text(json.dumps({"model_path": model(served.workdir, "v2")}))
     served.timed("roll_seconds", "modify", served.name, "-s", str(change), "--wait")
     info = served.installation.client.describe_service(served.name)
-    assert (info["LatestVersion"], info["CurrentVersion"], info["Status"]) == (2, 2, "Running")
+    assert (info.latest_version, info.current_version, info.status) == (2, 2, ServiceStatus.RUNNING)
     served.load.settle(only("v2"))
     assert served.served_by() == {"v2"}
 
 
 def roll_back_to_version_1(served: Served) -> None:
     served.timed("rollback_seconds", "version", served.name, "1", "--wait")
-    assert served.installation.client.describe_service(served.name)["CurrentVersion"] == 1
+    assert served.installation.client.describe_service(served.name).current_version == 1
     served.load.settle(only("v1"))
     assert served.served_by() == {"v1"}
 
@@ -83,12 +84,12 @@ def create_a_related_service(served: Served) -> tuple[str, str]:
     green.write_text(json.dumps(document))
     created = installation.eascmd("create", str(green), "-r").stdout
     related = next(
-        s["ServiceName"]
+        s.service_name
         for s in installation.client.list_services()
-        if s["ServiceName"].startswith(served.name + "_")
+        if s.service_name.startswith(served.name + "_")
     )
     assert f"/api/predict/{related}" in created
-    related_token = installation.client.describe_service(related)["AccessToken"]
+    related_token = installation.client.describe_service(related).access_token
     assert installation.predict(related, b"whoami", related_token).status_code == 200
     assert served.served_by() == {"v1"}  # the original endpoint is not split yet
     return related, related_token
@@ -145,7 +146,7 @@ def test_roll_rollback_blue_green_and_scale_with_no_failed_request(
         python_service(name, instances=2, model_path=model(workdir, "v1"))
     )
     installation.client.wait_until_running(name, timeout=60)
-    token = installation.client.describe_service(name)["AccessToken"]
+    token = installation.client.describe_service(name).access_token
     url = f"{installation.gateway_url}/api/predict/{name}"
 
     with SteadyLoad(url, token, b"whoami", threads=4) as load:
@@ -178,7 +179,7 @@ def test_failed_roll_keeps_the_previous_version_serving(
         python_service(name, instances=2, model_path=model(workdir, "good"))
     )
     installation.client.wait_until_running(name, timeout=60)
-    token = installation.client.describe_service(name)["AccessToken"]
+    token = installation.client.describe_service(name).access_token
     change = workdir / "bad.json"
     change.write_text(json.dumps({"model_path": model(workdir, "fail-initialize")}))
     with SteadyLoad(f"{installation.gateway_url}/api/predict/{name}", token, b"whoami") as load:
@@ -189,10 +190,10 @@ def test_failed_roll_keeps_the_previous_version_serving(
     assert not load.result.failures
     assert {who(b) for b in load.result.bodies_since(0)} == {"good"}
     info = installation.client.describe_service(name)
-    assert (info["CurrentVersion"], info["LatestVersion"]) == (1, 2)
-    assert "Rolling to version 2 failed" in info["Message"]
+    assert (info.current_version, info.latest_version) == (1, 2)
+    assert "Rolling to version 2 failed" in info.message
     wait_for(
-        lambda: {w["Version"] for w in installation.client.list_instances(name)} == {1},
+        lambda: {w.version for w in installation.client.list_instances(name)} == {1},
         what="the failed version's instances to go",
     )
     # Every version stays retrievable, with its artefact snapshot.
@@ -210,7 +211,7 @@ def test_old_version_restores_after_its_source_changed(
     source.write_text("first")
     installation.client.create_service(python_service(name, model_path=str(source)))
     installation.client.wait_until_running(name, timeout=60)
-    token = installation.client.describe_service(name)["AccessToken"]
+    token = installation.client.describe_service(name).access_token
     installation.client.modify_service(name, {"model_path": model(workdir, "second")})
     installation.client.wait_until_running(name, timeout=60, version=2)
     source.write_text("overwritten")  # the artefact source changes after the fact
@@ -230,13 +231,13 @@ def test_controller_restart_mid_roll_finishes_the_roll(
         python_service(name, instances=2, model_path=model(workdir, "old"))
     )
     installation.client.wait_until_running(name, timeout=60)
-    token = installation.client.describe_service(name)["AccessToken"]
+    token = installation.client.describe_service(name).access_token
     with SteadyLoad(f"{installation.gateway_url}/api/predict/{name}", token, b"whoami") as load:
         installation.client.modify_service(
             name, {"model_path": model(workdir, "slow-initialize:2")}
         )
         wait_for(  # new instances are starting, old ones serve
-            lambda: any(w["Version"] == 2 for w in installation.client.list_instances(name)),
+            lambda: any(w.version == 2 for w in installation.client.list_instances(name)),
             what="the new version's instances to be placed",
         )
         old_pid = installation.pid("controller")
@@ -252,7 +253,7 @@ def test_controller_restart_mid_roll_finishes_the_roll(
         installation.client.wait_until_running(name, timeout=60, version=2)
         wait_for(
             lambda: (
-                {w["Version"] for w in installation.client.list_instances(name)} == {2}
+                {w.version for w in installation.client.list_instances(name)} == {2}
                 and len(installation.client.list_instances(name)) == 2
             ),
             timeout=30,

@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from eas_core.sdk import ServiceStatus
 from eas_pipelines.factory import build_definitions
 from eas_pipelines.jobs import deploy_run_config
 from eas_pipelines.resources import EASResource
@@ -60,14 +61,14 @@ def versions(installation: Installation, name: str) -> tuple[int, int]:
 
 def related_of(installation: Installation, name: str) -> list[str]:
     return [
-        s["ServiceName"]
+        s.service_name
         for s in installation.client.list_services()
-        if s["ServiceName"].startswith(name + "_") and s["Status"] != "Deleting"
+        if s.service_name.startswith(name + "_") and s.status != ServiceStatus.DELETING
     ]
 
 
 def predict_json(installation: Installation, name: str, body: Any) -> Any:
-    token = installation.client.describe_service(name)["AccessToken"]
+    token = installation.client.describe_service(name).access_token
     answer = installation.predict(name, json.dumps(body), token)
     assert answer.status_code == 200, answer.text
     return answer.json()
@@ -292,7 +293,7 @@ def test_blue_green_release_whose_bake_fails_is_released_back_and_deleted(
     assert failure["failing_response"] == "broken"
     assert related_of(installation, name) == []
     assert versions(installation, name) == (1, 1)
-    token = installation.client.describe_service(name)["AccessToken"]
+    token = installation.client.describe_service(name).access_token
     labels = {installation.predict(name, "label", token).text for _ in range(20)}
     assert labels == {"v1"}
 
@@ -317,9 +318,9 @@ def test_blue_green_release_steps_up_and_promotes_the_new_model(
     assert deploy(defs, dagster_instance, name, flaky_model(tmp_path, "v1")).success
     # A related service left by a run that died mid-release: the next rollout retires it.
     leftover = installation.client.create_service(
-        {**installation.client.describe_service(name)["ServiceConfig"], "name": name},
+        {**installation.client.describe_service(name).service_config, "name": name},
         related=True,
-    )["ServiceName"]
+    ).service_name
 
     result = deploy(defs, dagster_instance, name, flaky_model(tmp_path, "v2"))
 
@@ -330,7 +331,7 @@ def test_blue_green_release_steps_up_and_promotes_the_new_model(
     evaluation = smoke_evaluation(result)
     assert evaluation.passed
     assert set(evaluation.metadata) >= {"bake_50pct", "bake_100pct"}
-    token = installation.client.describe_service(name)["AccessToken"]
+    token = installation.client.describe_service(name).access_token
     assert {installation.predict(name, "label", token).text for _ in range(10)} == {"v2"}
 
 
@@ -348,9 +349,9 @@ def test_release_job_steps_a_related_service_up_and_promotes_it(
     defs = build_definitions([declare(flaky_document(name, tmp_path / "s", rollout=rollout))], eas)
     assert deploy(defs, dagster_instance, name, flaky_model(tmp_path, "v1")).success
     # A related service made by hand (`eascmd create -r`), to be released by the job.
-    document = installation.client.describe_service(name)["ServiceConfig"]
+    document = installation.client.describe_service(name).service_config
     document["model_path"] = str(flaky_model(tmp_path, "v2"))
-    related = installation.client.create_service(document, related=True)["ServiceName"]
+    related = installation.client.create_service(document, related=True).service_name
     installation.client.wait_until_running(related, timeout=60)
 
     result = defs.resolve_job_def(f"{name}_release").execute_in_process(
@@ -361,7 +362,7 @@ def test_release_job_steps_a_related_service_up_and_promotes_it(
     assert result.success
     assert versions(installation, name) == (2, 2)
     assert related_of(installation, name) == []
-    token = installation.client.describe_service(name)["AccessToken"]
+    token = installation.client.describe_service(name).access_token
     assert installation.predict(name, "label", token).text == "v2"
     materialization = result.asset_materializations_for_node(f"{name}__release")[0]
     assert materialization.metadata["released"].value == related

@@ -75,13 +75,13 @@ def deployed(
     try:
         # A framework's first import on a busy 2-core machine takes a while.
         client.wait_until_running(name, timeout=300)
-        token = client.describe_service(name)["AccessToken"]
+        token = client.describe_service(name).access_token
         instance = client.list_instances(name)[0]
         yield Deployed(
             name,
             token,
             installation.gateway_url,
-            f"http://{instance['IP']}:{instance['Port']}",
+            f"http://{instance.ip}:{instance.port}",
         )
     finally:
         client.delete_service(name)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from eas_core.sdk import ServiceStatus
 from processors.base import ProcessorLoadError, RequestContext
 from processors.wire import tensors
 from processors.wire import tf_request_pb2 as pb
@@ -256,9 +257,9 @@ def test_wrong_model_fails_the_instance_with_the_reason(
         }
     )
     info = wait_for(
-        lambda: (d := client.describe_service(unique_name))["Status"] == "Failed" and d,
+        lambda: (d := client.describe_service(unique_name)).status == ServiceStatus.FAILED and d,
         timeout=180,
         what="the service to fail",
     )
-    assert "model.pt is not a TensorFlow SavedModel" in info["Message"]
-    assert "is not a TensorFlow SavedModel" in client.list_instances(unique_name)[0]["Reason"]
+    assert "model.pt is not a TensorFlow SavedModel" in info.message
+    assert "is not a TensorFlow SavedModel" in client.list_instances(unique_name)[0].reason

@@ -238,9 +238,9 @@ def delete_services(client: ControlClient, name: str) -> None:
     related ones first; what is already gone, or on its way, is fine."""
     related = re.compile(rf"{re.escape(name)}_[0-9a-f]{{8}}")
     found = [
-        s["ServiceName"]
+        s.service_name
         for s in client.list_services()
-        if s["ServiceName"] == name or related.fullmatch(s["ServiceName"])
+        if s.service_name == name or related.fullmatch(s.service_name)
     ]
     for service in sorted(found, key=lambda found_name: found_name == name):
         with contextlib.suppress(NotFound, Conflict):

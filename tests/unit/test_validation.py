@@ -8,8 +8,8 @@ import pytest
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from eas_core.errors import InvalidDescription
-from eas_core.spec.service import parse_description
-from eas_core.spec.validation import FieldProblem, field_errors
+from eas_core.spec.service import ServiceDescription, parse_description
+from eas_core.spec.validation import FieldProblem, field_errors, near_misses
 
 BASE: dict[str, Any] = {
     "name": "svc",
@@ -106,3 +106,30 @@ def test_where_a_request_value_came_from_is_not_part_of_its_name() -> None:
         "version: Input should be a valid integer",
         "body: required",
     ]
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (
+            {"name": "a", "processor": "pmml", "metdata": {"instance": 1}},
+            ["metdata: unknown field — did you mean metadata?"],
+        ),
+        (
+            {"name": "a", "processor": "pmml", "metadata": {"instance": 1, "rpc.keepaliv": 9}},
+            ["metadata.rpc.keepaliv: unknown field — did you mean rpc.keepalive?"],
+        ),
+        # Keys of other platforms' descriptions that resemble no field of ours are kept.
+        ({"name": "a", "metadata": {"instance": 1}, "processor_params": 1, "cloud": {}}, []),
+    ],
+)
+def test_a_near_miss_of_a_field_name_is_named_with_the_field_meant(
+    document: dict[str, Any], expected: list[str]
+) -> None:
+    assert near_misses(document, ServiceDescription) == expected
+
+
+def test_a_description_with_a_typo_is_refused_with_the_suggestion() -> None:
+    with pytest.raises(InvalidDescription) as refused:
+        parse_description({"name": "a", "processor": "pmml", "metdata": {"instance": 1}})
+    assert refused.value.message == "metdata: unknown field — did you mean metadata?"

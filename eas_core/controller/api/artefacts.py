@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -11,6 +11,7 @@ from eas_core.artefacts import ArtefactStore, safe_filename
 from eas_core.controller.api.auth import authenticated
 from eas_core.controller.api.errors import ERROR_RESPONSES
 from eas_core.errors import BadRequest
+from eas_core.spec.control import Upload
 
 WRITE_BYTES = 1024 * 1024
 
@@ -20,9 +21,7 @@ router = APIRouter(
 
 
 @router.post("", status_code=201)
-async def upload(
-    request: Request, filename: Annotated[str, Query(max_length=1024)]
-) -> dict[str, Any]:
+async def upload(request: Request, filename: Annotated[str, Query(max_length=1024)]) -> Upload:
     """Stream the body into the artefact store: written to a temp file chunk by chunk while
     it is hashed, never held in memory. The signature middleware caps its size and refuses
     its last chunk unless it matches the signed sha256, so a tampered upload is never kept."""
@@ -42,4 +41,4 @@ async def upload(
                 pending, size = [], 0
         await run_in_threadpool(upload.write, b"".join(pending))
         ref = await run_in_threadpool(upload.commit)
-    return {"uri": ref.uri, "digest": ref.digest, "filename": ref.filename, "size": ref.size}
+    return Upload(uri=ref.uri, digest=ref.digest, filename=ref.filename, size=ref.size)

@@ -41,12 +41,12 @@ def read_metrics(
     for point in series.read(name, tier, time.time() - since, metrics=metrics, instance=instance):
         key = (point.metric, point.instance)
         if key not in found:
-            found[key] = Series(Metric=point.metric, Instance=point.instance or None)
+            found[key] = Series(metric=point.metric, instance=point.instance or None)
         found[key].points.append((point.time, point.value))
     ordered = sorted(
         found.values(), key=lambda s: (s.instance or "", list(METRICS).index(s.metric))
     )
-    return ServiceMetrics(ServiceName=name, Step=step, Since=since, Series=ordered)
+    return ServiceMetrics(service=name, step=step, since=since, series=ordered)
 
 
 @router.get("/{name}/metrics", response_model=ServiceMetrics, response_model_by_alias=True)

@@ -30,7 +30,7 @@ def _stores(request: Request) -> tuple[Repository, ScalingStore]:
 
 def _status(name: str, rule: ScaleRuleRecord | None) -> AutoscaleStatus:
     if rule is None:
-        return AutoscaleStatus(ServiceName=name)
+        return AutoscaleStatus(service=name)
     stored = AutoscaleRule.model_validate(
         {
             "Min": rule.min_instances,
@@ -39,7 +39,7 @@ def _status(name: str, rule: ScaleRuleRecord | None) -> AutoscaleStatus:
             "Target": rule.target,
         }
     )
-    return AutoscaleStatus(ServiceName=name, Rule=stored)
+    return AutoscaleStatus(service=name, rule=stored)
 
 
 @router.get("/{name}/autoscale", response_model=AutoscaleStatus, response_model_by_alias=True)
@@ -92,7 +92,7 @@ def events(
     """The service's latest events, oldest first."""
     repo, scaling = _stores(request)
     repo.get_service(name)
-    return [Event(Time=e.time, Kind=e.kind, Message=e.message) for e in scaling.events(name, limit)]
+    return [Event(time=e.time, kind=e.kind, message=e.message) for e in scaling.events(name, limit)]
 
 
 # Outside /api/v1: the gateway calls it with the installation's internal token, not a key.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -14,6 +13,13 @@ from eas_core.controller.api.errors import ERROR_RESPONSES
 from eas_core.controller.backends.base import Backend
 from eas_core.controller.operations import Operations
 from eas_core.errors import BadRequest
+from eas_core.spec.control import (
+    Instance,
+    Service,
+    ServiceLogs,
+    ServiceSummary,
+    Version,
+)
 from eas_core.spec.limits import MAX_VERSION
 from eas_core.spec.service import ServiceDescription, decode_document
 
@@ -70,32 +76,32 @@ async def _json_body(request: Request, what: str) -> Any:
 
 
 @router.post("", status_code=201, openapi_extra=_body(_DESCRIPTION))
-async def create(request: Request, related: bool = False) -> dict[str, Any]:
+async def create(request: Request, related: bool = False) -> Service:
     """Create a service from a description (SPEC §2); ``related=true`` is `create -r`."""
     services = _services(request)
     document = await _json_body(request, "description")
     record = await run_in_threadpool(services.create, document, related=related)
-    return services.summary(record, full=True)
+    return services.service(record)
 
 
 @router.get("")
-def list_services(request: Request) -> list[dict[str, Any]]:
+def list_services(request: Request) -> list[ServiceSummary]:
     services = _services(request)
     return [services.summary(r) for r in services.repo.list_services()]
 
 
 @router.get("/{name}")
-def describe(request: Request, name: ServiceName) -> dict[str, Any]:
+def describe(request: Request, name: ServiceName) -> Service:
     return _services(request).describe(name)
 
 
 @router.put("/{name}", openapi_extra=_body(_CHANGE))
-async def modify(request: Request, name: ServiceName) -> dict[str, Any]:
+async def modify(request: Request, name: ServiceName) -> Service:
     """Change what the document names; a model or processor change makes a new version."""
     services = _services(request)
     change = await _json_body(request, "change")
     record = await run_in_threadpool(services.modify, name, change)
-    return services.summary(record, full=True)
+    return services.service(record)
 
 
 class VersionSwitch(BaseModel):
@@ -109,69 +115,52 @@ class Release(BaseModel):
 
 
 @router.post("/{name}/version")
-def switch_version(request: Request, name: ServiceName, switch: VersionSwitch) -> dict[str, Any]:
+def switch_version(request: Request, name: ServiceName, switch: VersionSwitch) -> Service:
     """Make a stored version current (rollback), rolling instances over to it."""
     services = _services(request)
-    return services.summary(
-        services.switch_version(name, switch.version, with_resources=switch.with_resources),
-        full=True,
+    return services.service(
+        services.switch_version(name, switch.version, with_resources=switch.with_resources)
     )
 
 
 @router.post("/{name}/release")
-def release(request: Request, name: ServiceName, body: Release) -> dict[str, Any]:
+def release(request: Request, name: ServiceName, body: Release) -> Service:
     """Send ``weight``% of the original endpoint's traffic to this related service."""
     services = _services(request)
-    return services.summary(services.release(name, body.weight), full=True)
+    return services.service(services.release(name, body.weight))
 
 
 @router.post("/{name}/stop")
-def stop(request: Request, name: ServiceName) -> dict[str, Any]:
+def stop(request: Request, name: ServiceName) -> ServiceSummary:
     services = _services(request)
     return services.summary(services.stop(name))
 
 
 @router.post("/{name}/start")
-def start(request: Request, name: ServiceName) -> dict[str, Any]:
+def start(request: Request, name: ServiceName) -> ServiceSummary:
     services = _services(request)
     return services.summary(services.start(name))
 
 
 @router.delete("/{name}")
-def delete(request: Request, name: ServiceName) -> dict[str, Any]:
+def delete(request: Request, name: ServiceName) -> ServiceSummary:
     services = _services(request)
     return services.summary(services.delete(name))
 
 
 @router.get("/{name}/instances")
-def instances(request: Request, name: ServiceName) -> list[dict[str, Any]]:
+def instances(request: Request, name: ServiceName) -> list[Instance]:
     return _services(request).workers(name)
 
 
 @router.get("/{name}/versions")
-def versions(request: Request, name: ServiceName) -> list[dict[str, Any]]:
-    services = _services(request)
-    services.repo.get_service(name)
-    return [
-        {
-            "Version": v.version,
-            "CreateTime": v.created_at.replace(tzinfo=UTC).isoformat(timespec="seconds"),
-            "ServiceConfig": v.document,
-            "Artefacts": v.artefacts,
-        }
-        for v in services.repo.list_versions(name)
-    ]
+def versions(request: Request, name: ServiceName) -> list[Version]:
+    return _services(request).versions(name)
 
 
 @router.get("/{name}/versions/{version}")
-def version(request: Request, name: ServiceName, version: VersionNumber) -> dict[str, Any]:
-    v = _services(request).repo.get_version(name, version)
-    return {
-        "Version": v.version,
-        "CreateTime": v.created_at.replace(tzinfo=UTC).isoformat(timespec="seconds"),
-        "ServiceConfig": v.document,
-        "Artefacts": v.artefacts,
-    }
+def version(request: Request, name: ServiceName, version: VersionNumber) -> Version:
+    return _services(request).version(name, version)
 
 
 @router.get("/{name}/logs")
@@ -180,12 +169,12 @@ def logs(
     name: ServiceName,
     instance: Annotated[str | None, Query(max_length=256)] = None,
     tail: Annotated[int, Query(ge=0, le=100_000)] = 200,
-) -> dict[str, Any]:
+) -> ServiceLogs:
     services = _services(request)
     workers = services.workers(name)
-    chosen = [w["InstanceName"] for w in workers if instance in (None, w["InstanceName"])]
+    chosen = [w.instance_name for w in workers if instance in (None, w.instance_name)]
     if instance is not None and not chosen:
         raise BadRequest(f"instance: {instance!r} is not an instance of {name!r}")
     backend: Backend = request.app.state.backend
     out = {instance_id: backend.logs(instance_id, tail) for instance_id in chosen}
-    return {"ServiceName": name, "Logs": out}
+    return ServiceLogs(service_name=name, logs=out)
