@@ -37,7 +37,9 @@ def read_rule(path: Path) -> AlertRule:
         raise InvalidDescription([f"{path}: {e}" for e in field_errors(exc)]) from None
 
 
-@click.group(cls=AliasedGroup, aliases={"ls": "list"})
+@click.group(
+    cls=AliasedGroup, aliases={"ls": "list"}, short_help="Alert rules that POST to a callback URL."
+)
 def alert() -> None:
     """Alert rules: a metric of some services over a window, POSTed to a callback URL."""
 

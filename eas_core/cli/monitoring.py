@@ -72,7 +72,7 @@ def render(data: ServiceMetrics) -> Group:
     return Group(table, trend)
 
 
-@click.command()
+@click.command(short_help="A service's time series, live or as JSON.")
 @click.argument("name")
 @click.option("--instance", help="Only this instance's series.")
 @click.option("--since", default="15m", show_default=True, help="How far back: 30s, 15m, 2h, 7d.")

@@ -30,7 +30,7 @@ def _show(status: AutoscaleStatus, as_json: bool) -> None:
         )
 
 
-@click.command()
+@click.command(short_help="Show, set or switch off a service's autoscaling.")
 @click.argument("name")
 @click.option("--min", "min_", type=int, help="Fewest instances.")
 @click.option("--max", "max_", type=int, help="Most instances.")
@@ -79,7 +79,7 @@ def autoscale(
     _show(client.set_autoscale(name, rule), as_json)
 
 
-@click.command()
+@click.command(short_help="What the controller did to a service on its own.")
 @click.argument("name")
 @click.option("--limit", default=100, show_default=True, help="How many of the latest.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -40,19 +40,22 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from http import HTTPStatus
+from collections.abc import Callable
 
 import httptools
 
 from eas_core.http.limits import BodyBudget, Limits, open_files_limit
+from eas_core.http.messages import (  # re-exported: handlers import them from here
+    Handler,
+    HeadCheck,
+    Request,
+    Response,
+    retry_later,
+    text,
+)
 
 log = logging.getLogger(__name__)
 
-_REASONS = {s.value: s.phrase for s in HTTPStatus}
-_REASONS.update({450: "Queue Full", 499: "Client Closed Request"})
-_STATUS_LINES: dict[int, bytes] = {}
 # Header names and methods as the server hands them on, by their bytes on the wire: most
 # requests repeat the same few, so each is decoded and lower-cased once. Bounded, because
 # the names come from callers.
@@ -67,74 +70,6 @@ FEED_SLICE = 1024
 
 # Where a connection is in reading a request.
 IDLE, HEAD, BODY, LINGER = 0, 1, 2, 3
-
-
-def status_line(status: int) -> bytes:
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        reason = _REASONS.get(status, "Unknown")
-        line = _STATUS_LINES[status] = f"HTTP/1.1 {status} {reason}\r\n".encode()
-    return line
-
-
-@dataclass(slots=True)
-class Request:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]  # lower-case names; the last value wins
-    body: bytes
-    keep_alive: bool
-    peer: str = ""
-    # What the server's head check learned about this request (the gateway's route).
-    context: object = None
-    reserved: int = 0  # bytes of the server's body budget this request holds
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        return self.headers.get(name, default)
-
-
-@dataclass(slots=True)
-class Response:
-    status: int = 200
-    body: bytes = b""
-    content_type: str | None = None
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    close: bool = False  # close the connection after this response
-
-    def encode(self, keep_alive: bool) -> bytes:
-        if keep_alive and not self.headers and self.content_type is None:
-            # The predict path's usual answer: one formatting, no list of parts.
-            return b"%scontent-length: %d\r\n\r\n%s" % (
-                status_line(self.status),
-                len(self.body),
-                self.body,
-            )
-        parts = [status_line(self.status), b"content-length: %d\r\n" % len(self.body)]
-        if self.content_type:
-            parts.append(b"content-type: " + self.content_type.encode("latin-1") + b"\r\n")
-        for name, value in self.headers:
-            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
-        if not keep_alive:
-            parts.append(b"connection: close\r\n")
-        parts.append(b"\r\n")
-        parts.append(self.body)
-        return b"".join(parts)
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-# Sees the head of a request with a body before the body is read; a response refuses it.
-HeadCheck = Callable[[Request], Response | None]
-
-
-def text(status: int, message: str, *, close: bool = False) -> Response:
-    return Response(status, message.encode(), "text/plain; charset=utf-8", close=close)
-
-
-def retry_later(message: str) -> Response:
-    response = text(503, message, close=True)
-    response.headers.append(("retry-after", "1"))
-    return response
 
 
 class HttpServer:

@@ -17,6 +17,10 @@ from eas_core.cli.main import cli, main
 
 CLI_DIR = Path(eas_core.cli.__file__).parent
 COMMANDS = {
+    "alert",
+    "autoscale",
+    "events",
+    "monitor",
     "config",
     "upload",
     "create",
