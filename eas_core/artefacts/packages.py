@@ -9,6 +9,7 @@ instead of failing again at every start of every instance.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from eas_core.artefacts.cache import ArtefactCache
@@ -19,6 +20,8 @@ from eas_core.errors import EASError, InvalidDescription, PayloadTooLarge
 from eas_core.spec.service import ServiceDescription
 
 PACKAGE_FIELDS = {"model": "model_path", "processor": "processor_path"}
+# The field naming a file inside each package, checked as soon as the package is unpacked.
+ENTRY_FIELDS = {"model": "model_entry", "processor": "processor_entry"}
 
 
 def snapshot_packages(
@@ -48,13 +51,14 @@ def snapshot_packages(
                 guard=guard,
                 object_stores=stores,
             )
-            cache.materialize(store.path_of(ref.uri), ref.digest, ref.filename)
+            tree = cache.materialize(store.path_of(ref.uri), ref.digest, ref.filename)
         except PayloadTooLarge as exc:
             raise PayloadTooLarge(f"{field}: {exc.message}") from None
         except EASError as exc:
             raise InvalidDescription([f"{field}: {exc.message}"]) from None
         except OSError as exc:
             raise InvalidDescription([f"{field}: {exc}"]) from None
+        _check_entry(tree, getattr(description, ENTRY_FIELDS[kind]), ENTRY_FIELDS[kind], source)
         packages[kind] = {
             "uri": ref.uri,
             "digest": ref.digest,
@@ -63,3 +67,18 @@ def snapshot_packages(
             "source": source,
         }
     return packages
+
+
+def _check_entry(tree: Path, entry: str | None, field: str, source: str) -> None:
+    """The entry file a description names is in its unpacked package (and inside it), so a
+    typo is refused at create rather than failing every instance start."""
+    if not entry:
+        return
+    path = (tree / entry).resolve()
+    if not path.is_relative_to(tree.resolve()):
+        raise InvalidDescription([f"{field}: {entry!r} points outside its package"])
+    if not path.exists():
+        present = sorted(p.name for p in tree.iterdir())[:10]
+        raise InvalidDescription(
+            [f"{field}: {entry!r} is not in the package {source} (it holds: {', '.join(present)})"]
+        )

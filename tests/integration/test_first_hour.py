@@ -157,3 +157,17 @@ def test_a_released_service_shows_the_endpoint_that_answers_for_it(
     closed = small.predict(green, b"x", before["AccessToken"])
     assert closed.status_code == 404
     assert f"released into {name!r}" in closed.text
+
+
+def test_a_processor_entry_missing_from_its_package_is_refused_at_create(
+    small: Installation, cleanup: Callable[..., str]
+) -> None:
+    name = cleanup("no_such_entry", small.client)
+    with pytest.raises(EASError) as refused:
+        small.client.create_service(python_service(name, app="apps.py"))
+    message = str(refused.value)
+    assert "processor_entry: 'apps.py' is not in the package" in message
+    assert "app.py" in message  # what the package does hold
+    assert name not in [s["ServiceName"] for s in small.client.list_services()]
+    with pytest.raises(EASError, match=r"processor_entry: '../probe/app.py' points outside"):
+        small.client.create_service(python_service(name, app="../probe/app.py"))
