@@ -3,7 +3,8 @@ window, how often to repeat, how loud, and the callback URL the alert is POSTed 
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, time
 from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
@@ -11,6 +12,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 from eas_core.spec.monitoring import METRICS
 
 ALERT_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+ACTIVE_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 MAX_ALERT_SERVICES = 100
 
 
@@ -20,7 +22,9 @@ class AlertRule(BaseModel):
     "CallbackUrl": "https://hooks.example.com/eas"}`` — fires when the mean of the service's
     ``Metric`` over the last ``Window`` seconds meets the condition; while it keeps firing it
     is POSTed again at most every ``Silence`` seconds; it resolves when the mean no longer
-    meets it. ``Services`` empty (or absent) means every service."""
+    meets it. ``Services`` empty (or absent) means every service. ``ActiveHours``
+    (``"09:00-18:00"``, the controller's local time; ``"22:00-06:00"`` spans midnight) limits
+    when the rule is checked: outside them nothing fires, resolves or is POSTed."""
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
@@ -35,6 +39,24 @@ class AlertRule(BaseModel):
     silence: float = Field(default=600, alias="Silence", ge=0, le=7 * 86400)
     level: Literal["critical", "warning", "info"] = Field(default="warning", alias="Level")
     callback_url: AnyHttpUrl = Field(alias="CallbackUrl")
+    active_hours: str | None = Field(default=None, alias="ActiveHours")
+
+    @field_validator("active_hours")
+    @classmethod
+    def _hours(cls, value: str | None) -> str | None:
+        if value is not None and not ACTIVE_HOURS.match(value):
+            raise ValueError(f"{value!r} is not HH:MM-HH:MM (e.g. 09:00-18:00)")
+        return value
+
+    def is_active(self, at: datetime) -> bool:
+        """Whether ``at`` (local time) falls in the active hours (always, without them)."""
+        if self.active_hours is None:
+            return True
+        start_text, end_text = self.active_hours.split("-")
+        start, end, now = time.fromisoformat(start_text), time.fromisoformat(end_text), at.time()
+        if start <= end:
+            return start <= now < end
+        return now >= start or now < end  # spans midnight
 
     @field_validator("metric")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -48,3 +49,23 @@ def test_no_services_means_all() -> None:
 def test_a_wrong_field_is_named(change: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         AlertRule.model_validate({**RULE, **change})
+
+
+def test_active_hours_limit_when_a_rule_is_checked() -> None:
+    always = AlertRule.model_validate(RULE)
+    assert always.is_active(datetime(2026, 1, 1, 3, 0))
+    office = AlertRule.model_validate({**RULE, "ActiveHours": "09:00-18:00"})
+    assert office.is_active(datetime(2026, 1, 1, 9, 0))
+    assert office.is_active(datetime(2026, 1, 1, 17, 59))
+    assert not office.is_active(datetime(2026, 1, 1, 18, 0))
+    assert not office.is_active(datetime(2026, 1, 1, 8, 59))
+    night = AlertRule.model_validate({**RULE, "ActiveHours": "22:00-06:00"})
+    assert night.is_active(datetime(2026, 1, 1, 23, 30))
+    assert night.is_active(datetime(2026, 1, 1, 5, 0))
+    assert not night.is_active(datetime(2026, 1, 1, 12, 0))
+
+
+@pytest.mark.parametrize("hours", ["9-18", "09:00-24:00", "09:00", "25:00-01:00"])
+def test_malformed_active_hours_are_refused_naming_the_field(hours: str) -> None:
+    with pytest.raises(ValidationError, match="ActiveHours"):
+        AlertRule.model_validate({**RULE, "ActiveHours": hours})

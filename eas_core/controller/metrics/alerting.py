@@ -96,6 +96,8 @@ class Alerting:
             except ValidationError:  # stored by an older release with other rules
                 log.exception("alert %s cannot be read", document.get("Name"))
                 continue
+            if not rule.is_active(datetime.fromtimestamp(now)):
+                continue
             try:
                 self.check(rule, [s for s in services if rule.covers(s)], now)
             except Exception:  # one rule's trouble must not stop the others
