@@ -109,7 +109,8 @@ def build_app(settings: ControllerSettings) -> FastAPI:
             alerting,
         ],
     )
-    checks = Checks(backend.nodes, SourcePolicy.from_settings(settings))
+    sources = SourcePolicy.from_settings(settings)
+    checks = Checks(backend.nodes, sources)
     operations = Operations(
         settings, repo, store, checks, snapshot=reconciler.latest, poke=reconciler.poke
     )
@@ -140,6 +141,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     app.state.alerts = alert_store
     app.state.autoscaler = autoscaler
     app.state.poke = reconciler.poke
+    app.state.sources = sources
     app.include_router(services.router)
     app.include_router(monitoring.router)
     app.include_router(prometheus.router)

@@ -82,6 +82,18 @@ class SourcePolicy:
             self.check_url(source, fetching=fetching)
         # eas:// (our own store), oss:// and s3:// name object stores, not this machine.
 
+    def check_callback(self, url: str) -> None:
+        """An alert's callback may go to any web hook, but never to this installation's own
+        control API or gateway (a rule must not make the controller call itself)."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 80)
+        if port in self.own_ports and any(_is_this_machine(a) for a in _resolve(host, port)):
+            raise ArtefactError(
+                f"{parts.scheme}://{host}:{port} is this installation's own control API or "
+                f"gateway, which alerts may not call"
+            )
+
     # -- the checks while fetching (artefacts.fetch calls these) --------------------------------
     def check_path(self, path: Path) -> None:
         real = os.path.realpath(path)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -292,6 +293,12 @@ def test_an_alert_on_the_5xx_share_fires_once_and_resolves(
             bad.write_text(json.dumps({k: v for k, v in rule.items() if k != "Threshold"}))
             refused = monitored.eascmd("alert", "create", str(bad), check=False)
             assert refused.returncode == 1 and "Threshold" in refused.stderr, refused.stderr
+            # A rule may not make the controller call its own control API.
+            own = urlsplit(monitored.controller_url).port
+            bad.write_text(json.dumps({**rule, "CallbackUrl": f"http://127.0.0.1:{own}/api"}))
+            refused = monitored.eascmd("alert", "create", str(bad), check=False)
+            assert refused.returncode == 1, refused.stderr
+            assert "CallbackUrl: " in refused.stderr and "own control API" in refused.stderr
             good = tmp_path / "alert.json"
             good.write_text(json.dumps(rule))
             monitored.eascmd("alert", "create", str(good))

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from eas_core.controller.api.auth import authenticated
 from eas_core.controller.api.errors import ERROR_RESPONSES
+from eas_core.controller.sources import SourcePolicy
 from eas_core.controller.store import AlertStore
+from eas_core.errors import ArtefactError, InvalidDescription
 from eas_core.spec.alerts import AlertDetails, AlertRule
 
 router = APIRouter(
@@ -25,6 +27,11 @@ def _store(request: Request) -> AlertStore:
 
 @router.post("", status_code=201, response_model=AlertRule, response_model_by_alias=True)
 def create(request: Request, rule: AlertRule) -> AlertRule:
+    policy: SourcePolicy = request.app.state.sources
+    try:
+        policy.check_callback(str(rule.callback_url))
+    except ArtefactError as exc:
+        raise InvalidDescription([f"CallbackUrl: {exc.message}"]) from None
     _store(request).add_rule(rule.name, rule.model_dump(by_alias=True, mode="json"))
     return rule
 
