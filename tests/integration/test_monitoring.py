@@ -217,9 +217,16 @@ def test_autoscaling_follows_a_load_ramp_up_and_back_down_without_a_failed_call(
         table = monitored.eascmd("events", name).stdout
         assert "scaled from" in table and "to 1:" in table
 
+        # While the rule holds, a manual count would be undone at the next decision: refused.
+        manual = monitored.eascmd("modify", name, "-Dmetadata.instance=2", check=False)
+        assert manual.returncode == 1, manual.stderr
+        assert "metadata.instance: autoscaling keeps mon_scale between 1 and 3" in manual.stderr
+
         off = monitored.eascmd_json("autoscale", name, "--off")
         assert off["Rule"] is None
         assert monitored.eascmd_json("autoscale", name)["Rule"] is None
+        monitored.eascmd("modify", name, "-Dmetadata.instance=2")
+        assert client.describe_service(name)["TotalInstance"] == 2
         refused = monitored.eascmd(
             "autoscale", name, "--min", "3", "--max", "1", "--qps", "5", check=False
         )

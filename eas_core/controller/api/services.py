@@ -12,7 +12,8 @@ from eas_core.controller.api.auth import authenticated
 from eas_core.controller.api.errors import ERROR_RESPONSES
 from eas_core.controller.backends.base import Backend
 from eas_core.controller.operations import Operations
-from eas_core.errors import BadRequest
+from eas_core.controller.store import ScalingStore
+from eas_core.errors import BadRequest, InvalidDescription
 from eas_core.spec.control import (
     Instance,
     Service,
@@ -100,8 +101,31 @@ async def modify(request: Request, name: ServiceName) -> Service:
     """Change what the document names; a model or processor change makes a new version."""
     services = _services(request)
     change = await _json_body(request, "change")
+    await run_in_threadpool(_refuse_manual_scaling_under_autoscale, request, name, change)
     record = await run_in_threadpool(services.modify, name, change)
     return services.service(record)
+
+
+def _refuse_manual_scaling_under_autoscale(request: Request, name: str, change: Any) -> None:
+    """While an autoscaling rule manages NAME, its instance count is the rule's: a manual count
+    would be undone at the next decision, so it is refused, saying what to change instead."""
+    metadata = change.get("metadata") if isinstance(change, dict) else None
+    if not isinstance(metadata, dict) or "instance" not in metadata:
+        return
+    scaling: ScalingStore = request.app.state.scaling
+    rule = scaling.rule(name)
+    if (
+        rule is None
+        or metadata["instance"] == _services(request).repo.get_service(name).instance_count
+    ):
+        return
+    raise InvalidDescription(
+        [
+            f"metadata.instance: autoscaling keeps {name} between {rule.min_instances} and "
+            f"{rule.max_instances} instances; change the range (eascmd autoscale {name} --min "
+            f"N --max M) or switch it off (eascmd autoscale {name} --off) first"
+        ]
+    )
 
 
 class VersionSwitch(BaseModel):
