@@ -15,26 +15,15 @@ from eas_core.errors import EASError
 from tests.support.installation import (
     Installation,
     python_service,
-    start_installation,
+    two_core_node_with_demo,
     wait_for,
 )
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
-    data_dir = tmp_path_factory.mktemp("small") / "data"
-    data_dir.mkdir()
-    running = start_installation(
-        data_dir, extra_env={"EAS_NODE_CPU": "2", "EAS_NODE_MEMORY_MB": "8192"}, demo=True
-    )
-    # The demo holds its 0.5 cpu before any test asks for room.
-    wait_for(
-        lambda: running.client.describe_service("demo")["Status"] == "Running",
-        timeout=120,
-        what="the demo to run",
-    )
-    yield running
-    running.stop()
+    with two_core_node_with_demo(tmp_path_factory.mktemp("small") / "data") as running:
+        yield running
 
 
 def test_instances_that_never_fit_the_nodes_are_refused(

@@ -31,7 +31,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.installation import REPO, Installation, start_installation, wait_for
+from tests.support.installation import (
+    REPO,
+    Installation,
+    two_core_node_with_demo,
+    wait_for,
+)
 
 NAME = "demo_py"
 
@@ -77,19 +82,8 @@ def tour_commands() -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def two_cores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
-    data_dir = tmp_path_factory.mktemp("tour") / "data"
-    data_dir.mkdir()
-    running = start_installation(
-        data_dir, extra_env={"EAS_NODE_CPU": "2", "EAS_NODE_MEMORY_MB": "8192"}, demo=True
-    )
-    # The demo holds its 0.5 cpu before any test asks for room.
-    wait_for(
-        lambda: running.client.describe_service("demo")["Status"] == "Running",
-        timeout=120,
-        what="the demo to run",
-    )
-    yield running
-    running.stop()
+    with two_core_node_with_demo(tmp_path_factory.mktemp("tour") / "data") as running:
+        yield running
 
 
 def test_readme_tour_runs_command_by_command_on_two_cores(

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,22 @@ def python_service(
     document["metadata"].update(metadata)
     document.update(extra)
     return document
+
+
+@contextlib.contextmanager
+def two_core_node_with_demo(data_dir: Path) -> Iterator[Installation]:
+    """The machine the README targets: one node of 2 cores and 8 GiB, the demo deployed and
+    already holding its room before anything else asks for some."""
+    data_dir.mkdir()
+    running = start_installation(
+        data_dir, extra_env={"EAS_NODE_CPU": "2", "EAS_NODE_MEMORY_MB": "8192"}, demo=True
+    )
+    try:
+        wait_for(
+            lambda: running.client.describe_service("demo")["Status"] == "Running",
+            timeout=120,
+            what="the demo to run",
+        )
+        yield running
+    finally:
+        running.stop()

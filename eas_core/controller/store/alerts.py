@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from eas_core.controller.store.bounded import keep_latest
 from eas_core.controller.store.repository import now
 from eas_core.controller.store.tables import AlertRuleRow, AlertStateRow, DeliveryRow
 from eas_core.errors import Conflict, NotFound
@@ -138,12 +139,7 @@ class AlertStore:
                 )
             )
             s.flush()
-            keep = select(DeliveryRow.id).where(DeliveryRow.rule == rule)
-            cutoff = s.scalar(keep.order_by(DeliveryRow.id.desc()).offset(DELIVERIES_KEPT).limit(1))
-            if cutoff is not None:
-                s.execute(
-                    delete(DeliveryRow).where(DeliveryRow.rule == rule, DeliveryRow.id <= cutoff)
-                )
+            keep_latest(s, DeliveryRow.id, DeliveryRow.rule == rule, DELIVERIES_KEPT)
 
     def deliveries(self, rule: str, limit: int = 50) -> list[DeliveryRecord]:
         """The rule's latest deliveries, oldest first."""

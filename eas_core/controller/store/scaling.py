@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
+from eas_core.controller.store.bounded import keep_latest
 from eas_core.controller.store.repository import now
 from eas_core.controller.store.tables import AutoscaleRow, EventRow, ServiceRow
 from eas_core.errors import NotFound
@@ -105,12 +106,7 @@ class ScalingStore:
         with self._sessions.begin() as s:
             s.add(EventRow(service=service, time=now(), kind=kind, message=message))
             s.flush()
-            keep = select(EventRow.id).where(EventRow.service == service)
-            cutoff = s.scalar(keep.order_by(EventRow.id.desc()).offset(EVENTS_KEPT).limit(1))
-            if cutoff is not None:
-                s.execute(
-                    delete(EventRow).where(EventRow.service == service, EventRow.id <= cutoff)
-                )
+            keep_latest(s, EventRow.id, EventRow.service == service, EVENTS_KEPT)
 
     def events(self, service: str, limit: int = 100) -> list[EventRecord]:
         """The service's latest ``limit`` events, oldest first."""
