@@ -81,12 +81,16 @@ def shadow(
     client = obj.client()
     if sum((off, report, target is not None or percent is not None)) > 1:
         raise click.UsageError("give one of: --to/--percent, --off, --report")
-    if off:
-        answer = client.shadow_off(name)
-    elif target is not None or percent is not None:
-        if target is None or percent is None:
+    if off or target is not None or percent is not None:
+        if off:
+            answer = client.shadow_off(name)
+        elif target is None or percent is None:
             raise click.UsageError("give both --to TARGET and --percent P")
-        answer = client.set_shadow(name, target, percent)
+        else:
+            answer = client.set_shadow(name, target, percent)
+        output.progress("waiting for the gateways to take the setting")
+        client.wait_shadow_applied(name)
+        output.success(f"{name}: mirroring {'off' if off else 'on'}")
     else:
         answer = client.shadow(name, limit=limit if report else 0)
     if as_json:

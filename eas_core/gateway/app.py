@@ -257,13 +257,10 @@ class GatewayApp:
             return text(405, "use GET")
         limit = 100
         for value in parse_qs(request.query).get("limit", []):
-            if not value.isdigit() or int(value) > self.settings.shadow_ring_size:
-                return text(
-                    400,
-                    f"limit: {value!r} must be a whole number from 0 to "
-                    f"{self.settings.shadow_ring_size} (shadow_ring_size)",
-                )
-            limit = int(value)
+            if not value.isdigit():
+                return text(400, f"limit: {value!r} must be a whole number of pairs, 0 or more")
+            # More than the ring holds gives all of it.
+            limit = min(int(value), self.settings.shadow_ring_size)
         record = self.mirror.record(name, limit)
         return Response(200, record.model_dump_json(by_alias=True).encode(), JSON)
 

@@ -194,8 +194,18 @@ class Mirror:
         return body[: self.body_bytes].decode("utf-8", errors="replace")
 
     def record(self, service: str, limit: int) -> ShadowRecord:
+        """What was recorded under the setting in force; with mirroring off, under the last
+        one. Before the first call under a new setting: its ``since`` and no counts."""
+        route = self.table.get(service)
+        shadow = route.route.shadow if route is not None else None
         entry = self.logs.get(service)
-        return entry.record(limit) if entry is not None else ShadowRecord()
+        if shadow is not None and (entry is None or entry.since != shadow.since):
+            return ShadowRecord(since=shadow.since, active=True)
+        if entry is None:
+            return ShadowRecord()
+        record = entry.record(limit)
+        record.active = shadow is not None
+        return record
 
     def forget_others(self, services: set[str]) -> None:
         """Drop the logs of services no longer in the route table."""

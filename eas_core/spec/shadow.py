@@ -81,6 +81,8 @@ class ShadowRecord(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     since: int = Field(default=0, alias="Since")
+    # Whether the gateway's route table mirrors the service now (under ``since``).
+    active: bool = Field(default=False, alias="Active")
     counters: ShadowCounters = Field(default_factory=ShadowCounters, alias="Counters")
     pairs: list[ShadowPair] = Field(default_factory=list, alias="Pairs")
 
@@ -96,6 +98,9 @@ class ShadowReport(BaseModel):
     since: int = Field(default=0, alias="Since")
     counters: ShadowCounters = Field(default_factory=ShadowCounters, alias="Counters")
     pairs: list[ShadowPair] = Field(default_factory=list, alias="Pairs")
+    # Every gateway asked has taken the setting in force (or, with mirroring off, mirrors
+    # the service no more): calls from now on are mirrored as set.
+    applied: bool = Field(default=False, alias="Applied")
     # Gateways that could not be asked, with why: the counters leave them out.
     unreachable: dict[str, str] = Field(default_factory=dict, alias="Unreachable")
 

@@ -104,6 +104,12 @@ async def get_shadow(
     report.since = (
         record.since if record is not None else max((r.since for _, r in records), default=0)
     )
+    if record is not None:
+        report.applied = not report.unreachable and all(
+            r.active and r.since == record.since for _, r in records
+        )
+    else:
+        report.applied = not report.unreachable and not any(r.active for _, r in records)
     pairs = []
     for _, gateway_record in records:
         if gateway_record.since == report.since:

@@ -1,0 +1,31 @@
+"""A test processor whose answers its model decides: the model file is JSON
+``{"name": "v1", "scale": 2.0, "delay_ms": 0}``; a request body is a number x, the answer
+``{"y": x * scale, "model": name}`` after ``delay_ms`` (a slow or hung candidate).
+A body that is not a number answers 400."""
+
+import json
+import time
+
+import allspark
+
+
+class LinearProcessor(allspark.BaseProcessor):
+    def initialize(self):
+        with open(self.get_model_path()) as f:
+            model = json.load(f)
+        self.name = str(model.get("name", ""))
+        self.scale = float(model.get("scale", 1.0))
+        self.delay = float(model.get("delay_ms", 0)) / 1000
+
+    def process(self, data):
+        try:
+            x = float(data)
+        except ValueError:
+            return b"the body must be a number", 400
+        if self.delay:
+            time.sleep(self.delay)
+        return json.dumps({"y": x * self.scale, "model": self.name}).encode(), 200
+
+
+if __name__ == "__main__":
+    LinearProcessor(worker_threads=4).run()
