@@ -2,9 +2,10 @@
 
 A deployment records one check result: passed when the new version answered every smoke
 request right within budget (and survived its bakes); failed with the stage that failed
-(``ready`` — instances never ready, ``smoke``, ``bake``, ``promote``), the failing request and
-response, and where the service stands after the rollback. The same metadata goes into the
-run's failure, so the run page and the asset page tell the same story.
+(``ready`` — instances never ready, ``smoke``, ``shadow``, ``bake``, ``promote``), the
+failing request and response (or the shadow comparison's table), and where the service
+stands after the rollback. The same metadata goes into the run's failure, so the run page
+and the asset page tell the same story.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import dagster as dg
 
 from eas_pipelines.declaration import PipelineDeclaration
 from eas_pipelines.rollout import Outcome, RolloutFailed
+from eas_pipelines.shadow import ShadowVerdict
 from eas_pipelines.smoke import Report, encode_body, label
 
 SMOKE = "smoke"
@@ -55,6 +57,17 @@ def report_metadata(report: Report | None) -> dict[str, Any]:
     return out
 
 
+def shadow_metadata(verdict: ShadowVerdict | None) -> dict[str, Any]:
+    """The shadow comparison (blue-green with ``shadow:``): its table and figures."""
+    if verdict is None:
+        return {}
+    return {
+        "shadow": dg.MetadataValue.md(verdict.table()),
+        "shadow_summary": dg.MetadataValue.json(verdict.summary()),
+        "shadow_disagreement_rate": verdict.rate,
+    }
+
+
 def sent_body(declaration: PipelineDeclaration, request_name: str) -> str | None:
     """The body of the named smoke request, as it was sent."""
     for i, request in enumerate(declaration.smoke_tests.requests):
@@ -71,6 +84,7 @@ def failure_metadata(declaration: PipelineDeclaration, failed: RolloutFailed) ->
         "model_uri": failed.model_uri,
     }
     out.update(report_metadata(failed.report))
+    out.update(shadow_metadata(failed.shadow))
     if failed.instances:
         out["instances_not_ready"] = dg.MetadataValue.json(failed.instances)
     if failed.report is not None and failed.report.failing is not None:
@@ -88,6 +102,7 @@ def passed_result(outcome: Outcome) -> dg.AssetCheckResult:
     metadata = report_metadata(outcome.smoke)
     for weight, bake in outcome.bakes:
         metadata[f"bake_{weight}pct"] = dg.MetadataValue.json(bake.summary())
+    metadata.update(shadow_metadata(outcome.shadow))
     metadata["version"] = outcome.state.version
     return dg.AssetCheckResult(
         check_name=SMOKE,
