@@ -20,6 +20,7 @@ from eas_pipelines.shadow import ShadowVerdict
 from eas_pipelines.smoke import Report, encode_body, label
 
 SMOKE = "smoke"
+SHADOW = "shadow"
 
 
 def deployment_key(service: str) -> dg.AssetKey:
@@ -55,6 +56,32 @@ def report_metadata(report: Report | None) -> dict[str, Any]:
         out["failing_problems"] = dg.MetadataValue.json(failing["problems"])
         out["failing_latency_ms"] = failing["latency_ms"]
     return out
+
+
+def shadow_check_spec(declaration: PipelineDeclaration) -> dg.AssetCheckSpec | None:
+    """The ``shadow`` check, for a pipeline that declares ``shadow:``."""
+    shadow = declaration.shadow
+    if shadow is None:
+        return None
+    return dg.AssetCheckSpec(
+        SHADOW,
+        asset=deployment_key(declaration.name),
+        description=(
+            f"Before any release step, the candidate answers copies of {shadow.percent:g}% of "
+            f"live calls for {shadow.window_seconds:g} s; refused over "
+            f"{shadow.max_disagreement_rate:.1%} disagreement ({shadow.comparison.kind}). "
+            "Runs during a blue-green rollout only."
+        ),
+    )
+
+
+def shadow_result(verdict: ShadowVerdict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=SHADOW,
+        passed=verdict.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=shadow_metadata(verdict),
+    )
 
 
 def shadow_metadata(verdict: ShadowVerdict | None) -> dict[str, Any]:
@@ -102,7 +129,6 @@ def passed_result(outcome: Outcome) -> dg.AssetCheckResult:
     metadata = report_metadata(outcome.smoke)
     for weight, bake in outcome.bakes:
         metadata[f"bake_{weight}pct"] = dg.MetadataValue.json(bake.summary())
-    metadata.update(shadow_metadata(outcome.shadow))
     metadata["version"] = outcome.state.version
     return dg.AssetCheckResult(
         check_name=SMOKE,

@@ -23,10 +23,15 @@ from eas_pipelines.declaration import DeclarationError, parse_declaration
 from eas_pipelines.factory import build_definitions
 from eas_pipelines.resources import EASResource
 from eas_pipelines.shadow import ShadowComparison, agrees
-from tests.pipelines.test_rollouts import deploy, failure_metadata, related_of, smoke_evaluation
+from tests.pipelines.test_rollouts import deploy, failure_metadata, related_of
 from tests.support.installation import PROCESSORS, Installation
 
 CYCLE = 10  # the load sends x = 1 … 10 over and over
+
+
+def evaluation(result: dg.ExecuteInProcessResult, check: str) -> Any:
+    [found] = [e for e in result.get_asset_check_evaluations() if e.check_name == check]
+    return found
 
 
 def linear_model(directory: Path, label: str, **model: Any) -> Path:
@@ -110,7 +115,9 @@ def test_an_identical_candidate_agrees_and_is_promoted(
         # The same model under another URI: a new version whose every answer is the same.
         result = deploy(defs, dagster_instance, name, linear_model(tmp_path, "b"))
     assert result.success, failure_metadata(result)
-    metadata = {k: v.value for k, v in smoke_evaluation(result).metadata.items()}
+    assert evaluation(result, "smoke").passed
+    metadata = {k: v.value for k, v in evaluation(result, "shadow").metadata.items()}
+    assert evaluation(result, "shadow").passed
     summary = metadata["shadow_summary"]
     assert summary["disagreed"] == 0 and summary["judged"] >= 5 and summary["passed"]
     assert metadata["shadow_disagreement_rate"] == 0.0
@@ -118,6 +125,19 @@ def test_an_identical_candidate_agrees_and_is_promoted(
     assert related_of(installation, name) == []
     assert installation.client.describe_service(name).current_version == 2
     assert seen.answers and all(status == 200 for _, status, _ in seen.answers)
+    # Selected alone, the smoke check tests the live version; the shadow check has nothing to
+    # compare outside a rollout and yields nothing rather than a made-up verdict.
+    deployment = dg.AssetKey([name, "deployment"])
+    for check, expected in (("smoke", [("smoke", True)]), ("shadow", [])):
+        alone = dg.materialize(
+            [defs.resolve_assets_def(deployment)],
+            selection=dg.AssetSelection.checks(dg.AssetCheckKey(deployment, check)),
+            instance=dagster_instance,
+            raise_on_error=False,
+        )
+        assert alone.success
+        found = [(e.check_name, e.passed) for e in alone.get_asset_check_evaluations()]
+        assert found == expected
 
 
 def test_a_changed_candidate_is_refused_and_no_caller_gets_its_answers(
@@ -152,6 +172,8 @@ def test_a_changed_candidate_is_refused_and_no_caller_gets_its_answers(
     print(f"\ndisagreement rate of the changed model: {rate:.1%} ({failure['shadow_summary']})")
     assert 0.1 <= rate <= 0.3, failure["shadow_summary"]  # the expected share: 2 in 10
     assert "REFUSED" in failure["shadow"]
+    shadow_check = evaluation(result, "shadow")
+    assert not shadow_check.passed and "REFUSED" in shadow_check.metadata["shadow"].value
     # The candidate is gone; the live version never changed; no caller got a v2 answer.
     assert related_of(installation, name) == []
     assert installation.client.describe_service(name).current_version == 1
@@ -213,3 +235,15 @@ def test_a_bad_shadow_declaration_is_an_error_naming_the_field(
     with pytest.raises(DeclarationError) as raised:
         parse_declaration(document)
     assert any(message in e for e in raised.value.errors), raised.value.errors
+
+
+def test_a_shadow_declaration_adds_the_shadow_check_and_others_do_not(tmp_path: Path) -> None:
+    shadowed = linear_document("with_shadow", tmp_path, {"window_seconds": 5})
+    plain = linear_document("without_shadow", tmp_path, {})
+    del plain["shadow"]
+    defs = build_definitions([parse_declaration(shadowed), parse_declaration(plain)])
+    checks = defs.resolve_asset_graph().asset_check_keys
+    for service, expected in (("with_shadow", True), ("without_shadow", False)):
+        key = dg.AssetCheckKey(dg.AssetKey([service, "deployment"]), "shadow")
+        assert (key in checks) is expected
+        assert dg.AssetCheckKey(dg.AssetKey([service, "deployment"]), "smoke") in checks
