@@ -175,6 +175,13 @@ class GatewaySettings(InstallationSettings, HttpLimitSettings):
     # A listening socket handed over by the supervising installation (file descriptor),
     # kept across gateway restarts so that no caller is refused meanwhile.
     gateway_fd: int | None = None
+    # Shadow traffic (eas_core.gateway.shadow): copies in flight at once, bytes of bodies they
+    # may hold, seconds each may take; pairs kept per service, and bytes of each body kept.
+    shadow_max_in_flight: int = Field(default=64, gt=0)
+    shadow_max_bytes: int = Field(default=16 * MiB, gt=0)
+    shadow_timeout: float = Field(default=10.0, gt=0)
+    shadow_ring_size: int = Field(default=256, gt=0, le=100_000)
+    shadow_body_bytes: int = Field(default=4096, ge=0)
 
 
 class ObjectStoreSettings(_Settings):

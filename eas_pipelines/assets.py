@@ -3,8 +3,9 @@
 ``model`` runs the user's training callable and puts its artefact into the store under a new
 immutable URI; its metadata holds the URI and the metrics. ``deployment`` makes a model URI
 live (``config.model_uri``, else the latest ``model`` materialization) through a rollout and
-records the live version, endpoint and previous version, with the ``smoke`` check's result.
-Selected alone, the ``smoke`` check tests the live version without deploying anything.
+records the live version, endpoint and previous version, with the ``smoke`` check's result
+(and the ``shadow`` check's, for a blue-green pipeline that declares ``shadow:``). Selected
+alone, the ``smoke`` check tests the live version without deploying anything.
 """
 
 # No `from __future__ import annotations` here: Dagster reads the annotations of op, asset
@@ -25,12 +26,15 @@ from pydantic import Field
 
 from eas_core.errors import EASError
 from eas_pipelines.checks import (
+    SMOKE,
     deployment_key,
     failed_result,
     failure_metadata,
     live_result,
     model_key,
     passed_result,
+    shadow_check_spec,
+    shadow_result,
     smoke_check_spec,
 )
 from eas_pipelines.declaration import PipelineDeclaration
@@ -178,7 +182,11 @@ def build_deployment_asset(declaration: PipelineDeclaration) -> dg.AssetsDefinit
                 skippable=True,
             )
         ],
-        check_specs=[smoke_check_spec(declaration)],
+        check_specs=[
+            spec
+            for spec in (smoke_check_spec(declaration), shadow_check_spec(declaration))
+            if spec is not None
+        ],
         can_subset=True,
         pool=pool(service),
     )
@@ -188,8 +196,12 @@ def build_deployment_asset(declaration: PipelineDeclaration) -> dg.AssetsDefinit
         with eas.client() as client:
             rollout = Rollout(declaration, eas, client, context.log)
             if key not in context.selected_asset_keys:
-                info = rollout.describe()
-                yield live_result(rollout.smoke(info), info.current_version)
+                smoke = dg.AssetCheckKey(key, SMOKE)
+                if smoke in context.selected_asset_check_keys:
+                    info = rollout.describe()
+                    yield live_result(rollout.smoke(info), info.current_version)
+                else:  # the shadow check alone: it compares a candidate, and there is none
+                    context.log.info("the shadow check runs during a blue-green rollout only")
                 return
             uri = config.model_uri
             if not uri:
@@ -217,7 +229,8 @@ def build_deployment_asset(declaration: PipelineDeclaration) -> dg.AssetsDefinit
                     yield dg.MaterializeResult(
                         asset_key=key,
                         metadata={**failed.state.metadata(), "failed_model_uri": failed.model_uri},
-                        check_results=[failed_result(declaration, failed)],
+                        check_results=[failed_result(declaration, failed)]
+                        + ([shadow_result(failed.shadow)] if failed.shadow else []),
                     )
                 else:
                     yield failed_result(declaration, failed)
@@ -236,7 +249,8 @@ def build_deployment_asset(declaration: PipelineDeclaration) -> dg.AssetsDefinit
                 "new_version": outcome.new_version,
                 "strategy": declaration.rollout.strategy,
             },
-            check_results=[passed_result(outcome)],
+            check_results=[passed_result(outcome)]
+            + ([shadow_result(outcome.shadow)] if outcome.shadow else []),
         )
 
     return deployment

@@ -2,9 +2,10 @@
 
 A deployment records one check result: passed when the new version answered every smoke
 request right within budget (and survived its bakes); failed with the stage that failed
-(``ready`` — instances never ready, ``smoke``, ``bake``, ``promote``), the failing request and
-response, and where the service stands after the rollback. The same metadata goes into the
-run's failure, so the run page and the asset page tell the same story.
+(``ready`` — instances never ready, ``smoke``, ``shadow``, ``bake``, ``promote``), the
+failing request and response (or the shadow comparison's table), and where the service
+stands after the rollback. The same metadata goes into the run's failure, so the run page
+and the asset page tell the same story.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import dagster as dg
 
 from eas_pipelines.declaration import PipelineDeclaration
 from eas_pipelines.rollout import Outcome, RolloutFailed
+from eas_pipelines.shadow import ShadowVerdict
 from eas_pipelines.smoke import Report, encode_body, label
 
 SMOKE = "smoke"
+SHADOW = "shadow"
 
 
 def deployment_key(service: str) -> dg.AssetKey:
@@ -55,6 +58,43 @@ def report_metadata(report: Report | None) -> dict[str, Any]:
     return out
 
 
+def shadow_check_spec(declaration: PipelineDeclaration) -> dg.AssetCheckSpec | None:
+    """The ``shadow`` check, for a pipeline that declares ``shadow:``."""
+    shadow = declaration.shadow
+    if shadow is None:
+        return None
+    return dg.AssetCheckSpec(
+        SHADOW,
+        asset=deployment_key(declaration.name),
+        description=(
+            f"Before any release step, the candidate answers copies of {shadow.percent:g}% of "
+            f"live calls for {shadow.window_seconds:g} s; refused over "
+            f"{shadow.max_disagreement_rate:.1%} disagreement ({shadow.comparison.kind}). "
+            "Runs during a blue-green rollout only."
+        ),
+    )
+
+
+def shadow_result(verdict: ShadowVerdict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=SHADOW,
+        passed=verdict.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=shadow_metadata(verdict),
+    )
+
+
+def shadow_metadata(verdict: ShadowVerdict | None) -> dict[str, Any]:
+    """The shadow comparison (blue-green with ``shadow:``): its table and figures."""
+    if verdict is None:
+        return {}
+    return {
+        "shadow": dg.MetadataValue.md(verdict.table()),
+        "shadow_summary": dg.MetadataValue.json(verdict.summary()),
+        "shadow_disagreement_rate": verdict.rate,
+    }
+
+
 def sent_body(declaration: PipelineDeclaration, request_name: str) -> str | None:
     """The body of the named smoke request, as it was sent."""
     for i, request in enumerate(declaration.smoke_tests.requests):
@@ -71,6 +111,7 @@ def failure_metadata(declaration: PipelineDeclaration, failed: RolloutFailed) ->
         "model_uri": failed.model_uri,
     }
     out.update(report_metadata(failed.report))
+    out.update(shadow_metadata(failed.shadow))
     if failed.instances:
         out["instances_not_ready"] = dg.MetadataValue.json(failed.instances)
     if failed.report is not None and failed.report.failing is not None:

@@ -8,6 +8,8 @@
     rollback_on:  smoke failure; during bake: 5xx share, latency percentile, error count
     schedule:     cron + timezone
     sensors:      new_model (watched store prefix), health (probe + thresholds), run_failure
+    shadow:       blue_green only: mirror live calls to the candidate for a window before any
+                  release step, refuse it over a disagreement rate (eas_pipelines.shadow)
 
 Every model forbids unknown keys, so a typo is an error, and every error names its field the
 way the file spells it: ``rollout.steps[1]: must be greater than the previous step (50)``.
@@ -34,6 +36,7 @@ from pydantic import (
 
 from eas_core.sdk import SERVICE_NAME, SERVICE_NAME_RULE, FieldProblem, field_errors
 from eas_pipelines.json_path import parse_json_path
+from eas_pipelines.shadow import ShadowDeclaration
 
 CALLABLE_REF = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 # Files the factory picks up in a declarations directory (recursively).
@@ -273,6 +276,7 @@ class PipelineDeclaration(_Model):
     rollback_on: RollbackOn = Field(default_factory=RollbackOn)
     schedule: Schedule | None = None
     sensors: Sensors = Field(default_factory=Sensors)
+    shadow: ShadowDeclaration | None = None
 
     # Where relative paths in the declaration start (the declaring file's directory).
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -320,6 +324,16 @@ class PipelineDeclaration(_Model):
             raise FieldProblem(
                 "sensors.new_model",
                 "the installation store cannot be listed; watch a local or oss store",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _shadow_needs_blue_green(self) -> PipelineDeclaration:
+        if self.shadow is not None and self.rollout.strategy != "blue_green":
+            raise FieldProblem(
+                "shadow",
+                "needs rollout strategy blue_green: the candidate runs beside the live "
+                "service while it answers mirrored calls",
             )
         return self
 

@@ -28,6 +28,7 @@ from eas_core.sdk import VERSIONED_FIELDS, Service, ServiceStatus
 from eas_core.sdk.control import ControlClient
 from eas_pipelines.declaration import PipelineDeclaration
 from eas_pipelines.resources import EASResource
+from eas_pipelines.shadow import ShadowVerdict, run_shadow
 from eas_pipelines.smoke import Prober, Report, probe_for, run_smoke_tests
 from eas_pipelines.stores import open_store, upload_local
 
@@ -77,6 +78,7 @@ class Outcome:
     new_version: bool
     bakes: list[tuple[int, Report]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    shadow: ShadowVerdict | None = None
 
 
 class RolloutFailed(Exception):
@@ -93,6 +95,7 @@ class RolloutFailed(Exception):
         rolled_back: bool = True,
         model_uri: str | None = None,
         instances: dict[str, str] | None = None,
+        shadow: ShadowVerdict | None = None,
     ) -> None:
         # The first instance's own reason, unless the service's message says it already.
         causes = [
@@ -111,6 +114,7 @@ class RolloutFailed(Exception):
         self.model_uri = model_uri
         # Instance → its status and why it is not ready, as seen when the check failed.
         self.instances = instances or {}
+        self.shadow = shadow  # the shadow comparison, when that is what refused the model
 
 
 class Rollout:
@@ -397,9 +401,33 @@ class Rollout:
                 state=self.state(None),
                 model_uri=uri,
             )
+        verdict = self.shadow(related, uri)
         outcome = self.release(related, model_uri=uri)
         outcome.smoke = report
+        outcome.shadow = verdict
         return outcome
+
+    def shadow(self, related: str, uri: str) -> ShadowVerdict | None:
+        """With ``shadow:`` declared: ``related`` answers mirrored copies of the original's
+        calls for the window before it gets any traffic; refused, it is retired."""
+        declared = self.declaration.shadow
+        if declared is None:
+            return None
+        try:
+            verdict = run_shadow(self.client, self.name, related, declared, self.log)
+        except EASError:
+            self.retire(related)
+            raise
+        if not verdict.passed:
+            self.retire(related)
+            raise RolloutFailed(
+                "shadow",
+                verdict.reason,
+                state=self.state(None),
+                model_uri=uri,
+                shadow=verdict,
+            )
+        return verdict
 
     # -- release (blue-green steps) -------------------------------------------------------
     def release(

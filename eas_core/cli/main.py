@@ -19,6 +19,7 @@ from eas_core.cli import (
     scaling,
     server,
     service,
+    shadow,
     versions,
 )
 from eas_core.cli.context import Context
@@ -78,6 +79,7 @@ for command in (
     monitoring.monitor,
     scaling.autoscale,
     scaling.events,
+    shadow.shadow,
 ):
     cli.add_command(command)
 

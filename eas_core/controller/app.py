@@ -26,6 +26,7 @@ from eas_core.controller.api import (
     resources,
     scaling,
     services,
+    shadow,
 )
 from eas_core.controller.api.auth import ReplayGuard, SignedRequests
 from eas_core.controller.api.errors import install_error_handlers
@@ -41,7 +42,13 @@ from eas_core.controller.publisher import Publisher, RoutePublishing
 from eas_core.controller.reconciler import Reconciler
 from eas_core.controller.rolls import RollPolice
 from eas_core.controller.sources import SourcePolicy
-from eas_core.controller.store import AlertStore, Repository, ScalingStore, SeriesStore
+from eas_core.controller.store import (
+    AlertStore,
+    Repository,
+    ScalingStore,
+    SeriesStore,
+    ShadowStore,
+)
 from eas_core.spec.control import Health
 
 log = logging.getLogger(__name__)
@@ -92,6 +99,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     collector = Collector(settings, series)
     scaling_store = ScalingStore(repo.engine)
     alert_store = AlertStore(repo.engine)
+    shadow_store = ShadowStore(repo.engine)
     alerting = Alerting(settings, repo, alert_store, series, scaling_store)
     autoscaler = Autoscaler(settings, repo, scaling_store, series)
     reconciler = Reconciler(
@@ -103,7 +111,12 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         after_tick=[
             RollPolice(repo),
             Cleanup(repo),
-            RoutePublishing(repo, publisher, waking=scaling_store.scaling_from_zero),
+            RoutePublishing(
+                repo,
+                publisher,
+                waking=scaling_store.scaling_from_zero,
+                shadows=shadow_store.all,
+            ),
             collector,
             autoscaler,
             alerting,
@@ -139,6 +152,8 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     app.state.snapshot = reconciler.latest
     app.state.scaling = scaling_store
     app.state.alerts = alert_store
+    app.state.shadows = shadow_store
+    app.state.gateways = publisher.gateways
     app.state.autoscaler = autoscaler
     app.state.poke = reconciler.poke
     app.state.sources = sources
@@ -147,6 +162,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     app.include_router(prometheus.router)
     app.include_router(scaling.router)
     app.include_router(scaling.internal)
+    app.include_router(shadow.router)
     app.include_router(alerts.router)
     app.include_router(artefacts.router)
     app.include_router(resources.router)

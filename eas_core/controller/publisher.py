@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import httpx
 
 from eas_core.controller.backends.base import ObservedInstance
 from eas_core.controller.reconciler import Snapshot
-from eas_core.controller.store import Repository, ServiceRecord, ServiceState
+from eas_core.controller.store import (
+    Repository,
+    ServiceRecord,
+    ServiceState,
+    ShadowSettingRecord,
+)
 from eas_core.spec.paths import INTERNAL_TOKEN_HEADER, ROUTES_PATH
 from eas_core.spec.routes import RouteTable, ServiceRoute, TrafficShare, Upstream
+from eas_core.spec.shadow import ShadowRoute
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +36,10 @@ def build_routes(
     services: Sequence[ServiceRecord],
     observed: Sequence[ObservedInstance],
     waking: Collection[str] = (),
+    shadows: Mapping[str, ShadowSettingRecord] | None = None,
 ) -> dict[str, ServiceRoute]:
-    """``waking``: the services that scale from zero (``ServiceRoute.wakes``)."""
+    """``waking``: the services that scale from zero (``ServiceRoute.wakes``); ``shadows``:
+    the services whose calls are mirrored, by name (``ServiceRoute.shadow``)."""
     ready: dict[str, list[Upstream]] = {}
     for o in sorted(observed, key=lambda o: o.id):
         if o.is_ready:
@@ -48,6 +56,11 @@ def build_routes(
             routes[s.name] = _route(s, ready, related)
             if s.name in waking and s.is_running:
                 routes[s.name].wakes = True
+            shadow = (shadows or {}).get(s.name)
+            if shadow is not None:
+                routes[s.name].shadow = ShadowRoute(
+                    target=shadow.target, percent=shadow.percent, since=shadow.since
+                )
         except Exception:  # one unroutable service must not keep the others' routes stale
             log.exception("cannot build the route of service %s", s.name)
     return routes
@@ -125,11 +138,15 @@ class RoutePublishing:
         repo: Repository,
         publisher: Publisher,
         waking: Callable[[], Collection[str]] = frozenset,
+        shadows: Callable[[], Mapping[str, ShadowSettingRecord]] = dict,
     ) -> None:
         self.repo = repo
         self.publisher = publisher
         self.waking = waking
+        self.shadows = shadows
 
     def __call__(self, snapshot: Snapshot) -> None:
         live = [s for s in self.repo.list_services() if s.state is not ServiceState.DELETING]
-        self.publisher.publish(build_routes(live, snapshot.instances, self.waking()))
+        self.publisher.publish(
+            build_routes(live, snapshot.instances, self.waking(), self.shadows())
+        )

@@ -8,6 +8,7 @@ Paths:
   GET /v2/health/live | ready                             → the gateway itself (no token)
   GET /api/builtin/ping | ready | metrics
   PUT /api/internal/routes                                → the controller's push
+  GET /api/internal/shadow/{service}[?limit=N]            → the service's mirrored pairs
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import json
 import logging
 import signal
 import socket
+import time
 from typing import cast
+from urllib.parse import parse_qs
 
 import uvloop
 
@@ -26,6 +29,7 @@ from eas_core.auth.tokens import HeadAuth, body_matches, verify_head
 from eas_core.config import GatewaySettings
 from eas_core.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from eas_core.gateway.proxy import forward
+from eas_core.gateway.shadow import Mirror
 from eas_core.gateway.table import CompiledRoute, RouteTableHolder
 from eas_core.gateway.waking import Waker
 from eas_core.http.limits import limits_from
@@ -37,6 +41,7 @@ from eas_core.spec.paths import (
     PING_PATH,
     READY_PATH,
     ROUTES_PATH,
+    SHADOW_PATH,
 )
 from eas_core.spec.routes import RouteTable
 from eas_core.spec.status import NOT_FOUND, SERVICE_UNAVAILABLE, UNAUTHORIZED
@@ -68,6 +73,16 @@ class GatewayApp:
             timeout=settings.wake_timeout,
             max_held=settings.wake_max_held,
         )
+        self.mirror = Mirror(
+            self.pool,
+            self.table,
+            self.metrics,
+            max_in_flight=settings.shadow_max_in_flight,
+            max_bytes=settings.shadow_max_bytes,
+            timeout=settings.shadow_timeout,
+            ring_size=settings.shadow_ring_size,
+            body_bytes=settings.shadow_body_bytes,
+        )
 
     def check_head(self, request: Request) -> Response | None:
         """The HTTP server's look at a request's head, before its body is read: a caller
@@ -81,7 +96,7 @@ class GatewayApp:
                 if prefix == V2_MODELS:
                     return v2_error(refusal)
             return refusal
-        if path == ROUTES_PATH and not self.is_internal(request):
+        if (path == ROUTES_PATH or path.startswith(SHADOW_PATH)) and not self.is_internal(request):
             return text(UNAUTHORIZED, "invalid internal token")
         return None
 
@@ -132,6 +147,8 @@ class GatewayApp:
                 return self.discover(path[len(prefix) :].split("/")[0])
         if path == ROUTES_PATH:
             return self.routes(request)
+        if path.startswith(SHADOW_PATH):
+            return self.shadow(request, path[len(SHADOW_PATH) :])
         if path == PING_PATH:
             return text(200, "pong")
         if path == READY_PATH:
@@ -170,7 +187,8 @@ class GatewayApp:
             target = waited
         if target is None:
             return text(SERVICE_UNAVAILABLE, f"service {route.name!r} has no ready instance")
-        return await forward(
+        start = time.perf_counter()
+        answer = await forward(
             self.pool,
             request,
             target,
@@ -180,6 +198,12 @@ class GatewayApp:
             timeout=self.settings.upstream_timeout,
             metrics=self.metrics,
         )
+        if route.route.shadow is not None:
+            # The copy starts only after this handler returns and the answer is written.
+            self.mirror.after_answer(
+                route, request, subpath, prefix, answer, time.perf_counter() - start
+            )
+        return answer
 
     def pick_target(self, route: CompiledRoute) -> CompiledRoute | None:
         """The service whose instances answer this call: the route itself, or for a
@@ -223,7 +247,22 @@ class GatewayApp:
             new = {(u.host, u.port) for r in table.services.values() for u in r.upstreams}
             for host, port in old - new:
                 self.pool.forget(host, port)
+            self.mirror.forget_others(set(table.services))
         return Response(200, self.table.to_json(), JSON)
+
+    def shadow(self, request: Request, name: str) -> Response:
+        if not self.is_internal(request):
+            return text(UNAUTHORIZED, "invalid internal token")
+        if request.method != "GET":
+            return text(405, "use GET")
+        limit = 100
+        for value in parse_qs(request.query).get("limit", []):
+            if not value.isdigit():
+                return text(400, f"limit: {value!r} must be a whole number of pairs, 0 or more")
+            # More than the ring holds gives all of it.
+            limit = min(int(value), self.settings.shadow_ring_size)
+        record = self.mirror.record(name, limit)
+        return Response(200, record.model_dump_json(by_alias=True).encode(), JSON)
 
 
 def routed_prefix(path: str) -> str | None:
@@ -271,6 +310,7 @@ async def run(settings: GatewaySettings) -> None:
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
     await server.drain(timeout=5.0)
+    await app.mirror.close()
     app.pool.close()
     await app.waker.close()
 

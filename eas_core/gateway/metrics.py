@@ -32,6 +32,14 @@ class GatewayMetrics:
             ["service", "reason"],
             registry=self.registry,
         )
+        self.shadow = Counter(
+            "eas_gateway_shadow_calls",
+            "Copies of calls mirrored to a shadow target, by outcome: agreed, disagreed (the "
+            "target's answer differs from the live one), failed (no answer), dropped_in_flight, "
+            "dropped_bytes (over the gateway's mirror bounds), dropped_no_target",
+            ["service", "outcome"],
+            registry=self.registry,
+        )
         self._answered: dict[tuple[str, int], Any] = {}
 
     def answered(self, service: str, status: int) -> None:
@@ -45,6 +53,9 @@ class GatewayMetrics:
 
     def retried(self, service: str, reason: str) -> None:
         self.upstream_retries.labels(service, reason).inc()
+
+    def mirrored(self, service: str, outcome: str) -> None:
+        self.shadow.labels(service, outcome).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

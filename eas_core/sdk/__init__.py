@@ -44,6 +44,12 @@ from eas_core.spec.service import (
     VERSIONED_FIELDS,
     check_service_name,
 )
+from eas_core.spec.shadow import (
+    ShadowCounters,
+    ShadowPair,
+    ShadowReport,
+    ShadowSetting,
+)
 from eas_core.spec.status import InstanceStatus, ResourceGroupStatus, ServiceStatus
 from eas_core.spec.validation import FieldProblem, field_errors
 
@@ -85,6 +91,10 @@ __all__ = [
     "ServiceLogs",
     "ServiceStatus",
     "ServiceSummary",
+    "ShadowCounters",
+    "ShadowPair",
+    "ShadowReport",
+    "ShadowSetting",
     "StringRequest",
     "StringResponse",
     "TFRequest",

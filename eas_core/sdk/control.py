@@ -23,7 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from eas_core.artefacts import file_digest
 from eas_core.auth.keys import AccessKey, sign_request
 from eas_core.config import client_config_path
-from eas_core.errors import EASError, NotFound, from_response
+from eas_core.errors import BadRequest, EASError, NotFound, Unavailable, from_response
 from eas_core.spec.alerts import AlertDetails, AlertRule
 from eas_core.spec.control import (
     Health,
@@ -36,6 +36,7 @@ from eas_core.spec.control import (
     Version,
 )
 from eas_core.spec.monitoring import AutoscaleRule, AutoscaleStatus, Event, ServiceMetrics
+from eas_core.spec.shadow import ShadowReport, ShadowSetting
 from eas_core.spec.status import ServiceStatus
 from eas_core.spec.validation import field_errors
 
@@ -266,6 +267,46 @@ class ControlClient:
         return self._call(
             _EVENTS, "GET", f"/api/v1/services/{name}/events", params={"limit": limit}
         )
+
+    # -- shadow traffic ---------------------------------------------------------------------
+    def shadow(self, name: str, *, limit: int = 100) -> ShadowReport:
+        """NAME's mirror setting, its counters over every gateway, the latest ``limit``
+        pairs of answers (live, candidate)."""
+        answer = self.request("GET", f"/api/v1/services/{name}/shadow", params={"limit": limit})
+        return ShadowReport.model_validate(answer)
+
+    def set_shadow(self, name: str, target: str, percent: float) -> ShadowReport:
+        """Mirror ``percent`` % of NAME's calls to ``target`` (callers get NAME's answers)."""
+        try:
+            setting = ShadowSetting.model_validate({"Target": target, "Percent": percent})
+        except ValidationError as exc:
+            raise BadRequest("; ".join(field_errors(exc))) from None
+        answer = self.request(
+            "PUT", f"/api/v1/services/{name}/shadow", body=setting.model_dump(by_alias=True)
+        )
+        return ShadowReport.model_validate(answer)
+
+    def shadow_off(self, name: str) -> ShadowReport:
+        answer = self.request("DELETE", f"/api/v1/services/{name}/shadow")
+        return ShadowReport.model_validate(answer)
+
+    def wait_shadow_applied(
+        self, name: str, *, timeout: float = 60.0, poll: float = 0.2
+    ) -> ShadowReport:
+        """Return once every gateway mirrors NAME's calls as set (or, with mirroring off, no
+        longer mirrors them): the calls sent from then on are mirrored as asked."""
+        deadline = time.monotonic() + timeout
+        while True:
+            report = self.shadow(name, limit=0)
+            if report.applied:
+                return report
+            if time.monotonic() > deadline:
+                waiting = ", ".join(report.unreachable) or "the route table's push"
+                raise Unavailable(
+                    f"shadow: the gateways did not take {name}'s setting within {timeout:g} s "
+                    f"(waiting for {waiting})"
+                )
+            time.sleep(poll)
 
     # -- alerts -----------------------------------------------------------------------------
     def create_alert(self, rule: AlertRule) -> AlertRule:

@@ -5,6 +5,8 @@ Beside the service API (``/api/predict/{service}``) and the control API (``/api/
     /api/builtin/ping | ready | metrics   every gateway and instance: alive, ready, Prometheus
     PUT /api/internal/routes              controller → gateway: the route table, with the
                                           installation's internal token in its own header
+    GET /api/internal/shadow/{service}    controller → gateway: the service's mirrored pairs and
+                                          counters (same internal token)
     POST /api/internal/wake/{service}     gateway → controller: start an instance of a service
                                           scaled to zero (same internal token)
     x-eas-date, x-eas-nonce,              what a signed control-API call carries besides its
@@ -24,6 +26,8 @@ ROUTES_PATH = "/api/internal/routes"
 # gateway → controller: a call arrived for a service scaled to zero; start one instance.
 WAKE_PATH = "/api/internal/wake/"
 INTERNAL_TOKEN_HEADER = "x-eas-internal-token"
+# controller → gateway: what the gateway recorded of a service's shadow traffic.
+SHADOW_PATH = "/api/internal/shadow/"
 
 DATE_HEADER = "x-eas-date"
 NONCE_HEADER = "x-eas-nonce"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from eas_core.spec.shadow import ShadowRoute
+
 
 class Upstream(BaseModel):
     """One ready instance of a service."""
@@ -39,6 +41,8 @@ class ServiceRoute(BaseModel):
     # Scales from zero (autoscaling with --min 0): with no ready instance, the gateway holds
     # calls and asks the controller to start one, instead of answering 503 at once.
     wakes: bool = False
+    # Shadow traffic: a share of this endpoint's calls is copied to another service.
+    shadow: ShadowRoute | None = None
 
 
 class RouteTable(BaseModel):

@@ -19,6 +19,7 @@ CLI_DIR = Path(eas_core.cli.__file__).parent
 COMMANDS = {
     "alert",
     "autoscale",
+    "shadow",
     "events",
     "monitor",
     "config",

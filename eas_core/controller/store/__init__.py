@@ -4,6 +4,7 @@ from eas_core.controller.store.alerts import AlertStateRecord, AlertStore, Deliv
 from eas_core.controller.store.repository import Repository, ServiceRecord, VersionRecord
 from eas_core.controller.store.scaling import EventRecord, ScaleRuleRecord, ScalingStore
 from eas_core.controller.store.series import COARSE, FINE, Point, SeriesStore
+from eas_core.controller.store.shadow import ShadowSettingRecord, ShadowStore
 from eas_core.controller.store.state import RollbackPoint, ServiceState
 
 __all__ = [
@@ -21,5 +22,7 @@ __all__ = [
     "SeriesStore",
     "ServiceRecord",
     "ServiceState",
+    "ShadowSettingRecord",
+    "ShadowStore",
     "VersionRecord",
 ]
