@@ -107,6 +107,9 @@ class ControllerSettings(InstallationSettings):
     node_gpu: int = 0
     # The resource group (`metadata.resource`) of the local node.
     node_resource_group: str = "public"
+    # Whether C/C++ and Java processors (native code sharing the node with everyone's
+    # services) may run in the shared `public` group; false keeps them to dedicated groups.
+    native_processors_in_public: bool = True
     max_body_bytes: int = 64 * MiB
     # Monitoring: every ``metrics_interval`` seconds the controller scrapes each instance's
     # and the gateway's Prometheus text and stores one point per metric. Points are kept at

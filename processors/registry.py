@@ -71,7 +71,7 @@ for _code, _target in BUILTIN.items():
     elif _code.startswith("caffe_"):
         REQUIREMENTS[_code] = (("cv2",), "caffe")
 
-CUSTOM_TYPES_SUPPORTED = ("python",)
+CUSTOM_TYPES_SUPPORTED = ("python", "cpp", "java")
 
 
 def available_codes() -> list[str]:

@@ -123,7 +123,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         ],
     )
     sources = SourcePolicy.from_settings(settings)
-    checks = Checks(backend.nodes, sources)
+    checks = Checks(backend.nodes, sources, native_in_public=settings.native_processors_in_public)
     operations = Operations(
         settings, repo, store, checks, snapshot=reconciler.latest, poke=reconciler.poke
     )

@@ -17,9 +17,16 @@ from processors import registry
 
 
 class Checks:
-    def __init__(self, nodes: Callable[[], list[NodeInfo]], sources: SourcePolicy) -> None:
+    def __init__(
+        self,
+        nodes: Callable[[], list[NodeInfo]],
+        sources: SourcePolicy,
+        *,
+        native_in_public: bool = True,
+    ) -> None:
         self.nodes = nodes  # the backend's: its nodes' groups are the resource groups
         self.sources = sources
+        self.native_in_public = native_in_public
 
     def check(self, description: ServiceDescription) -> None:
         """Processor codes and types, resource group, node sizes; every problem named."""
@@ -33,6 +40,16 @@ class Checks:
             errors.append(
                 f"processor_type: {description.processor_type!r} processors are not supported by "
                 f"this installation (supported: {', '.join(registry.CUSTOM_TYPES_SUPPORTED)})"
+            )
+        if (
+            description.processor_type in ("cpp", "java")
+            and description.metadata.resource == "public"
+            and not self.native_in_public
+        ):
+            errors.append(
+                f"processor_type: {description.processor_type} processors may not run in the "
+                f"public resource group on this installation (EAS_NATIVE_PROCESSORS_IN_PUBLIC "
+                f"is false); set metadata.resource to a dedicated group"
             )
         if description.data_image:
             errors.append(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from eas_core.artefacts import ArtefactCache, ArtefactStore
@@ -68,9 +69,34 @@ def prepare(
         dirs = [d for d in dirs if "/ENV/" not in d + "/"] or [str(root)]
         environment = child_environment(env, search_paths={"LD_LIBRARY_PATH": dirs})
         return [python, str(entry_path)], environment, entry_path.parent
+    if spec.processor_type in ("cpp", "java"):
+        return _native(spec, tree, env)
     if spec.processor_code:
         return [sys.executable, "-m", "eas_core.runtime.builtin"], child_environment(env), None
     raise EASError(f"processor_type: {spec.processor_type!r} is not supported by this runtime")
+
+
+def _native(
+    spec: BootSpec, tree: Callable[[ArtefactSpec], Path], env: dict[str, str]
+) -> tuple[list[str], dict[str, str], Path | None]:
+    """A C/C++ or Java processor runs in this runtime (eas_core.runtime.native), from its
+    package's directory, with every package directory on LD_LIBRARY_PATH for the .so files
+    it depends on."""
+    if spec.processor is None:
+        raise EASError(f"processor_path: required for a {spec.processor_type} processor")
+    root = tree(spec.processor)
+    if root.is_file():
+        root = root.parent
+    if spec.processor_type == "cpp":
+        assert spec.processor_entry is not None
+        entry = str(_inside(root, spec.processor_entry, "processor_entry"))
+    else:
+        entry = spec.processor_mainclass or ""
+    env |= {"EAS_NATIVE_TYPE": spec.processor_type or "", "EAS_NATIVE_ROOT": str(root)}
+    env["EAS_NATIVE_ENTRY"] = entry
+    dirs = [str(p) for p in [root, *sorted(d for d in root.rglob("*") if d.is_dir())]]
+    environment = child_environment(env, search_paths={"LD_LIBRARY_PATH": dirs})
+    return [sys.executable, "-m", "eas_core.runtime.native"], environment, root
 
 
 def main(argv: list[str]) -> None:

@@ -47,6 +47,7 @@ class BootSpec(BaseModel):
     processor_type: str | None = None
     processor: ArtefactSpec | None = None
     processor_entry: str | None = None
+    processor_mainclass: str | None = None
 
 
 def boot_spec(
@@ -65,6 +66,7 @@ def boot_spec(
         processor_type=description.processor_type,
         processor=artefact("processor"),
         processor_entry=description.processor_entry,
+        processor_mainclass=description.processor_mainclass,
     )
 
 

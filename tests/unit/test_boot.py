@@ -56,6 +56,7 @@ def test_the_boot_spec_names_artefacts_by_uri_and_no_controller_path(tmp_path: P
         "processor_type",
         "processor",
         "processor_entry",
+        "processor_mainclass",
     }
     for artefact in (document["model"], document["processor"]):
         assert set(artefact) == {"uri", "digest", "filename"}
