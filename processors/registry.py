@@ -74,6 +74,21 @@ for _code, _target in BUILTIN.items():
 CUSTOM_TYPES_SUPPORTED = ("python", "cpp", "java")
 
 
+def custom_refusal(kind: str) -> str | None:
+    """Why this installation cannot run a ``processor_type`` of ``kind``, or None."""
+    if kind not in CUSTOM_TYPES_SUPPORTED:
+        return (
+            f"processor_type: {kind!r} processors are not supported by "
+            f"this installation (supported: {', '.join(CUSTOM_TYPES_SUPPORTED)})"
+        )
+    if kind == "java" and importlib.util.find_spec("jpype") is None:
+        return (
+            "processor_type: 'java' needs JPype1, which this installation lacks "
+            "(pip install 'openeas[java]')"
+        )
+    return None
+
+
 def available_codes() -> list[str]:
     return sorted(BUILTIN)
 

@@ -33,14 +33,10 @@ class Checks:
         errors = []
         if description.processor and (refused := registry.refusal(description.processor)):
             errors.append(refused)
-        if (
-            description.processor_type
-            and description.processor_type not in registry.CUSTOM_TYPES_SUPPORTED
+        if description.processor_type and (
+            refused := registry.custom_refusal(description.processor_type)
         ):
-            errors.append(
-                f"processor_type: {description.processor_type!r} processors are not supported by "
-                f"this installation (supported: {', '.join(registry.CUSTOM_TYPES_SUPPORTED)})"
-            )
+            errors.append(refused)
         if (
             description.processor_type in ("cpp", "java")
             and description.metadata.resource == "public"
