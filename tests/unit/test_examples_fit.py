@@ -18,8 +18,11 @@ DEMO_CPU = float(DEMO_METADATA["cpu"])
 
 
 def examples() -> list[Path]:
-    return sorted(REPO.glob("examples/*/service.json")) + sorted(
-        REPO.glob("examples/*/pipeline.yaml")
+    # examples/cpp and examples/java hold one directory per example.
+    return (
+        sorted(REPO.glob("examples/*/service.json"))
+        + sorted(REPO.glob("examples/*/*/service.json"))
+        + sorted(REPO.glob("examples/*/pipeline.yaml"))
     )
 
 
