@@ -254,3 +254,26 @@ def test_java_wordcount_from_an_archive_of_jars(
         400,
         b"the text to count is empty",
     )
+
+
+def test_java_missing_mainclass_fails_with_its_name(
+    installation: Installation, built: Path
+) -> None:
+    installation.client.create_service(
+        native(
+            "java_noclass",
+            "java",
+            built / "java" / "echo" / "processor.jar",
+            processor_mainclass="com.example.Nowhere",
+        )
+    )
+    info = wait_for(
+        lambda: (
+            (d := installation.client.describe_service("java_noclass")).status
+            == ServiceStatus.FAILED
+            and d
+        ),
+        timeout=60,
+        what="the service to fail",
+    )
+    assert "processor_mainclass: 'com.example.Nowhere' is not in" in info.message
