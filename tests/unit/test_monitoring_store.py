@@ -12,7 +12,10 @@ from rich.console import Console
 
 from eas_core.cli.monitoring import render, sparkline
 from eas_core.config import ControllerSettings
+from eas_core.controller.backends.base import InstanceStatus, ObservedInstance
+from eas_core.controller.cleanup import Cleanup
 from eas_core.controller.metrics.collector import Collector
+from eas_core.controller.reconciler import Snapshot
 from eas_core.controller.store import (
     COARSE,
     FINE,
@@ -20,6 +23,7 @@ from eas_core.controller.store import (
     Repository,
     ScalingStore,
     SeriesStore,
+    ServiceState,
 )
 from eas_core.controller.store.scaling import EVENTS_KEPT
 from eas_core.spec.monitoring import ServiceMetrics
@@ -105,6 +109,39 @@ def test_a_deleted_service_takes_its_autoscaling_rule_with_it(stores: Stores) ->
     assert scaling.rule("a") is not None
     repo.delete_service("a")
     assert scaling.rules() == []
+
+
+def observed(service: str) -> ObservedInstance:
+    return ObservedInstance(
+        id=f"{service}-1",
+        service=service,
+        version=1,
+        revision=0,
+        status=InstanceStatus.TERMINATING,
+        host="127.0.0.1",
+        port=1,
+        node="local",
+    )
+
+
+def test_the_series_of_a_deleted_service_go_once_it_is_removed(stores: Stores) -> None:
+    repo, series, _ = stores
+    for name in ("gone", "kept"):
+        repo.create_service(
+            name=name, token=None, instance_count=1, document={"metadata": {}}, artefacts={}
+        )
+        series.write(FINE, [Point(name, "", "rps", 10, 1), Point(name, f"{name}-1", "rps", 10, 2)])
+        series.write(COARSE, [Point(name, "", "rps", 60, 1)])
+    repo.update_service("gone", state=ServiceState.DELETING)
+    cleanup = Cleanup(repo, series)
+    # Still draining: an instance of it is observed, so it and its series stay.
+    cleanup(Snapshot(instances=[observed("gone")]))
+    assert len(series.read("gone", FINE, 0)) == 2
+    cleanup(Snapshot())
+    assert repo.find_service("gone") is None
+    assert series.read("gone", FINE, 0) == []
+    assert series.read("gone", COARSE, 0) == []
+    assert len(series.read("kept", FINE, 0)) == 2
 
 
 def test_the_live_view_shows_the_latest_value_per_instance() -> None:
