@@ -9,11 +9,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from eas_core.controller.store import Repository, ScalingStore, SeriesStore, ServiceState
 from eas_core.controller.store import migrate as migrations
 from eas_core.controller.store.series import FINE
+from eas_core.controller.store.tables import Base
 from eas_core.errors import EASError, NotFound
 from tests.support.postgres import Cluster
 
@@ -34,6 +37,16 @@ def test_a_new_database_is_created_at_the_newest_revision(store_url: str) -> Non
     again = Repository(store_url)  # opening an up-to-date database changes nothing
     assert migrations.current(again.engine) == migrations.head()
     again.close()
+
+
+def test_the_revisions_create_exactly_the_tables_the_code_maps(store_url: str) -> None:
+    """A table or column changed in tables.py without a revision shows up here."""
+    repo = Repository(store_url)
+    try:
+        with repo.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    finally:
+        repo.close()
 
 
 def test_services_versions_and_keys_round_trip(store_url: str) -> None:
