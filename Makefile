@@ -23,6 +23,8 @@ $(VENV)/.test: pyproject.toml
 	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null)
 	@# Prometheus scrapes an installation through its discovery endpoint in the monitoring tests.
 	@command -v prometheus >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus >/dev/null)
+	@# The store's tests run on a throwaway PostgreSQL cluster as well as on SQLite.
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
 	touch $@ $(VENV)/.core
 
 install: $(VENV)/.core

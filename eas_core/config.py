@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eas_core.http.limits import Limits
@@ -39,6 +39,9 @@ MAX_ARTEFACT_BYTES = 2048 * MiB
 # GMT, so ±15 h lets every time zone in and keeps a day-old captured call out (SPEC §5).
 SIGNATURE_MAX_SKEW = 15 * 3600.0
 _HTTP = Limits()
+
+# What `store` may name: SQLite, or PostgreSQL through psycopg 3 (the `postgresql` extra).
+STORE_SCHEMES = ("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")
 
 
 class _Settings(BaseSettings):
@@ -56,6 +59,21 @@ class InstallationSettings(_Settings):
     public_endpoint: str | None = None
     # Where instances run: a name in eas_core.controller.backends.registry.BACKENDS.
     backend: str = DEFAULT_BACKEND
+    # The controller's store (`eascmd server --store`, EAS_STORE): a SQLAlchemy URL,
+    # sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB; default a SQLite file
+    # under data_dir. Several controllers may share one PostgreSQL database.
+    store: str | None = None
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(STORE_SCHEMES):
+            scheme = value.split(":", 1)[0]
+            raise ValueError(
+                f"store: {scheme!r} is not a supported database; expected sqlite:///PATH or "
+                "postgresql://USER@HOST:PORT/DATABASE"
+            )
+        return value
 
     @property
     def controller_url(self) -> str:
@@ -131,7 +149,7 @@ class ControllerSettings(InstallationSettings):
 
     @property
     def database(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'eas.db'}"
+        return self.store or self.database_url or f"sqlite:///{self.data_dir / 'eas.db'}"
 
     @property
     def artefact_dir(self) -> Path:

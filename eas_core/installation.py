@@ -68,6 +68,8 @@ class Installation:
         }
         if settings.public_endpoint:
             base["EAS_PUBLIC_ENDPOINT"] = settings.public_endpoint
+        if settings.store:
+            base["EAS_STORE"] = settings.store
         self.parts = [
             Part(
                 "gateway",

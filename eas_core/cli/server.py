@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from eas_core.artefacts import pack_directory
 from eas_core.cli import output
@@ -122,6 +123,12 @@ def deploy_demo(client: ControlClient) -> Service:
     help=f"Where instances run (default {DEFAULT_BACKEND}).",
 )
 @click.option(
+    "--store",
+    default=None,
+    help="The controller's database: postgresql://USER:PASSWORD@HOST:PORT/DB or "
+    "sqlite:///PATH (default a SQLite file in the data directory; also EAS_STORE).",
+)
+@click.option(
     "--demo/--no-demo", default=False, help="Deploy the echo demo service and print a curl."
 )
 @click.option(
@@ -136,6 +143,7 @@ def server(
     controller_port: int | None,
     gateway_port: int | None,
     backend: str | None,
+    store: str | None,
     demo: bool,
     pipelines: bool,
     dagster_port: int,
@@ -149,10 +157,16 @@ def server(
             "controller_port": controller_port,
             "gateway_port": gateway_port,
             "backend": backend,
+            "store": store,
         }.items()
         if v is not None
     }
-    settings = InstallationSettings(**overrides)
+    try:
+        settings = InstallationSettings(**overrides)
+    except ValidationError as exc:
+        raise click.UsageError(
+            "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        ) from None
     installation = Installation(settings)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

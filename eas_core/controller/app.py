@@ -110,7 +110,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         # In this order: routes are published after rolls and deletions have settled.
         after_tick=[
             RollPolice(repo),
-            Cleanup(repo),
+            Cleanup(repo, series),
             RoutePublishing(
                 repo,
                 publisher,

@@ -16,16 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, delete, event, select
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from eas_core.controller.store import migrate as migrations
 from eas_core.controller.store.state import RollbackPoint, ServiceState
 from eas_core.controller.store.tables import (
     SCHEMA_VERSION,
     AccessKeyRow,
-    Base,
     MetaRow,
     ServiceRow,
     VersionRow,
@@ -101,15 +101,26 @@ class Repository:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
             _private_sqlite_files(Path(url.removeprefix("sqlite:///")))
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        try:
+            self.engine: Engine = create_engine(driver_url(url), pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            shown = make_url(url).render_as_string(hide_password=True)
+            raise EASError(
+                f"store {shown}: its database driver {exc.name} is not installed "
+                "(pip install 'openeas[postgresql]')"
+            ) from None
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:
+            self.engine.dispose()  # a refused database keeps no connection open
+            raise
 
     def migrate(self) -> None:
-        """Create the schema, or refuse a database written by a newer release."""
-        Base.metadata.create_all(self.engine)
+        """Bring the schema to this release's (Alembic), or refuse a newer database."""
+        migrations.upgrade(self.engine)
         with self.session() as s:
             row = s.get(MetaRow, "schema_version")
             if row is None:
@@ -118,6 +129,10 @@ class Repository:
                 raise EASError(
                     f"database schema {row.value} is newer than this release ({SCHEMA_VERSION})"
                 )
+
+    def close(self) -> None:
+        """Close the pooled connections (a PostgreSQL server sees its sessions end)."""
+        self.engine.dispose()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -245,8 +260,9 @@ class Repository:
             row = s.get(ServiceRow, name)
             if row is None:
                 raise NotFound(f"service {name!r} not found")
-            for version in s.scalars(select(VersionRow).where(VersionRow.service == name)):
-                s.delete(version)
+            # One DELETE statement rather than ORM deletes of loaded rows: with several
+            # versions the ORM's per-row check of the matched count misfires on SQLite.
+            s.execute(delete(VersionRow).where(VersionRow.service == name))
             s.delete(row)
 
     # -- versions ----------------------------------------------------------------------
@@ -296,6 +312,15 @@ def _private_sqlite_files(path: Path) -> None:
     for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
         with contextlib.suppress(FileNotFoundError):
             os.chmod(path.with_name(name), 0o600)
+
+
+def driver_url(url: str) -> str:
+    """``postgresql://…`` runs on psycopg 3 (the ``postgresql`` extra), not SQLAlchemy's
+    default psycopg2; an explicit ``postgresql+driver://`` is kept as given."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Float, ForeignKey, Integer, select
+from sqlalchemy import BigInteger, Float, ForeignKey, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
@@ -26,7 +26,7 @@ class ShadowRow(Base):
     target: Mapped[str] = mapped_column(ForeignKey("services.name", ondelete="CASCADE"))
     percent: Mapped[float] = mapped_column(Float)
     # Microseconds since the epoch when the setting was made: gateways count from there.
-    since: Mapped[int] = mapped_column(Integer)
+    since: Mapped[int] = mapped_column(BigInteger)
 
 
 @dataclass(frozen=True)

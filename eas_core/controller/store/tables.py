@@ -24,6 +24,9 @@ from sqlalchemy.types import TypeDecorator
 
 from eas_core.controller.store.state import ServiceState
 
+# The schema of databases written before migrations existed, kept in the meta table so an
+# older release refuses a newer file. Schema changes are now Alembic revisions
+# (migrations/versions/); this number stays.
 SCHEMA_VERSION = 1
 
 

@@ -1,0 +1,1 @@
+"""Alembic schema migrations of the controller's store (SQLite and PostgreSQL alike)."""
