@@ -1,0 +1,82 @@
+"""Whether a processor call runs on the event loop itself or on a worker thread.
+
+Handing a call to a worker thread and its answer back to the loop costs more than a small
+processor's whole call (two thread wake-ups and a loop wake-up). A call on the loop costs
+none of that, but while it runs the loop answers nobody else — and a call that never returns
+would leave the instance unable to answer even its readiness probe. So only a processor that
+declares itself safe to run there (``inline_safe = True``: no I/O, no locks, bounded work)
+is ever run on the loop, and only while it keeps being fast:
+
+* it starts on the worker threads; once its last ``window`` calls each took under
+  ``budget`` seconds, the next calls run on the loop;
+* a call on the loop that takes ``budget`` or longer sends it back to the threads at once,
+  and it must again show a full window of fast calls there — twice as many after each
+  such overrun (up to ``MAX_WINDOW``), so a processor that is only sometimes slow settles
+  on the threads;
+* a processor that declares ``inline_safe = False``, or says nothing, always runs on the
+  worker threads (hung-call detection and the deadline work as they always did).
+
+A slow call therefore holds the loop at most once per promotion, for its own duration.
+"""
+
+from __future__ import annotations
+
+import threading
+
+DEFAULT_BUDGET = 200e-6  # seconds a call may take and still run on the loop
+DEFAULT_WINDOW = 64  # fast calls in a row before a processor runs on the loop
+MAX_WINDOW = 64 * DEFAULT_WINDOW
+
+
+def declared_inline_safe(processor: object) -> bool:
+    """What the processor (or the user class behind an adapter) says of itself."""
+    for candidate in (processor, getattr(processor, "user", None)):
+        value = getattr(candidate, "inline_safe", None)
+        if isinstance(value, bool):
+            return value
+    return False
+
+
+class InlinePolicy:
+    """Decides, call by call, where the next processor call runs; fed every call's duration."""
+
+    def __init__(
+        self,
+        allowed: bool,
+        *,
+        budget: float = DEFAULT_BUDGET,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        if budget <= 0:
+            raise ValueError(f"inline budget must be positive, got {budget} s")
+        if window < 1:
+            raise ValueError(f"inline window must be at least 1 call, got {window}")
+        self.allowed = allowed
+        self.budget = budget
+        self.window = window
+        self.inline = False
+        self.overruns = 0  # calls on the loop that took the budget or longer
+        self._fast = 0  # fast calls in a row on the threads since the last slow one
+        self._lock = threading.Lock()  # worker threads and the loop both report calls
+
+    @property
+    def required(self) -> int:
+        """Fast calls in a row the threads must see before the loop runs the processor."""
+        return min(self.window << min(self.overruns, 16), MAX_WINDOW)
+
+    def observe(self, seconds: float, *, inline: bool) -> None:
+        """One call ended after ``seconds``; ``inline`` says where it ran."""
+        if not self.allowed:
+            return
+        with self._lock:
+            if seconds >= self.budget:
+                self._fast = 0
+                if inline:
+                    self.overruns += 1
+                self.inline = False
+                return
+            if inline:
+                return
+            self._fast += 1
+            if self._fast >= self.required:
+                self.inline = True
