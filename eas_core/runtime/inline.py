@@ -7,12 +7,14 @@ would leave the instance unable to answer even its readiness probe. So only a pr
 declares itself safe to run there (``inline_safe = True``: no I/O, no locks, bounded work)
 is ever run on the loop, and only while it keeps being fast:
 
-* it starts on the worker threads; once its last ``window`` calls each took under
+* it starts on the worker threads; once the mean of its last ``window`` calls is under
   ``budget`` seconds, the next calls run on the loop;
-* a call on the loop that takes ``budget`` or longer sends it back to the threads at once,
-  and it must again show a full window of fast calls there — twice as many after each
-  such overrun (up to ``MAX_WINDOW``), so a processor that is only sometimes slow settles
-  on the threads;
+* it goes back to the threads when that moving mean reaches the budget, or at once when
+  one call on the loop takes ``OVERRUN_FACTOR`` times the budget (an *overrun*); after
+  each overrun the window it must show on the threads doubles (up to ``MAX_WINDOW``), so
+  a processor that is only sometimes slow settles on the threads. A single call slower
+  than the budget alone does not move it: on a loaded machine a call is sometimes
+  preempted mid-way, and that says nothing of the processor;
 * a processor that declares ``inline_safe = False``, or says nothing, always runs on the
   worker threads (hung-call detection and the deadline work as they always did).
 
@@ -22,10 +24,12 @@ A slow call therefore holds the loop at most once per promotion, for its own dur
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 DEFAULT_BUDGET = 200e-6  # seconds a call may take and still run on the loop
 DEFAULT_WINDOW = 64  # fast calls in a row before a processor runs on the loop
-MAX_WINDOW = 64 * DEFAULT_WINDOW
+MAX_WINDOW = 16 * DEFAULT_WINDOW
+OVERRUN_FACTOR = 10  # one call on the loop this many budgets long moves it off at once
 
 
 def declared_inline_safe(processor: object) -> bool:
@@ -55,13 +59,14 @@ class InlinePolicy:
         self.budget = budget
         self.window = window
         self.inline = False
-        self.overruns = 0  # calls on the loop that took the budget or longer
-        self._fast = 0  # fast calls in a row on the threads since the last slow one
+        self.overruns = 0  # calls on the loop that took OVERRUN_FACTOR budgets or longer
+        self._recent: deque[float] = deque()  # the latest calls' durations, oldest first
+        self._total = 0.0  # their sum
         self._lock = threading.Lock()  # worker threads and the loop both report calls
 
     @property
     def required(self) -> int:
-        """Fast calls in a row the threads must see before the loop runs the processor."""
+        """Calls the moving window holds: the mean of that many decides."""
         return min(self.window << min(self.overruns, 16), MAX_WINDOW)
 
     def observe(self, seconds: float, *, inline: bool) -> None:
@@ -69,14 +74,16 @@ class InlinePolicy:
         if not self.allowed:
             return
         with self._lock:
-            if seconds >= self.budget:
-                self._fast = 0
-                if inline:
-                    self.overruns += 1
+            recent = self._recent
+            if inline and seconds >= self.budget * OVERRUN_FACTOR:
+                self.overruns += 1
                 self.inline = False
+                recent.clear()
+                self._total = 0.0
                 return
-            if inline:
-                return
-            self._fast += 1
-            if self._fast >= self.required:
-                self.inline = True
+            recent.append(seconds)
+            self._total += seconds
+            required = self.required
+            while len(recent) > required:
+                self._total -= recent.popleft()
+            self.inline = len(recent) == required and self._total < self.budget * required
