@@ -6,9 +6,6 @@ import allspark
 
 
 class EchoProcessor(allspark.BaseProcessor):
-    # No I/O, bounded work: the instance may run it on its event loop (no thread hand-off).
-    inline_safe = True
-
     def initialize(self) -> None:
         self.prefix = b""
 
