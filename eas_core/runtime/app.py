@@ -20,6 +20,7 @@ from eas_core.http.server import Request, Response, text
 from eas_core.runtime import v2
 from eas_core.runtime.admission import Admission
 from eas_core.runtime.batcher import Batcher
+from eas_core.runtime.inline import InlinePolicy, declared_inline_safe
 from eas_core.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
 from eas_core.runtime.occupancy import Occupancy
 from eas_core.spec.paths import BUILTIN_PREFIX, STUCK_SECONDS_HEADER
@@ -88,6 +89,8 @@ class RuntimeApp:
                 timeout_ms=settings.max_batch_timeout_ms,
                 observe=self.metrics.batched,
             )
+        # Batches always go to the threads: a batch is the slow, amortised path by design.
+        self.inline = InlinePolicy(declared_inline_safe(processor) and self.batcher is None)
         self.ready = False
 
     async def handle(self, request: Request) -> Response:
@@ -126,11 +129,13 @@ class RuntimeApp:
         ctx = RequestContext(
             self.service, request.path, request.query, request.headers, request.method
         )
+        if self.inline.inline:
+            return self.predict_inline(request, ctx, started)
         job: asyncio.Future[Reply]
         if self.batcher is not None:
             job = self.batcher.submit(request.body, ctx, started + self.deadline)
         else:
-            job = asyncio.wrap_future(self.executor.submit(self.run_processor, request.body, ctx))
+            job = asyncio.wrap_future(self.executor.submit(self.run_timed, request.body, ctx))
         # The slot is freed on the loop thread when the processor call really ends.
         job.add_done_callback(self._left)
         try:
@@ -150,18 +155,50 @@ class RuntimeApp:
         )
         return Response(reply.status, reply.body, headers=list(reply.headers))
 
+    def predict_inline(self, request: Request, ctx: RequestContext, started: float) -> Response:
+        """Run the call on the loop itself (``inline``): no hand-off, no wake-ups."""
+        try:
+            reply = self.call_processor(request.body, ctx)
+        finally:
+            self.admission.leave()
+            self.inline.observe(time.monotonic() - started, inline=True)
+        elapsed = time.monotonic() - started
+        if elapsed > self.deadline:  # the same answer as a call that overran on a thread
+            self.metrics.answered(REQUEST_TIMEOUT, elapsed)
+            return text(
+                REQUEST_TIMEOUT, f"processing exceeded {self.settings.keepalive_ms} ms", close=True
+            )
+        self.metrics.answered(
+            reply.status, elapsed, received=len(request.body), sent=len(reply.body)
+        )
+        return Response(reply.status, reply.body, headers=list(reply.headers))
+
     def _left(self, job: asyncio.Future[Reply]) -> None:
         self.admission.leave()
 
+    def run_timed(self, body: bytes, ctx: RequestContext) -> Reply:
+        """``run_processor`` on a worker thread, telling the inline policy how long it took."""
+        started = time.monotonic()
+        try:
+            return self.run_processor(body, ctx)
+        finally:
+            seconds = time.monotonic() - started
+            if self.inline.allowed:
+                self.inline.observe(seconds, inline=False)
+
     def run_processor(self, body: bytes, ctx: RequestContext) -> Reply:
         self.occupancy.enter()
+        try:
+            return self.call_processor(body, ctx)
+        finally:
+            self.occupancy.leave()
+
+    def call_processor(self, body: bytes, ctx: RequestContext) -> Reply:
         try:
             return normalize_reply(self.processor.process(body, ctx))
         except Exception as exc:  # a processor exception answers that request only
             log.warning("processor raised on %s: %r", ctx.path, exc)
             return Reply(f"{type(exc).__name__}: {exc}".encode(), 400)
-        finally:
-            self.occupancy.leave()
 
     async def v2(self, request: Request) -> Response:
         path = request.path
