@@ -21,6 +21,9 @@ $(VENV)/.test: pyproject.toml
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	@# Java runs JPMML (the pmml processor) and sklearn2pmml (the heart-disease training).
 	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null)
+	@# javac and gcc build the Java and C/C++ processor examples in their tests.
+	@command -v javac >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jdk-headless >/dev/null)
+	@command -v g++ >/dev/null || (apt-get update -qq && apt-get install -y -qq g++ make >/dev/null)
 	@# Prometheus scrapes an installation through its discovery endpoint in the monitoring tests.
 	@command -v prometheus >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus >/dev/null)
 	@# The store's tests run on a throwaway PostgreSQL cluster as well as on SQLite.
