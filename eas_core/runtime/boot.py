@@ -6,7 +6,8 @@ say where its artefact store and cache are (``EAS_ARTEFACT_STORE``, ``EAS_CACHE_
 materializes the model and processor packages there (content-addressed, checked against
 their digest, unpacked once per node), then ``exec``s the processor in place — the process
 id the backend watches stays the same. A Python processor runs with the package's
-``ENV/bin/python`` when the package has one, from the package's directory, with every
+``ENV/bin/python`` when the package has one (``envhost``: through the allspark stub when
+OpenEAS is not installed there), from the package's directory, with every
 directory of the package on ``LD_LIBRARY_PATH``.
 """
 
@@ -64,11 +65,15 @@ def prepare(
         root = tree(spec.processor)
         entry_path = _inside(root, spec.processor_entry, "processor_entry")
         env_python = root / "ENV" / "bin" / "python"
-        python = str(env_python) if env_python.exists() else sys.executable
         dirs = [str(p) for p in [root, *sorted(d for d in root.rglob("*") if d.is_dir())]]
         dirs = [d for d in dirs if "/ENV/" not in d + "/"] or [str(root)]
         environment = child_environment(env, search_paths={"LD_LIBRARY_PATH": dirs})
-        return [python, str(entry_path)], environment, entry_path.parent
+        command = [sys.executable, str(entry_path)]
+        if env_python.is_symlink() or env_python.exists():
+            # envhost checks the ENV interpreter, then runs the entry with it (SDK stub).
+            command = [sys.executable, "-m", "eas_core.runtime.envhost", str(env_python)]
+            command.append(str(entry_path))
+        return command, environment, entry_path.parent
     if spec.processor_type in ("cpp", "java"):
         return _native(spec, tree, env)
     if spec.processor_code:

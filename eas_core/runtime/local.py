@@ -23,7 +23,13 @@ MAX_ARTEFACT_BYTES = 2048 * MiB
 MAX_BODY_BYTES = 64 * MiB
 
 
+LOCAL_METADATA = {"instance": 1}
+
+
 def run(document: dict[str, Any], *, port: int, workdir: Path) -> NoReturn:
+    # PAI-EAS's local-debug descriptions (its Java example) carry no metadata: one instance.
+    if "metadata" not in document:
+        document = {**document, "metadata": dict(LOCAL_METADATA)}
     description = parse_description(document)
     refused = unsupported_settings(description.metadata)
     if refused:

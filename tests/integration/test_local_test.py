@@ -63,3 +63,27 @@ def test_eascmd_test_refuses_what_the_runtime_does_not_do(tmp_path: Path) -> Non
     )
     assert result.returncode == 1
     assert result.stderr.startswith("InvalidDescription: metadata.rpc.io_threads:"), result.stderr
+
+
+def test_eascmd_test_runs_a_description_without_metadata(tmp_path: Path) -> None:
+    document = python_service("local_bare")
+    del document["metadata"]  # as PAI-EAS's local-debug example writes it
+    desc = tmp_path / "service.json"
+    desc.write_text(json.dumps(document))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eas_core.cli", "test", str(desc), "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/api/predict/local_bare"
+        answer = wait_for(
+            lambda: httpx.post(url, content=b"whoami"), timeout=90, what="the local service"
+        )
+        assert answer.status_code == 200, answer.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    assert b"Serving local_bare" in out
