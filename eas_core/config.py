@@ -56,6 +56,8 @@ class InstallationSettings(_Settings):
     public_endpoint: str | None = None
     # Where instances run: a name in eas_core.controller.backends.registry.BACKENDS.
     backend: str = DEFAULT_BACKEND
+    # The Ray cluster the `ray` backend places instances on (``ray start --head`` prints it).
+    ray_address: str | None = None
 
     @property
     def controller_url(self) -> str:

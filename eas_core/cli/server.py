@@ -122,6 +122,11 @@ def deploy_demo(client: ControlClient) -> Service:
     help=f"Where instances run (default {DEFAULT_BACKEND}).",
 )
 @click.option(
+    "--ray-address",
+    default=None,
+    help="The Ray cluster's address (host:port) instances are placed on, with --backend ray.",
+)
+@click.option(
     "--demo/--no-demo", default=False, help="Deploy the echo demo service and print a curl."
 )
 @click.option(
@@ -136,6 +141,7 @@ def server(
     controller_port: int | None,
     gateway_port: int | None,
     backend: str | None,
+    ray_address: str | None,
     demo: bool,
     pipelines: bool,
     dagster_port: int,
@@ -149,6 +155,7 @@ def server(
             "controller_port": controller_port,
             "gateway_port": gateway_port,
             "backend": backend,
+            "ray_address": ray_address,
         }.items()
         if v is not None
     }
