@@ -35,6 +35,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class NodeExited(RuntimeError):
+    """``ray start`` of a node ended before the node joined."""
+
+
 @dataclass
 class RayNode:
     group: str
@@ -85,6 +89,17 @@ class RayCluster:
         self.nodes: list[RayNode] = []
 
     def start_node(self, group: str, *, cpu: int, memory_mb: int) -> RayNode:
+        """Start one node; a node whose start timed out on a loaded machine (Ray gives up
+        after a fixed deadline) is started again, up to three times."""
+        for attempt in range(3):
+            try:
+                return self._start_node(group, cpu=cpu, memory_mb=memory_mb)
+            except NodeExited:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_node(self, group: str, *, cpu: int, memory_mb: int) -> RayNode:
         head = not self.nodes
         args = [
             RAY,
@@ -119,7 +134,12 @@ class RayCluster:
             )
         node = RayNode(group, cpu, memory_mb, process, log)
         self.nodes.append(node)
-        self._wait_for_nodes(len(self.nodes), node)
+        try:
+            self._wait_for_nodes(len(self.nodes), node)
+        except NodeExited:
+            self.nodes.remove(node)
+            node.stop()
+            raise
         return node
 
     def _wait_for_nodes(self, count: int, node: RayNode) -> None:
@@ -132,7 +152,7 @@ class RayCluster:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if node.process.poll() is not None:
-                raise RuntimeError(f"ray start exited: {node.log.read_text()[-2000:]}")
+                raise NodeExited(f"ray start exited: {node.log.read_text()[-2000:]}")
             node.track()
             answer = subprocess.run(
                 [sys.executable, "-c", probe, self.address],
