@@ -61,7 +61,7 @@ class InstallationSettings(_Settings):
     backend: str = DEFAULT_BACKEND
     # The controller's store (`eascmd server --store`, EAS_STORE): a SQLAlchemy URL,
     # sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB; default a SQLite file
-    # under data_dir. Several controllers may share one PostgreSQL database.
+    # under data_dir. One controller per database (deploy/multi-machine/README.md).
     store: str | None = None
 
     @field_validator("store")
@@ -74,6 +74,9 @@ class InstallationSettings(_Settings):
                 "postgresql://USER@HOST:PORT/DATABASE"
             )
         return value
+
+    # The Ray cluster the `ray` backend places instances on (``ray start --head`` prints it).
+    ray_address: str | None = None
 
     @property
     def controller_url(self) -> str:

@@ -66,6 +66,8 @@ class Installation:
             "EAS_GATEWAY_PORT": str(settings.gateway_port),
             "EAS_BACKEND": settings.backend,
         }
+        if settings.ray_address:
+            base["EAS_RAY_ADDRESS"] = settings.ray_address
         if settings.public_endpoint:
             base["EAS_PUBLIC_ENDPOINT"] = settings.public_endpoint
         if settings.store:

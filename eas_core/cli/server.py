@@ -129,6 +129,11 @@ def deploy_demo(client: ControlClient) -> Service:
     "sqlite:///PATH (default a SQLite file in the data directory; also EAS_STORE).",
 )
 @click.option(
+    "--ray-address",
+    default=None,
+    help="The Ray cluster's address (host:port) instances are placed on, with --backend ray.",
+)
+@click.option(
     "--demo/--no-demo", default=False, help="Deploy the echo demo service and print a curl."
 )
 @click.option(
@@ -144,6 +149,7 @@ def server(
     gateway_port: int | None,
     backend: str | None,
     store: str | None,
+    ray_address: str | None,
     demo: bool,
     pipelines: bool,
     dagster_port: int,
@@ -158,6 +164,7 @@ def server(
             "gateway_port": gateway_port,
             "backend": backend,
             "store": store,
+            "ray_address": ray_address,
         }.items()
         if v is not None
     }

@@ -58,4 +58,5 @@ class DesiredState:
             cpu=meta.cpu,
             memory_mb=meta.memory_mb,
             gpu=meta.gpu,
+            group=meta.resource,
         )

@@ -80,8 +80,11 @@ def test_an_unknown_backend_is_refused_before_anything_starts(tmp_path: Path) ->
 
     by_setting = run(EAS_BACKEND="kubernetes")
     assert by_setting.returncode == 1, by_setting
-    assert "backend: no backend named 'kubernetes' (have: local)" in by_setting.stderr
+    assert "backend: no backend named 'kubernetes' (have: local, ray)" in by_setting.stderr
     by_flag = run("--backend", "kubernetes")
     assert by_flag.returncode == 2, by_flag
-    assert "Invalid value for '--backend': 'kubernetes' is not 'local'" in by_flag.stderr
+    assert (
+        "Invalid value for '--backend': 'kubernetes' is not one of 'local', 'ray'."
+        in by_flag.stderr
+    )
     assert not (tmp_path / "data").exists()

@@ -34,6 +34,8 @@ class InstanceSpec:
     cpu: float
     memory_mb: int
     gpu: int
+    # The resource group (`metadata.resource`) whose nodes may run it.
+    group: str = DEFAULT_RESOURCE_GROUP
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ import psutil
 
 from eas_core.backoff import Backoff
 from eas_core.config import MAX_ARTEFACT_BYTES, ControllerSettings, MiB, child_environment
-from eas_core.controller.backends import processes
+from eas_core.controller.backends import gpus, processes
 from eas_core.controller.backends.base import (
     DEFAULT_RESOURCE_GROUP,
     InstanceSpec,
@@ -84,6 +84,7 @@ class LocalBackend:
         memory_mb: int,
         gpu: int = 0,
         group: str = DEFAULT_RESOURCE_GROUP,
+        labels: dict[str, str] | None = None,
         drain_seconds: float = 1.5,
         backoff_initial: float = 1.0,
         backoff_max: float = 30.0,
@@ -103,7 +104,13 @@ class LocalBackend:
         }
         self.host = host
         self.capacity = NodeInfo(
-            name="local", ip=host, cpu=cpu, memory_mb=memory_mb, gpu=gpu, group=group
+            name="local",
+            ip=host,
+            cpu=cpu,
+            memory_mb=memory_mb,
+            gpu=gpu,
+            group=group,
+            labels=labels or {},
         )
         self.drain_seconds = drain_seconds
         self.backoff = Backoff(backoff_initial, backoff_max)
@@ -124,14 +131,17 @@ class LocalBackend:
     @classmethod
     def from_settings(cls, settings: ControllerSettings) -> Self:
         """This machine as the one node; its size is what the operator declares
-        (``EAS_NODE_CPU``, ``EAS_NODE_MEMORY_MB``, ``EAS_NODE_GPU``) or what it has."""
+        (``EAS_NODE_CPU``, ``EAS_NODE_MEMORY_MB``, ``EAS_NODE_GPU``) or what it has — its
+        GPUs found through NVML (none where there is no NVIDIA driver)."""
+        found = gpus.detect()
         return cls(
             settings.data_dir,
             host=settings.host,
             cpu=settings.node_cpu or float(os.cpu_count() or 1),
             memory_mb=settings.node_memory_mb or psutil.virtual_memory().total // MiB,
-            gpu=settings.node_gpu,
+            gpu=settings.node_gpu or len(found),
             group=settings.node_resource_group,
+            labels=gpus.labels(found),
             drain_seconds=settings.drain_seconds,
             backoff_initial=settings.restart_backoff_initial,
             backoff_max=settings.restart_backoff_max,
@@ -246,6 +256,7 @@ class LocalBackend:
             used_memory_mb=sum(r.memory_mb for r in used),
             used_gpu=sum(r.gpu for r in used),
             group=self.capacity.group,
+            labels=self.capacity.labels,
         )
 
     # -- supervision -------------------------------------------------------------------

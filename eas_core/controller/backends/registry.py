@@ -15,6 +15,8 @@ from eas_core.errors import EASError
 
 BACKENDS: dict[str, str] = {
     "local": "eas_core.controller.backends.local:LocalBackend",
+    # Needs the `ray` extra (pip install "openeas[ray]").
+    "ray": "eas_core.controller.backends.raycluster:RayBackend",
 }
 
 
