@@ -15,6 +15,7 @@ from eas_core.cli import (
     config,
     local_test,
     monitoring,
+    pysdk,
     resources,
     scaling,
     server,
@@ -80,6 +81,7 @@ for command in (
     scaling.autoscale,
     scaling.events,
     shadow.shadow,
+    pysdk.pysdk,
 ):
     cli.add_command(command)
 

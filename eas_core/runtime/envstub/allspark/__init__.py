@@ -16,7 +16,7 @@ import socket
 import sys
 import threading
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 from . import _frames
 
@@ -56,6 +56,25 @@ class BaseProcessor:
     def process(self, data: bytes) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement process(data)")
 
+    def _serve_locally(self) -> NoReturn:
+        """``ENV/bin/python app.py`` by hand: the OpenEAS that made this ENV
+        (`eascmd pysdk init`) serves this file on ``endpoint`` (default 0.0.0.0:8080)."""
+        made_by = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_local.json")
+        try:
+            with open(made_by) as file:
+                openeas = json.load(file)["openeas_python"]
+        except (OSError, ValueError, KeyError):
+            sys.exit(
+                f"{SOCKET_VARIABLE}: not set. This allspark is the ENV stub: run the package "
+                "with `eascmd test app.json` or deploy it, and OpenEAS serves it."
+            )
+        host, _, port = (self.endpoint or "0.0.0.0:8080").rpartition(":")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("EAS_", "PYTHON"))}
+        env.update(EAS_HOST=host or "0.0.0.0", EAS_PORT=port)
+        entry = os.path.abspath(sys.argv[0])
+        command = [openeas, "-m", "eas_core.runtime.envhost", sys.executable, entry]
+        os.execve(openeas, command, env)
+
     def get_model_path(self) -> str:
         return self._model_entry
 
@@ -65,10 +84,7 @@ class BaseProcessor:
     def run(self) -> None:
         path = os.environ.get(SOCKET_VARIABLE)
         if not path:
-            sys.exit(
-                f"{SOCKET_VARIABLE}: not set. This allspark is the ENV stub: run the package "
-                "with `eascmd test app.json` or deploy it, and OpenEAS serves it."
-            )
+            self._serve_locally()
         first = _connect(path)
         batch = callable(getattr(self, "process_batch", None))
         hello = {"threads": self.worker_threads, "batch": batch, "python": sys.version}
