@@ -309,6 +309,7 @@ def judge_step(
     while True:
         sleep(min(declared.interval_seconds, max(deadline - clock(), 0.0)))
         step = analyse(source, baseline, canary, weight, started, declared, clock())
+        step.decided = clock()  # the verdict is known once both sides have been read
         if step.verdict == "fail" or clock() >= deadline:
             log.info(f"canary {step.verdict}: {step.reason}")
             return step
