@@ -92,10 +92,16 @@ class Side:
         return [v for t, v in self.series("latency_p50_ms") if t in answered]
 
 
-def read_side(source: ControlClient, service: str, start: float, now: float) -> Side:
+def read_side(
+    source: ControlClient,
+    service: str,
+    start: float,
+    now: float,
+    metrics: tuple[str, ...] = READ,
+) -> Side:
     """``service``'s points that lie wholly after ``start``: a point at time t counts what
     happened in the step before t, so one that began before the step is left out."""
-    answer = source.metrics(service, metrics=list(READ), since=f"{math.ceil(now - start) + 60}s")
+    answer = source.metrics(service, metrics=list(metrics), since=f"{math.ceil(now - start) + 60}s")
     side = Side(service, answer.step)
     for series in answer.series:
         if series.instance is None:

@@ -7,7 +7,8 @@
     rollout:      all_at_once | blue_green (steps, bake time)
     rollback_on:  smoke failure; during bake: 5xx share, latency percentile, error count
     schedule:     cron + timezone
-    sensors:      new_model (watched store prefix), health (probe + thresholds), run_failure
+    sensors:      new_model (watched store prefix), health (real metrics or probes +
+                  thresholds), run_failure
     canary:       blue_green only: judge each release step below 100 % on both sides' real
                   metrics (error share, latency) and roll back at the first failing step
                   (eas_pipelines.canary)
@@ -243,6 +244,13 @@ class NewModelSensor(_Model):
 
 class HealthSensor(_Model):
     interval_seconds: int = Field(default=60, ge=1)
+    # ``metrics``: the service's real traffic over the last ``metrics_window_seconds`` from
+    # the metrics API (5xx share, latency percentile); ``probe``: the smoke requests, sent
+    # ``samples`` times (for a service without steady traffic).
+    judge: Literal["metrics", "probe"] = "metrics"
+    metrics_window_seconds: float = Field(default=300.0, gt=0, le=24 * 3600)
+    # Fewer answers than this in the window: nothing to judge, no rollback.
+    min_requests: int = Field(default=20, ge=1)
     # Each probe sends every smoke request this many times.
     samples: int = Field(default=3, ge=1)
     max_error_rate: Share = 0.0

@@ -193,3 +193,52 @@ def test_a_good_model_passes_every_canary_step_and_is_promoted(
     assert versions(fast_metrics, name) == (2, 2)
     assert related_of(fast_metrics, name) == []
     assert failed == []
+
+
+def test_health_sensor_judges_real_traffic_and_rolls_back_a_version_that_breaks(
+    fast_metrics: Installation,
+    eas_fast: EASResource,
+    dagster_instance: dg.DagsterInstance,
+    declare: Callable[[dict[str, Any]], PipelineDeclaration],
+    service: str,
+    tmp_path: Path,
+) -> None:
+    name = service
+    document = canary_document(name, tmp_path / "store")
+    del document["canary"]
+    document["rollout"] = {"strategy": "all_at_once", "ready_timeout_seconds": 60}
+    document["sensors"] = {
+        "health": {"interval_seconds": 1, "metrics_window_seconds": 30, "max_error_rate": 0.01}
+    }
+    defs = build_definitions([declare(document)], eas_fast)
+    sensor = defs.resolve_sensor_def(f"{name}_health")
+
+    def evaluate() -> tuple[list[dg.RunRequest], str]:
+        context = dg.build_sensor_context(instance=dagster_instance, resources={"eas": eas_fast})
+        tick = sensor.evaluate_tick(context)
+        return list(tick.run_requests or []), tick.skip_message or ""
+
+    assert deploy(defs, dagster_instance, name, canary_model(tmp_path, "v1")).success
+    assert deploy(defs, dagster_instance, name, canary_model(tmp_path, "v2")).success
+    requests, skipped = evaluate()
+    assert requests == [] and "not judged" in skipped  # nobody has called version 2 yet
+    token = fast_metrics.client.describe_service(name).access_token
+    url = f"{fast_metrics.gateway_url}/api/predict/{name}"
+
+    with SteadyLoad(url, token, b"ping", threads=2, max_seconds=60) as load:
+        load.next_calls(200)
+        time.sleep(1.5)  # a few collections of the calls
+        requests, skipped = evaluate()
+        assert requests == [] and "is healthy" in skipped, skipped
+        bad = deploy(defs, dagster_instance, name, canary_model(tmp_path, "v3", error_every=20))
+        assert bad.success  # its one smoke ping passes; every 20th call fails
+        load.next_calls(300)
+        time.sleep(1.5)
+        [request] = evaluate()[0]
+
+    assert request.run_key == f"health:{name}:3"
+    rollback = defs.resolve_job_def(f"{name}_rollback").execute_in_process(
+        run_config=request.run_config, tags=request.tags, instance=dagster_instance
+    )
+    assert rollback.success
+    assert versions(fast_metrics, name) == (2, 3)
