@@ -345,7 +345,7 @@ class CanaryReport:
             "canary": dg.MetadataValue.md(last.table() + "\n\nSteps:\n\n" + history),
             "canary_chart": dg.MetadataValue.md(last.chart()),
             "canary_steps": dg.MetadataValue.json([s.summary() for s in self.steps]),
-            "canary_decided_at": last.decided,
+            "canary_decided_at": dg.MetadataValue.timestamp(float(last.decided)),
         }
 
 
