@@ -4,7 +4,7 @@
 immutable URI; its metadata holds the URI and the metrics. ``deployment`` makes a model URI
 live (``config.model_uri``, else the latest ``model`` materialization) through a rollout and
 records the live version, endpoint and previous version, with the ``smoke`` check's result
-(and the ``shadow`` check's, for a blue-green pipeline that declares ``shadow:``). Selected
+(and the ``shadow`` and ``canary`` checks', for a blue-green pipeline that declares them). Selected
 alone, the ``smoke`` check tests the live version without deploying anything.
 """
 
@@ -27,14 +27,15 @@ from pydantic import Field
 from eas_core.errors import EASError
 from eas_pipelines.checks import (
     SMOKE,
+    canary_check_spec,
     deployment_key,
+    extra_results,
     failed_result,
     failure_metadata,
     live_result,
     model_key,
     passed_result,
     shadow_check_spec,
-    shadow_result,
     smoke_check_spec,
 )
 from eas_pipelines.declaration import PipelineDeclaration
@@ -184,7 +185,11 @@ def build_deployment_asset(declaration: PipelineDeclaration) -> dg.AssetsDefinit
         ],
         check_specs=[
             spec
-            for spec in (smoke_check_spec(declaration), shadow_check_spec(declaration))
+            for spec in (
+                smoke_check_spec(declaration),
+                shadow_check_spec(declaration),
+                canary_check_spec(declaration),
+            )
             if spec is not None
         ],
         can_subset=True,
@@ -200,8 +205,10 @@ def build_deployment_asset(declaration: PipelineDeclaration) -> dg.AssetsDefinit
                 if smoke in context.selected_asset_check_keys:
                     info = rollout.describe()
                     yield live_result(rollout.smoke(info), info.current_version)
-                else:  # the shadow check alone: it compares a candidate, and there is none
-                    context.log.info("the shadow check runs during a blue-green rollout only")
+                else:  # shadow/canary alone: they compare a candidate, and there is none
+                    context.log.info(
+                        "the shadow and canary checks run during a blue-green rollout only"
+                    )
                 return
             uri = config.model_uri
             if not uri:
@@ -229,8 +236,10 @@ def build_deployment_asset(declaration: PipelineDeclaration) -> dg.AssetsDefinit
                     yield dg.MaterializeResult(
                         asset_key=key,
                         metadata={**failed.state.metadata(), "failed_model_uri": failed.model_uri},
-                        check_results=[failed_result(declaration, failed)]
-                        + ([shadow_result(failed.shadow)] if failed.shadow else []),
+                        check_results=[
+                            failed_result(declaration, failed),
+                            *extra_results(failed.shadow, failed.canary),
+                        ],
                     )
                 else:
                     yield failed_result(declaration, failed)
@@ -249,8 +258,7 @@ def build_deployment_asset(declaration: PipelineDeclaration) -> dg.AssetsDefinit
                 "new_version": outcome.new_version,
                 "strategy": declaration.rollout.strategy,
             },
-            check_results=[passed_result(outcome)]
-            + ([shadow_result(outcome.shadow)] if outcome.shadow else []),
+            check_results=[passed_result(outcome), *extra_results(outcome.shadow, outcome.canary)],
         )
 
     return deployment

@@ -6,6 +6,9 @@ request right within budget (and survived its bakes); failed with the stage that
 failing request and response (or the shadow comparison's table), and where the service
 stands after the rollback. The same metadata goes into the run's failure, so the run page
 and the asset page tell the same story.
+
+A blue-green pipeline that declares ``canary:`` has a ``canary`` check too: the verdict of
+the analysis, its per-metric table and a chart of both sides over the deciding step.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import dagster as dg
 
+from eas_pipelines.canary import CanaryReport
 from eas_pipelines.declaration import PipelineDeclaration
 from eas_pipelines.rollout import Outcome, RolloutFailed
 from eas_pipelines.shadow import ShadowVerdict
@@ -21,6 +25,7 @@ from eas_pipelines.smoke import Report, encode_body, label
 
 SMOKE = "smoke"
 SHADOW = "shadow"
+CANARY = "canary"
 
 
 def deployment_key(service: str) -> dg.AssetKey:
@@ -95,6 +100,44 @@ def shadow_metadata(verdict: ShadowVerdict | None) -> dict[str, Any]:
     }
 
 
+def canary_check_spec(declaration: PipelineDeclaration) -> dg.AssetCheckSpec | None:
+    """The ``canary`` check, for a pipeline that declares ``canary:``."""
+    canary = declaration.canary
+    if canary is None:
+        return None
+    steps = [w for w in declaration.rollout.steps if w < 100]
+    return dg.AssetCheckSpec(
+        CANARY,
+        asset=deployment_key(declaration.name),
+        description=(
+            f"At each release step ({', '.join(f'{w}%' for w in steps)}) the candidate's real "
+            f"traffic is compared with the live service's for up to "
+            f"{canary.window_seconds:g} s ({', '.join(canary.metrics)}, alpha "
+            f"{canary.alpha:g}); the first failing step rolls back. Runs during a blue-green "
+            "rollout only."
+        ),
+    )
+
+
+def canary_result(report: CanaryReport) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=CANARY,
+        passed=report.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=report.metadata(),
+    )
+
+
+def extra_results(
+    shadow: ShadowVerdict | None, canary: CanaryReport | None
+) -> list[dg.AssetCheckResult]:
+    """The shadow and canary checks' results, where the rollout got that far."""
+    out = [shadow_result(shadow)] if shadow else []
+    if canary is not None and canary.steps:
+        out.append(canary_result(canary))
+    return out
+
+
 def sent_body(declaration: PipelineDeclaration, request_name: str) -> str | None:
     """The body of the named smoke request, as it was sent."""
     for i, request in enumerate(declaration.smoke_tests.requests):
@@ -112,6 +155,8 @@ def failure_metadata(declaration: PipelineDeclaration, failed: RolloutFailed) ->
     }
     out.update(report_metadata(failed.report))
     out.update(shadow_metadata(failed.shadow))
+    if failed.canary is not None:
+        out.update(failed.canary.metadata())
     if failed.instances:
         out["instances_not_ready"] = dg.MetadataValue.json(failed.instances)
     if failed.report is not None and failed.report.failing is not None:

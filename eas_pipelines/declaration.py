@@ -7,7 +7,11 @@
     rollout:      all_at_once | blue_green (steps, bake time)
     rollback_on:  smoke failure; during bake: 5xx share, latency percentile, error count
     schedule:     cron + timezone
-    sensors:      new_model (watched store prefix), health (probe + thresholds), run_failure
+    sensors:      new_model (watched store prefix), health (real metrics or probes +
+                  thresholds), run_failure
+    canary:       blue_green only: judge each release step below 100 % on both sides' real
+                  metrics (error share, latency) and roll back at the first failing step
+                  (eas_pipelines.canary)
     shadow:       blue_green only: mirror live calls to the candidate for a window before any
                   release step, refuse it over a disagreement rate (eas_pipelines.shadow)
 
@@ -35,6 +39,7 @@ from pydantic import (
 )
 
 from eas_core.sdk import SERVICE_NAME, SERVICE_NAME_RULE, FieldProblem, field_errors
+from eas_pipelines.canary import CanaryDeclaration
 from eas_pipelines.json_path import parse_json_path
 from eas_pipelines.shadow import ShadowDeclaration
 
@@ -239,6 +244,13 @@ class NewModelSensor(_Model):
 
 class HealthSensor(_Model):
     interval_seconds: int = Field(default=60, ge=1)
+    # ``metrics``: the service's real traffic over the last ``metrics_window_seconds`` from
+    # the metrics API (5xx share, latency percentile); ``probe``: the smoke requests, sent
+    # ``samples`` times (for a service without steady traffic).
+    judge: Literal["metrics", "probe"] = "metrics"
+    metrics_window_seconds: float = Field(default=300.0, gt=0, le=24 * 3600)
+    # Fewer answers than this in the window: nothing to judge, no rollback.
+    min_requests: int = Field(default=20, ge=1)
     # Each probe sends every smoke request this many times.
     samples: int = Field(default=3, ge=1)
     max_error_rate: Share = 0.0
@@ -277,6 +289,7 @@ class PipelineDeclaration(_Model):
     schedule: Schedule | None = None
     sensors: Sensors = Field(default_factory=Sensors)
     shadow: ShadowDeclaration | None = None
+    canary: CanaryDeclaration | None = None
 
     # Where relative paths in the declaration start (the declaring file's directory).
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -334,6 +347,24 @@ class PipelineDeclaration(_Model):
                 "shadow",
                 "needs rollout strategy blue_green: the candidate runs beside the live "
                 "service while it answers mirrored calls",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _canary_needs_steps(self) -> PipelineDeclaration:
+        if self.canary is None:
+            return self
+        if self.rollout.strategy != "blue_green":
+            raise FieldProblem(
+                "canary",
+                "needs rollout strategy blue_green: the canary is the related service "
+                "beside the live one",
+            )
+        if self.rollout.steps[0] >= 100:
+            raise FieldProblem(
+                "rollout.steps",
+                "a canary needs a step below 100 (e.g. [5, 25, 50, 100]): at 100 % there is "
+                "no baseline traffic to compare with",
             )
         return self
 

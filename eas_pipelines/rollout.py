@@ -6,6 +6,8 @@
                   endpoint → release steps (10 → 50 → 100), each baked under probe traffic
                   through the original endpoint → promote: modify the original to the same
                   model (version N+1), release 0, delete the related side
+                  with ``canary:``, each step below 100 is judged on both sides' real metrics
+                  (eas_pipelines.canary) and the first failing step rolls back
                   failure: release 0 + delete the related side; the original never changed
 
 Promotion keeps one service with one version history, so the next rollout, the rollback job
@@ -26,6 +28,7 @@ from typing import Any, Protocol
 from eas_core.errors import Conflict, EASError, NotFound
 from eas_core.sdk import VERSIONED_FIELDS, Service, ServiceStatus
 from eas_core.sdk.control import ControlClient
+from eas_pipelines.canary import CanaryReport, judge_step
 from eas_pipelines.declaration import PipelineDeclaration
 from eas_pipelines.resources import EASResource
 from eas_pipelines.shadow import ShadowVerdict, run_shadow
@@ -79,6 +82,7 @@ class Outcome:
     bakes: list[tuple[int, Report]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     shadow: ShadowVerdict | None = None
+    canary: CanaryReport | None = None
 
 
 class RolloutFailed(Exception):
@@ -96,6 +100,7 @@ class RolloutFailed(Exception):
         model_uri: str | None = None,
         instances: dict[str, str] | None = None,
         shadow: ShadowVerdict | None = None,
+        canary: CanaryReport | None = None,
     ) -> None:
         # The first instance's own reason, unless the service's message says it already.
         causes = [
@@ -115,6 +120,7 @@ class RolloutFailed(Exception):
         # Instance → its status and why it is not ready, as seen when the check failed.
         self.instances = instances or {}
         self.shadow = shadow  # the shadow comparison, when that is what refused the model
+        self.canary = canary  # the canary analysis up to the step that refused the model
 
 
 class Rollout:
@@ -443,9 +449,12 @@ class Rollout:
         related_info = self.describe(related)
         uri = model_uri or related_info.service_config.get("model_path")
         bakes: list[tuple[int, Report]] = []
+        canary = CanaryReport() if self.declaration.canary is not None else None
         for weight in steps or self.declaration.rollout.steps:
             self.client.release(related, weight)
             self.log.info(f"released {related}: {weight}% of {self.name}'s traffic")
+            if canary is not None and weight < 100:
+                self.judge_canary(canary, related, weight, uri)
             if self.declaration.rollout.bake_seconds > 0:
                 bake = self.bake(original, f"{related} at {weight}%")
                 bakes.append((weight, bake))
@@ -459,7 +468,36 @@ class Rollout:
                         model_uri=uri,
                     )
         state = self._promote(related, related_info, previous)
-        return Outcome(state, None, new_version=True, bakes=bakes)
+        return Outcome(state, None, new_version=True, bakes=bakes, canary=canary)
+
+    def judge_canary(
+        self, canary: CanaryReport, related: str, weight: int, uri: str | None
+    ) -> None:
+        """Judge the step at ``weight``; a failing one (or one without enough data, unless
+        ``on_no_data: continue``) retires ``related`` and raises RolloutFailed."""
+        declared = self.declaration.canary
+        assert declared is not None
+        self.log.info(
+            f"canary analysis at {weight}%: {related} against {self.name} for up to "
+            f"{declared.window_seconds:g} s"
+        )
+        step = judge_step(self.client, self.name, related, weight, declared, self.log)
+        canary.steps.append(step)
+        if step.verdict == "pass" or (
+            step.verdict == "nodata" and declared.on_no_data == "continue"
+        ):
+            return
+        # Traffic goes back first: every second here is the canary answering callers.
+        self.retire(related)
+        raise RolloutFailed(
+            "canary",
+            step.reason
+            if step.verdict == "fail"
+            else f"not enough data ({step.reason}); on_no_data is rollback",
+            state=self.state(None),
+            model_uri=uri,
+            canary=canary,
+        )
 
     def _promote(self, related: str, related_info: Service, previous: int) -> LiveState:
         """All traffic is on the related side: move the original to the same model, hand the

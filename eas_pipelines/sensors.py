@@ -1,7 +1,9 @@
 """The sensors of a pipeline.
 
     <service>_new_model    a new file under the watched store prefix → one `deploy` run for it
-    <service>_health       the live version, probed with the smoke requests, breaks → `rollback`
+    <service>_health       the live version breaks → `rollback`: judged on its real traffic from
+                           the metrics API (eas_pipelines.health), or probed with the smoke
+                           requests (``judge: probe``)
     <service>_run_failure  a run of this pipeline failed → POST to the declared webhook
 
 The new-model sensor remembers what it has seen in its cursor (the newest modification time
@@ -33,6 +35,7 @@ from eas_core.errors import EASError, NotFound
 from eas_core.sdk import ServiceStatus
 from eas_pipelines.assets import SERVICE_TAG
 from eas_pipelines.declaration import PipelineDeclaration
+from eas_pipelines.health import judge_live
 from eas_pipelines.jobs import deploy_run_config, rollback_run_config
 from eas_pipelines.resources import EASResource
 from eas_pipelines.rollout import Rollout
@@ -136,8 +139,12 @@ def build_health_sensor(
         job_name=rollback_job.name,
         minimum_interval_seconds=health.interval_seconds,
         default_status=_status(health.enabled),
-        description=f"Probes {service} with its smoke requests; rolls back a newly deployed "
-        "version that breaks while serving.",
+        description=(
+            f"Judges {service}'s real traffic (5xx share, latency) from the metrics API"
+            if health.judge == "metrics"
+            else f"Probes {service} with its smoke requests"
+        )
+        + "; rolls back a newly deployed version that breaks while serving.",
     )
     def health_sensor(
         context: dg.SensorEvaluationContext, eas: EASResource
@@ -170,12 +177,25 @@ def build_health_sensor(
                     f"version {current} has served {age:.0f} s, beyond the window of "
                     f"{health.window_seconds:g} s"
                 )
-            with rollout.prober(info) as prober:
-                report = run_smoke_tests(prober, probe)
-        if report.passed:
-            return dg.SkipReason(f"{service} version {current} is healthy: {report.summary()}")
+            if health.judge == "metrics":
+                now = datetime.now(UTC)
+                start = max(now.timestamp() - health.metrics_window_seconds, created.timestamp())
+                live = judge_live(client, service, health, start, now.timestamp())
+                if not live.judged:
+                    return dg.SkipReason(
+                        f"{service} version {current} answered {live.answers} calls in the "
+                        f"last {now.timestamp() - start:.0f} s, fewer than min_requests "
+                        f"({health.min_requests}): not judged"
+                    )
+                failures, summary = live.failures, live.summary()
+            else:
+                with rollout.prober(info) as prober:
+                    report = run_smoke_tests(prober, probe)
+                failures, summary = report.failures, report.summary()
+        if not failures:
+            return dg.SkipReason(f"{service} version {current} is healthy: {summary}")
         context.log.warning(
-            f"{service} version {current} breaks: {'; '.join(report.failures)}; rolling back"
+            f"{service} version {current} breaks: {'; '.join(failures)}; rolling back"
         )
         return dg.RunRequest(
             run_key=f"health:{service}:{current}",

@@ -368,7 +368,7 @@ def test_release_job_steps_a_related_service_up_and_promotes_it(
     assert materialization.metadata["released"].value == related
 
 
-def test_health_sensor_rolls_back_a_new_version_that_breaks_while_serving(
+def test_probing_health_sensor_rolls_back_a_new_version_that_breaks_while_serving(
     installation: Installation,
     eas: EASResource,
     dagster_instance: dg.DagsterInstance,
@@ -378,7 +378,9 @@ def test_health_sensor_rolls_back_a_new_version_that_breaks_while_serving(
     tmp_path: Path,
 ) -> None:
     name = cleanup(unique_name)
-    sensors = {"health": {"interval_seconds": 1, "samples": 4, "max_error_rate": 0.0}}
+    sensors = {
+        "health": {"judge": "probe", "interval_seconds": 1, "samples": 4, "max_error_rate": 0.0}
+    }
     defs = build_definitions([declare(flaky_document(name, tmp_path / "s", sensors=sensors))], eas)
     sensor = defs.resolve_sensor_def(f"{name}_health")
 

@@ -2,9 +2,18 @@
 once per collection, and POSTs firing and resolved alerts to the rule's callback URL.
 
 A rule fires for a service when the mean of the service's ``Metric`` over the last ``Window``
-seconds meets its condition, and resolves when it no longer does. Without points (no traffic
-for a share, collection stalled) the state stays as it was: silence is not recovery. While it
-keeps firing, it is POSTed again once ``Silence`` seconds have passed since the last POST.
+seconds meets its condition, and resolves when it no longer does. While it keeps firing, it
+is POSTed again once ``Silence`` seconds have passed since the last POST.
+
+A window without points of the rule's metric is one of two things:
+
+- no traffic, for a share (``share_4xx``, ``share_5xx``: a share of nothing has no point) —
+  the service's ``rps`` points are there and all 0. Nothing answered, so nothing answered
+  badly: a firing alert RESOLVES (``Value`` 0, ``NoData`` true, ``Reason`` "no traffic"), and
+  one that never fired is recorded resolved. Otherwise a 5xx alert on a service whose
+  callers went away would fire forever.
+- collection stalled (no ``rps`` points either, or another metric): the state stays as it
+  was — silence that says nothing about the service is not recovery.
 
 Deliveries run on their own threads, each tried up to ``alert_tries`` times with the
 installation's back-off between tries, and each is recorded with its outcome; the service
@@ -45,8 +54,14 @@ def evaluate(rule: AlertRule, values: Sequence[float]) -> tuple[bool, float] | N
     return holds, mean
 
 
-def payload(rule: AlertRule, service: str, status: str, value: float) -> dict[str, Any]:
-    return {
+SHARES = ("share_4xx", "share_5xx")
+NO_TRAFFIC = "no traffic in the window"
+
+
+def payload(
+    rule: AlertRule, service: str, status: str, value: float, reason: str | None = None
+) -> dict[str, Any]:
+    body = {
         "Alert": rule.name,
         "Status": status,
         "Level": rule.level,
@@ -57,7 +72,11 @@ def payload(rule: AlertRule, service: str, status: str, value: float) -> dict[st
         "Window": rule.window,
         "Value": value,
         "Time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "NoData": reason is not None,
     }
+    if reason is not None:
+        body["Reason"] = reason
+    return body
 
 
 class Alerting:
@@ -113,8 +132,11 @@ class Alerting:
                 )
             ]
             verdict = evaluate(rule, values)
+            reason = None
             if verdict is None:
-                continue
+                if not self.idle(rule, service, now):
+                    continue  # collection stalled: nothing is known
+                verdict, reason = (False, 0.0), NO_TRAFFIC
             holds, value = verdict
             state = states.get(service)
             was_firing = state is not None and state.status == FIRING
@@ -125,14 +147,29 @@ class Alerting:
                 if due:
                     self.notify(rule, service, FIRING, value, now, changed=False)
             elif was_firing:
-                self.notify(rule, service, RESOLVED, value, now, changed=True)
+                self.notify(rule, service, RESOLVED, value, now, changed=True, reason=reason)
             elif state is None:
                 self.alerts.set_state(
                     rule.name, service, status=RESOLVED, value=value, notified_at=None, changed=True
                 )
 
+    def idle(self, rule: AlertRule, service: str, now: float) -> bool:
+        """Whether a share rule's empty window means the service answered nothing in it."""
+        if rule.metric not in SHARES:
+            return False
+        rates = self.series.read(service, FINE, now - rule.window, metrics=["rps"], instance="")
+        return bool(rates) and all(p.value == 0 for p in rates)
+
     def notify(
-        self, rule: AlertRule, service: str, status: str, value: float, now: float, *, changed: bool
+        self,
+        rule: AlertRule,
+        service: str,
+        status: str,
+        value: float,
+        now: float,
+        *,
+        changed: bool,
+        reason: str | None = None,
     ) -> None:
         self.alerts.set_state(
             rule.name, service, status=status, value=value, notified_at=now, changed=changed
@@ -142,9 +179,11 @@ class Alerting:
                 service,
                 EVENT_KIND,
                 f"alert {rule.name} ({rule.level}) {status}: {rule.metric} {value:.2f} "
-                f"{rule.condition} {rule.threshold:g} over {rule.window:g} s",
+                f"{rule.condition} {rule.threshold:g} over {rule.window:g} s"
+                + (f" ({reason})" if reason else ""),
             )
-        self.senders.submit(self.deliver, rule, service, payload(rule, service, status, value))
+        body = payload(rule, service, status, value, reason)
+        self.senders.submit(self.deliver, rule, service, body)
 
     def deliver(self, rule: AlertRule, service: str, body: dict[str, Any]) -> None:
         outcome = ""
