@@ -9,6 +9,7 @@ Deployed through a real installation, and served by `eascmd test`, its processor
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -178,3 +179,90 @@ def test_eascmd_test_serves_an_env_package(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=30)
     assert b"Service start successfully" in out
+
+
+def eascmd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eas_core.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+
+
+def test_pysdk_init_serves_locally_then_packs_a_package_that_deploys(
+    installation: Installation, tmp_path: Path
+) -> None:
+    eascmd("pysdk", "init", "pysdk_demo", "--without-pip", cwd=tmp_path)
+    project = tmp_path / "pysdk_demo"
+    assert sorted(p.name for p in project.iterdir()) == ["ENV", "app.json", "app.py"]
+    env_python = project / "ENV" / "bin" / "python"
+    probe = "import importlib.util as u; print(*(bool(u.find_spec(m)) for m in MODULES))"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    found = subprocess.run(
+        [str(env_python), "-c", probe.replace("MODULES", "('allspark', 'eas_core')")],
+        cwd=project,
+        env=clean,
+        capture_output=True,
+        text=True,
+    )
+    assert found.stdout.split() == ["True", "False"]  # the SDK, and not OpenEAS
+
+    # `ENV/bin/python app.py`, as the manual runs it: served on the endpoint it names.
+    port = free_port()
+    app = project / "app.py"
+    app.write_text(
+        app.read_text().replace(
+            "worker_threads=10", f"worker_threads=10, endpoint='127.0.0.1:{port}'"
+        )
+    )
+    served = subprocess.Popen(
+        [str(env_python), "app.py"],
+        cwd=project,
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        answer = wait_for(
+            lambda: httpx.post(f"http://127.0.0.1:{port}/api/predict/pysdk_demo", content=b"2 100"),
+            timeout=60,
+            what="ENV/bin/python app.py to serve",
+        )
+        assert (answer.status_code, answer.content) == (200, b"True")
+        refused = httpx.post(f"http://127.0.0.1:{port}/api/predict/pysdk_demo", content=b"x")
+        assert refused.status_code == 400 and b"two integers" in refused.content
+    finally:
+        served.send_signal(signal.SIGTERM)
+        served.communicate(timeout=30)
+
+    packed = eascmd("pysdk", "pack", "pysdk_demo", cwd=tmp_path)
+    assert "pysdk_demo.tar.gz" in packed.stdout + packed.stderr
+    document = json.loads((project / "app.json").read_text())
+    assert document["processor_path"] == str(tmp_path / "pysdk_demo.tar.gz")
+    installation.client.create_service(document)
+    try:
+        installation.client.wait_until_running("pysdk_demo", timeout=120)
+        token = str(installation.client.describe_service("pysdk_demo").access_token)
+        deployed = installation.predict("pysdk_demo", b"1 300", token=token)
+        assert (deployed.status_code, deployed.content) == (400, b"False")
+        assert installation.predict("pysdk_demo", b"2 104", token=token).content == b"True"
+    finally:
+        installation.client.delete_service("pysdk_demo")
+
+
+def test_pysdk_init_refuses_a_directory_with_a_project(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "app.py").write_text("# mine\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "eas_core.cli", "pysdk", "init", "taken"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "already holds app.py" in result.stderr + result.stdout
+    assert (tmp_path / "taken" / "app.py").read_text() == "# mine\n"

@@ -20,6 +20,7 @@ COMMANDS = {
     "alert",
     "autoscale",
     "shadow",
+    "pysdk",
     "events",
     "monitor",
     "config",
