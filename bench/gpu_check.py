@@ -59,7 +59,8 @@ def main() -> None:
         make_model(model)
         data_dir = root / "data"
         data_dir.mkdir()
-        installation = start_installation(data_dir)
+        # Points every second, so the GPU series show within the check.
+        installation = start_installation(data_dir, extra_env={"EAS_METRICS_INTERVAL": "1"})
         try:
             check(installation, model, len(found))
         finally:
@@ -115,6 +116,25 @@ def check(installation: object, model: Path, count: int) -> None:
     print(f"NVML per-process use: {{pid: [(gpu, MB, util%)]}} {use}", flush=True)
     if not use:
         fail("NVML shows no process of the installation on a GPU")
+
+    def gpu_series() -> dict[str, list[tuple[float, float]]] | None:
+        for _ in range(20):  # keep the device busy while the collector looks
+            installation.predict(SERVICE, request.to_string(), token=token)
+        found = client.metrics(SERVICE, metrics=["gpu_memory_mb", "gpu_util"], since="5m")
+        series = {s.metric: s.points for s in found.series if s.instance is None and s.points}
+        return series if "gpu_memory_mb" in series else None
+
+    try:
+        series = wait_for(gpu_series, timeout=60, interval=1, what="GPU series in the metrics")
+    except AssertionError as exc:
+        fail(str(exc))
+    print(
+        f"metrics API, the service's GPU series (last points): "
+        f"{ {m: p[-3:] for m, p in series.items()} }",
+        flush=True,
+    )
+    if series["gpu_memory_mb"][-1][1] <= 0:
+        fail("the metrics API reports no GPU memory held by the GPU service")
     print("OK", flush=True)
 
 

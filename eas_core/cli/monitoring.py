@@ -28,6 +28,8 @@ LIVE_COLUMNS = (
     "out_kbps",
     "cpu_cores",
     "memory_mb",
+    "gpu_memory_mb",
+    "gpu_util",
     "restarts",
 )
 SPARK = "▁▂▃▄▅▆▇█"

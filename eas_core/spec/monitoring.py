@@ -27,6 +27,8 @@ METRICS: dict[str, str] = {
     "out_kbps": "response bodies sent, KB/s",
     "cpu_cores": "CPU cores used by the instance's processes",
     "memory_mb": "resident memory of the instance's processes, MB",
+    "gpu_memory_mb": "GPU memory held by the instance's processes, MB (where NVML finds GPUs)",
+    "gpu_util": "utilisation of the busiest GPU the instance's processes run on, %",
     "restarts": "times instances were restarted",
     "gateway_rps": "calls the gateway answered for the service per second",
     "gateway_rps_5xx": "5xx answers of the gateway for the service per second",

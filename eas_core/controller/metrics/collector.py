@@ -1,7 +1,9 @@
 """The controller's metrics collection: every ``metrics_interval`` seconds, scrape each
 instance's and the gateway's Prometheus text, turn counters into per-second points (per
-instance and per service), add the CPU and memory of each instance's process tree, and
-store them; average them into the coarse tier and prune what is past retention.
+instance and per service), add the CPU and memory of each instance's process tree — and,
+on a machine whose GPUs NVML finds, the GPU memory its processes hold and the utilisation of
+the devices they run on — and store them; average them into the coarse tier and prune what
+is past retention.
 
 It joins the reconciler as an after-tick hook that only keeps the latest snapshot (which
 instances exist, where, with what pid and restart count); scraping happens on its own
@@ -22,6 +24,7 @@ import httpx
 import psutil
 
 from eas_core.config import ControllerSettings
+from eas_core.controller.backends import gpus
 from eas_core.controller.backends.base import ObservedInstance
 from eas_core.controller.metrics.rates import (
     Totals,
@@ -49,6 +52,7 @@ class Sample:
     totals: Totals
     cpu_seconds: float | None
     memory_mb: float | None
+    pids: tuple[int, ...] = ()  # the instance's process tree, where it runs on this machine
 
 
 def children_by_parent() -> dict[int, list[int]]:
@@ -60,18 +64,22 @@ def children_by_parent() -> dict[int, list[int]]:
     return children
 
 
+def process_tree(pid: int | None, children: dict[int, list[int]]) -> list[int]:
+    """``pid`` and its descendants (worker processes, an ENV interpreter)."""
+    tree, todo = [], [] if pid is None else [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
+    return tree
+
+
 def process_tree_usage(
     pid: int | None, children: dict[int, list[int]]
 ) -> tuple[float | None, float | None]:
     """CPU seconds and resident MB of ``pid`` and its descendants (worker processes); None
     where there is no local process to read (another backend, or already gone)."""
-    if pid is None:
-        return None, None
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo += children.get(current, [])
+    tree = process_tree(pid, children)
     cpu = memory = 0.0
     found = False
     for member in tree:
@@ -88,6 +96,21 @@ def process_tree_usage(
     return (cpu, memory) if found else (None, None)
 
 
+GpuUsage = dict[int, list[gpus.GpuUse]]
+
+
+def gpu_values(sample: Sample, use: GpuUsage) -> dict[str, float]:
+    """GPU memory held by the instance's processes (MB) and the busiest utilisation (%) of
+    the devices they hold memory on; nothing for an instance on no GPU."""
+    held = [u for pid in sample.pids for u in use.get(pid, [])]
+    if not held:
+        return {}
+    return {
+        "gpu_memory_mb": float(sum(u.memory_mb for u in held)),
+        "gpu_util": float(max(u.utilisation for u in held)),
+    }
+
+
 class Collector:
     def __init__(
         self,
@@ -95,8 +118,12 @@ class Collector:
         series: SeriesStore,
         *,
         clock: Callable[[], float] = time.time,
+        gpu_usage: Callable[[set[int]], GpuUsage] | None = None,
     ) -> None:
         self.settings = settings
+        # NVML is asked once per round, for every local instance process at once — and only
+        # on a machine where it found GPUs at start.
+        self.gpu_usage = gpu_usage or (gpus.usage if gpus.detect() else None)
         self.series = series
         self.clock = clock
         self.gateway_metrics = settings.gateway_url + METRICS_PATH
@@ -138,6 +165,8 @@ class Collector:
         instances = [i for i in self.snapshot.instances if i.status in SCRAPED and i.port]
         children = children_by_parent() if any(i.pid for i in instances) else {}
         scraped = list(self.pool.map(lambda i: self._scrape(i, children), instances))
+        pids = {pid for sample in scraped if sample is not None for pid in sample.pids}
+        use = self.gpu_usage(pids) if self.gpu_usage is not None and pids else {}
         now = self.clock()
         points: list[Point] = []
         changes: dict[str, list[tuple[Totals, float]]] = {}
@@ -145,7 +174,7 @@ class Collector:
         seen: set[str] = set()
         for instance, sample in zip(instances, scraped, strict=True):
             seen.add(instance.id)
-            self._usage(instance, sample, usage)
+            self._usage(instance, sample, usage, use)
             if sample is None:
                 continue
             before = self.previous.get(instance.id)
@@ -162,6 +191,7 @@ class Collector:
                 values["cpu_cores"] = max(sample.cpu_seconds - before.cpu_seconds, 0) / seconds
             if sample.memory_mb is not None:
                 values["memory_mb"] = sample.memory_mb
+            values.update(gpu_values(sample, use))
             values["restarts"] = instance.restarts
             points += [Point(instance.service, instance.id, m, now, v) for m, v in values.items()]
         for gone in set(self.previous) - seen:
@@ -186,19 +216,27 @@ class Collector:
             log.debug("cannot scrape %s: %s", url, exc)
             return None
         cpu, memory = process_tree_usage(instance.pid, children)
-        return Sample(time.monotonic(), totals, cpu, memory)
+        tree = tuple(process_tree(instance.pid, children))
+        return Sample(time.monotonic(), totals, cpu, memory, tree)
 
     def _usage(
         self,
         instance: ObservedInstance,
         sample: Sample | None,
         usage: dict[str, dict[str, float]],
+        use: GpuUsage,
     ) -> None:
-        """Add the instance's CPU cores, memory and restarts to its service's totals."""
+        """Add the instance's CPU cores, memory, GPU and restarts to its service's totals."""
         mine = usage.setdefault(instance.service, {"restarts": 0.0})
         mine["restarts"] += instance.restarts
         before = self.previous.get(instance.id)
-        if sample is None or sample.memory_mb is None:
+        if sample is None:
+            return
+        on_gpu = gpu_values(sample, use)
+        if on_gpu:
+            mine["gpu_memory_mb"] = mine.get("gpu_memory_mb", 0.0) + on_gpu["gpu_memory_mb"]
+            mine["gpu_util"] = max(mine.get("gpu_util", 0.0), on_gpu["gpu_util"])
+        if sample.memory_mb is None:
             return
         mine["memory_mb"] = mine.get("memory_mb", 0.0) + sample.memory_mb
         if before is not None and before.cpu_seconds is not None and sample.cpu_seconds:
