@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import struct
 import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +26,13 @@ from eas_core.sdk import (
     ServiceStatus,
     StringRequest,
 )
-from tests.support.installation import REPO, Installation, start_installation, wait_for
+from tests.support.installation import (
+    REPO,
+    Installation,
+    free_port,
+    start_installation,
+    wait_for,
+)
 
 EXAMPLES = REPO / "examples"
 PROBE = REPO / "tests" / "support" / "processors" / "native" / "probe.c"
@@ -277,3 +285,43 @@ def test_java_missing_mainclass_fails_with_its_name(
         what="the service to fail",
     )
     assert "processor_mainclass: 'com.example.Nowhere' is not in" in info.message
+
+
+@pytest.mark.parametrize("kind", ["cpp", "java"])
+def test_eascmd_test_serves_native_processors_in_the_foreground(
+    built: Path, tmp_path: Path, kind: str
+) -> None:
+    # The manual's local-debug descriptions carry no metadata: `eascmd test` fills it.
+    if kind == "cpp":
+        description = {
+            "name": "local_cpp",
+            "processor_type": "cpp",
+            "processor_path": str(built / "cpp" / "echo"),
+            "processor_entry": "libpredictor.so",
+            "model_path": str(built / "cpp" / "echo"),
+        }
+        expected = b"hello local"
+    else:
+        description = json.loads((EXAMPLES / "java" / "echo" / "service.json").read_text())
+        description.pop("metadata", None)
+        description["name"] = "local_java"
+        description["processor_path"] = str(built / "java" / "echo" / "processor.jar")
+        expected = b"\nhello local"
+    path = tmp_path / "desc.json"
+    path.write_text(json.dumps(description))
+    port = free_port()
+    command = [sys.executable, "-m", "eas_core.cli", "test", str(path), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/api/predict/{description['name']}"
+        answer = wait_for(
+            lambda: httpx.post(url, content=b"hello local", timeout=10),
+            timeout=90,
+            what=f"eascmd test serving the {kind} processor",
+        )
+        assert answer.status_code == 200, answer.text
+        assert expected in answer.content
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    assert b"Service start successfully" in out
