@@ -171,7 +171,7 @@ class CaffeProcessor(TensorProcessor):
                 response.output_data.add(
                     shape=pb.ArrayShape(dim=array.shape), data=array.ravel().tolist()
                 )
-            return response.SerializeToString(), OK
+            return response.SerializeToString(deterministic=True), OK
 
         return Call(tuple(given[n] for n in self.inputs), answer, target=layout, group=layout)
 

@@ -138,7 +138,9 @@ class ONNXProcessor(TensorProcessor):
             response = pb.PredictResponse()
             for name in wanted:
                 tensors.fill(response.outputs[name], outputs[name], f"output {name!r}")
-            return response.SerializeToString(), OK
+            # Map keys sorted: the same outputs give the same bytes whether the call ran
+            # alone or in a batch (the map's own order follows how it was built).
+            return response.SerializeToString(deterministic=True), OK
 
         return binding.call(answer)
 

@@ -191,7 +191,7 @@ class TensorFlowProcessor(TensorProcessor):
             response = pb.PredictResponse()
             for name in wanted:
                 tensors.fill(response.outputs[name], outputs[name], f"output {name!r}")
-            return response.SerializeToString(), OK
+            return response.SerializeToString(deterministic=True), OK
 
         return binding.call(answer)
 
