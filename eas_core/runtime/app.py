@@ -91,6 +91,8 @@ class RuntimeApp:
             )
         # Batches always go to the threads: a batch is the slow, amortised path by design.
         self.inline = InlinePolicy(declared_inline_safe(processor) and self.batcher is None)
+        # Only a processor that may move onto the loop pays for timing its threaded calls.
+        self.on_thread = self.run_timed if self.inline.allowed else self.run_processor
         self.ready = False
 
     async def handle(self, request: Request) -> Response:
@@ -135,7 +137,7 @@ class RuntimeApp:
         if self.batcher is not None:
             job = self.batcher.submit(request.body, ctx, started + self.deadline)
         else:
-            job = asyncio.wrap_future(self.executor.submit(self.run_timed, request.body, ctx))
+            job = asyncio.wrap_future(self.executor.submit(self.on_thread, request.body, ctx))
         # The slot is freed on the loop thread when the processor call really ends.
         job.add_done_callback(self._left)
         try:
@@ -161,8 +163,8 @@ class RuntimeApp:
             reply = self.call_processor(request.body, ctx)
         finally:
             self.admission.leave()
-            self.inline.observe(time.monotonic() - started, inline=True)
-        elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - started
+            self.inline.observe(elapsed, inline=True)
         if elapsed > self.deadline:  # the same answer as a call that overran on a thread
             self.metrics.answered(REQUEST_TIMEOUT, elapsed)
             return text(
@@ -182,9 +184,7 @@ class RuntimeApp:
         try:
             return self.run_processor(body, ctx)
         finally:
-            seconds = time.monotonic() - started
-            if self.inline.allowed:
-                self.inline.observe(seconds, inline=False)
+            self.inline.observe(time.monotonic() - started, inline=False)
 
     def run_processor(self, body: bytes, ctx: RequestContext) -> Reply:
         self.occupancy.enter()

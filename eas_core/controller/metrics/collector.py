@@ -174,7 +174,8 @@ class Collector:
         seen: set[str] = set()
         for instance, sample in zip(instances, scraped, strict=True):
             seen.add(instance.id)
-            self._usage(instance, sample, usage, use)
+            on_gpu = gpu_values(sample, use) if sample is not None else {}
+            self._usage(instance, sample, usage, on_gpu)
             if sample is None:
                 continue
             before = self.previous.get(instance.id)
@@ -191,7 +192,7 @@ class Collector:
                 values["cpu_cores"] = max(sample.cpu_seconds - before.cpu_seconds, 0) / seconds
             if sample.memory_mb is not None:
                 values["memory_mb"] = sample.memory_mb
-            values.update(gpu_values(sample, use))
+            values.update(on_gpu)
             values["restarts"] = instance.restarts
             points += [Point(instance.service, instance.id, m, now, v) for m, v in values.items()]
         for gone in set(self.previous) - seen:
@@ -224,7 +225,7 @@ class Collector:
         instance: ObservedInstance,
         sample: Sample | None,
         usage: dict[str, dict[str, float]],
-        use: GpuUsage,
+        on_gpu: dict[str, float],
     ) -> None:
         """Add the instance's CPU cores, memory, GPU and restarts to its service's totals."""
         mine = usage.setdefault(instance.service, {"restarts": 0.0})
@@ -232,7 +233,6 @@ class Collector:
         before = self.previous.get(instance.id)
         if sample is None:
             return
-        on_gpu = gpu_values(sample, use)
         if on_gpu:
             mine["gpu_memory_mb"] = mine.get("gpu_memory_mb", 0.0) + on_gpu["gpu_memory_mb"]
             mine["gpu_util"] = max(mine.get("gpu_util", 0.0), on_gpu["gpu_util"])
