@@ -95,6 +95,11 @@ def normalize_reply(result: object) -> Reply:
     final answer that never comes), or 204/304 with a body (which such an answer cannot
     carry) — becomes 500 with a message naming it.
     """
+    if type(result) is tuple and len(result) == 2:
+        # The usual answer, ``(bytes, 200)``, needs none of the checks below.
+        data, status = result
+        if type(data) is bytes and (status == 200 or status == 0) and type(status) is int:
+            return Reply(data, 200)
     status = 200
     data = result
     headers: tuple[tuple[str, str], ...] = ()

@@ -66,6 +66,8 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+# Answers a complete request at once on the loop, or None to leave it to the Handler.
+Immediate = Callable[[Request], Response | None]
 # Sees the head of a request with a body before the body is read; a response refuses it.
 HeadCheck = Callable[[Request], Response | None]
 

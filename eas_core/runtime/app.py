@@ -10,6 +10,7 @@ a batch (``batcher``) — under the deadline (408) → answer. The Open Inferenc
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +62,7 @@ class RuntimeApp:
         self.settings = settings
         self.service = settings.service_name
         self.token = settings.token
+        self.token_bytes = None if self.token is None else self.token.encode()
         self.deadline = settings.keepalive_ms / 1000
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="eas-worker")
         self.occupancy = occupancy or Occupancy(threads, settings.keepalive_ms)
@@ -95,6 +97,22 @@ class RuntimeApp:
         self.on_thread = self.run_timed if self.inline.allowed else self.run_processor
         self.ready = False
 
+    def immediate(self, request: Request) -> Response | None:
+        """The answer when it needs no waiting — a built-in endpoint, or a predict call while
+        the processor runs on the loop — else None, and ``handle`` answers (the server's
+        fast path: see ``eas_core.http.server``)."""
+        path = request.path
+        if path.startswith(BUILTIN_PREFIX):
+            return self.builtin(path[len(BUILTIN_PREFIX) :])
+        if not self.inline.inline or path.startswith(V2_PREFIX):
+            return None
+        if not self.is_authorized(request):
+            return text(UNAUTHORIZED, "invalid or missing token")
+        refusal = self.refusal()
+        if refusal is not None:
+            return refusal
+        return self.predict_inline(request, time.monotonic())
+
     async def handle(self, request: Request) -> Response:
         path = request.path
         if path.startswith(BUILTIN_PREFIX):
@@ -106,6 +124,15 @@ class RuntimeApp:
         return await self.predict(request)
 
     def is_authorized(self, request: Request) -> bool:
+        presented = request.headers.get("authorization")
+        # The plain token, as most callers send it, compared at once (in constant time);
+        # anything else — a signature, a wrong token — takes the general check.
+        if (
+            presented is not None
+            and self.token_bytes is not None
+            and hmac.compare_digest(presented.encode(), self.token_bytes)
+        ):
+            return True
         return is_authorized_request(
             self.token,
             request.headers,
@@ -114,7 +141,8 @@ class RuntimeApp:
             max_skew=self.settings.signature_max_skew,
         )
 
-    async def predict(self, request: Request) -> Response:
+    def refusal(self) -> Response | None:
+        """Why a predict call cannot be admitted now, or None when it is (a slot taken)."""
         if not self.ready:
             return text(SERVICE_UNAVAILABLE, "instance is not ready")
         stuck = self.occupancy.stuck(here_only=True)
@@ -127,12 +155,18 @@ class RuntimeApp:
         if not self.admission.try_enter():
             self.metrics.answered(QUEUE_FULL, 0.0)
             return text(QUEUE_FULL, "request queue is full", close=True)
+        return None
+
+    async def predict(self, request: Request) -> Response:
+        refusal = self.refusal()
+        if refusal is not None:
+            return refusal
         started = time.monotonic()
+        if self.inline.inline:
+            return self.predict_inline(request, started)
         ctx = RequestContext(
             self.service, request.path, request.query, request.headers, request.method
         )
-        if self.inline.inline:
-            return self.predict_inline(request, ctx, started)
         job: asyncio.Future[Reply]
         if self.batcher is not None:
             job = self.batcher.submit(request.body, ctx, started + self.deadline)
@@ -157,8 +191,12 @@ class RuntimeApp:
         )
         return Response(reply.status, reply.body, headers=list(reply.headers))
 
-    def predict_inline(self, request: Request, ctx: RequestContext, started: float) -> Response:
-        """Run the call on the loop itself (``inline``): no hand-off, no wake-ups."""
+    def predict_inline(self, request: Request, started: float) -> Response:
+        """Run the call on the loop itself (``inline``): no hand-off, no wake-ups. Its slot
+        was taken (``refusal``)."""
+        ctx = RequestContext(
+            self.service, request.path, request.query, request.headers, request.method
+        )
         try:
             reply = self.call_processor(request.body, ctx)
         finally:
@@ -173,7 +211,9 @@ class RuntimeApp:
         self.metrics.answered(
             reply.status, elapsed, received=len(request.body), sent=len(reply.body)
         )
-        return Response(reply.status, reply.body, headers=list(reply.headers))
+        if reply.headers:
+            return Response(reply.status, reply.body, headers=list(reply.headers))
+        return Response(reply.status, reply.body)
 
     def _left(self, job: asyncio.Future[Reply]) -> None:
         self.admission.leave()

@@ -63,6 +63,10 @@ class InlinePolicy:
         self._recent: deque[float] = deque()  # the latest calls' durations, oldest first
         self._total = 0.0  # their sum
         self._lock = threading.Lock()  # worker threads and the loop both report calls
+        # Worked out once per change of ``overruns``, not per call: observe runs every call.
+        self._overrun = budget * OVERRUN_FACTOR
+        self._required = self.required
+        self._allowed_total = budget * self._required
 
     @property
     def required(self) -> int:
@@ -75,15 +79,17 @@ class InlinePolicy:
             return
         with self._lock:
             recent = self._recent
-            if inline and seconds >= self.budget * OVERRUN_FACTOR:
+            if inline and seconds >= self._overrun:
                 self.overruns += 1
                 self.inline = False
                 recent.clear()
                 self._total = 0.0
+                self._required = self.required
+                self._allowed_total = self.budget * self._required
                 return
             recent.append(seconds)
             self._total += seconds
-            required = self.required
-            while len(recent) > required:
+            required = self._required
+            if len(recent) > required:  # one in, one out: the window only ever grows
                 self._total -= recent.popleft()
-            self.inline = len(recent) == required and self._total < self.budget * required
+            self.inline = len(recent) == required and self._total < self._allowed_total

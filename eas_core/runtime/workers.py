@@ -89,7 +89,10 @@ async def _serve_one(
 ) -> None:
     app = RuntimeApp(processor, settings, threads, occupancy)
     server = HttpServer(
-        app.handle, max_body_bytes=settings.max_body_bytes, limits=limits_from(settings)
+        app.handle,
+        max_body_bytes=settings.max_body_bytes,
+        limits=limits_from(settings),
+        immediate=app.immediate,
     )
     await server.serve(settings.host, settings.port, sock=sock)
     app.ready = True

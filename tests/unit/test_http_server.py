@@ -277,3 +277,47 @@ def test_idle_slow_and_stalled_connections_are_timed_out() -> None:
         await settle(lambda: not server.connections and not server.lingering, "all gone")
 
     run(scenario)
+
+
+def test_immediate_answers_keep_the_order_of_pipelined_requests_with_async_ones() -> None:
+    """Requests answered at once and requests left to the async handler, pipelined on one
+    connection, are answered in the order they were sent; a failing immediate answer is a
+    500 that ends its connection only."""
+    handled: list[str] = []
+
+    def immediate(request: Request) -> Response | None:
+        if request.path.startswith("/now/"):
+            return text(200, request.path)
+        if request.path == "/broken":
+            raise RuntimeError("immediate failed")
+        return None
+
+    async def handler(request: Request) -> Response:
+        await asyncio.sleep(0.02)  # the async answer is the slow one
+        handled.append(request.path)
+        return text(200, request.path)
+
+    async def scenario(h: Harness) -> None:
+        server = await h.start(handler, immediate=immediate)
+        reader, writer = await h.connect(server)
+        paths = ["/now/1", "/later/2", "/now/3", "/now/4", "/later/5", "/now/6"]
+        writer.write(b"".join(get(path) for path in paths))
+        answers = [await read_answer(reader) for _ in paths]
+        assert [(status, body.decode()) for status, _, body in answers] == [
+            (200, path) for path in paths
+        ]
+        # Behind an async answer the rest wait their turn (the async handler takes them).
+        assert handled == ["/later/2", "/now/3", "/now/4", "/later/5", "/now/6"]
+        # Once all is answered, a request is answered at once again.
+        writer.write(get("/now/7"))
+        assert (await read_answer(reader))[2] == b"/now/7"
+        assert len(handled) == 5
+
+        other_reader, other_writer = await h.connect(server)
+        other_writer.write(get("/broken"))
+        status, headers, _ = await read_answer(other_reader)
+        assert status == 500 and headers.get("connection") == "close"
+        writer.write(get("/now/8"))  # the first connection is not disturbed
+        assert (await read_answer(reader))[2] == b"/now/8"
+
+    run(scenario)
