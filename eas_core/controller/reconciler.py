@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from eas_core.controller.backends.base import Backend, InstanceSpec, ObservedInstance
 from eas_core.spec.status import InstanceStatus
 
+# Seconds between ticks while an instance is starting (the setting's interval otherwise).
+STARTING_INTERVAL = 0.1
+
 log = logging.getLogger(__name__)
 
 
@@ -207,9 +210,15 @@ class Reconciler:
 
     def _loop(self) -> None:
         while not self.stopping.is_set():
+            interval = self.interval
             try:
-                self.tick()
+                snapshot = self.tick()
             except Exception:  # a bad tick must not end reconciliation
                 log.exception("reconcile tick failed")
-            self.wake.wait(self.interval)
+            else:
+                # An instance starting is probed more often, so it serves (and its service
+                # reads Running) as soon as it is ready rather than up to a tick later.
+                if any(o.status == InstanceStatus.STARTING for o in snapshot.instances):
+                    interval = min(interval, STARTING_INTERVAL)
+            self.wake.wait(interval)
             self.wake.clear()

@@ -28,13 +28,13 @@ import uvloop
 from eas_core.auth.tokens import HeadAuth, body_matches, verify_head
 from eas_core.config import GatewaySettings
 from eas_core.gateway.metrics import CONTENT_TYPE, GatewayMetrics
-from eas_core.gateway.proxy import forward
+from eas_core.gateway.proxy import RETRY_STATUSES, FirstTry, encode_head, forward, returned
 from eas_core.gateway.shadow import Mirror
 from eas_core.gateway.table import CompiledRoute, RouteTableHolder
 from eas_core.gateway.waking import Waker
 from eas_core.http.limits import limits_from
-from eas_core.http.server import HttpServer, Request, Response, text
-from eas_core.http.upstream import UpstreamPool
+from eas_core.http.server import DEFERRED, HttpServer, Request, Responder, Response, text
+from eas_core.http.upstream import UpstreamPool, UpstreamResponse
 from eas_core.spec.paths import (
     INTERNAL_TOKEN_HEADER,
     METRICS_PATH,
@@ -124,6 +124,80 @@ class GatewayApp:
             return text(UNAUTHORIZED, "invalid or missing token")
         request.context = (route, verdict)
         return None
+
+    def immediate(self, request: Request, responder: Responder) -> Response | None:
+        """The fast path of a predict call (see ``eas_core.http.server``): sent to an
+        instance over an idle pooled connection from the parser's callback, and its answer
+        handed back from the upstream connection's, with no task in between. Whatever this
+        path does not cover — a signed or bodiless call, a mirrored service, a service with
+        no ready instance — takes ``handle``. Once an instance is picked here the call stays
+        with it: a try made here counts as the call's first, and with no idle connection to
+        that instance, or after a failed try, ``forward`` goes on from there."""
+        context = request.context
+        if context is None or not request.path.startswith(PREDICT):
+            return None
+        route, verdict = cast(tuple[CompiledRoute, HeadAuth], context)
+        if verdict is not HeadAuth.GRANTED or route.route.shadow is not None:
+            return None
+        target = self.pick_target(route)
+        if target is None:
+            return None
+        picked = target.balancer.pick()
+        if picked is None:
+            return None
+        index, upstream = picked
+        name, sep, rest = request.path[len(PREDICT) :].partition("/")
+        subpath = sep + rest
+        head = encode_head(request, target, subpath, upstream.host, upstream.port)
+
+        def done(result: UpstreamResponse | BaseException) -> None:
+            if isinstance(result, UpstreamResponse) and result.status not in RETRY_STATUSES:
+                response = returned(result)
+                self.count(name, response.status)
+                responder.respond(request, response)
+                return
+            asyncio.get_running_loop().create_task(
+                self.finish(request, responder, name, target, subpath, (index, upstream, result))
+            )
+
+        timeout = self.settings.upstream_timeout
+        if not self.pool.send_pooled(
+            upstream.host, upstream.port, head, request.body, timeout, done
+        ):
+            # No idle connection to that instance: the general path connects, to the same
+            # instance (picking again would move the balancers twice for one call).
+            asyncio.get_running_loop().create_task(
+                self.finish(request, responder, name, target, subpath, (index, upstream, None))
+            )
+        return DEFERRED
+
+    async def finish(
+        self,
+        request: Request,
+        responder: Responder,
+        name: str,
+        target: CompiledRoute,
+        subpath: str,
+        first: FirstTry,
+    ) -> None:
+        """A call whose first try on the fast path did not end it: the general path goes on
+        from there (another instance, or the error the caller gets)."""
+        try:
+            response = await forward(
+                self.pool,
+                request,
+                target,
+                subpath,
+                retries=self.settings.retries,
+                timeout=self.settings.upstream_timeout,
+                metrics=self.metrics,
+                first=first,
+            )
+        except Exception:
+            log.exception("forwarding failed for %s", request.path)
+            response = text(500, "internal error", close=True)
+        self.count(name, response.status)
+        responder.respond(request, response)
 
     async def handle(self, request: Request) -> Response:
         path = request.path
@@ -295,6 +369,7 @@ async def run(settings: GatewaySettings) -> None:
         max_body_bytes=settings.max_body_bytes,
         limits=limits_from(settings),
         check_head=app.check_head,
+        immediate=app.immediate,
     )
     sock = None
     if settings.gateway_fd is not None:

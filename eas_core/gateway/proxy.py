@@ -21,7 +21,8 @@ import logging
 from eas_core.gateway.metrics import GatewayMetrics
 from eas_core.gateway.table import CompiledRoute
 from eas_core.http.server import Request, Response, text
-from eas_core.http.upstream import UpstreamError, UpstreamPool
+from eas_core.http.upstream import UpstreamError, UpstreamPool, UpstreamResponse
+from eas_core.spec.routes import Upstream
 from eas_core.spec.status import QUEUE_FULL, SERVICE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,11 @@ def encode_head(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+# The first try, picked before ``forward`` runs: the instance's index in the balancer, the
+# instance, and how the try ended — None when it is still to be sent.
+FirstTry = tuple[int, Upstream, UpstreamResponse | BaseException | None]
+
+
 async def forward(
     pool: UpstreamPool,
     request: Request,
@@ -84,44 +90,56 @@ async def forward(
     retries: int,
     timeout: float,
     metrics: GatewayMetrics,
+    first: FirstTry | None = None,
 ) -> Response:
+    """Send the call to the target's instances until one answers it or it must not be
+    sent again. ``first``: the instance the caller picked for the first try (the gateway's
+    fast path), and how that try ended if it made it — judged here as if this function
+    had made it."""
     service = target.name
     tried: set[int] = set()
     last: Response | None = None
     last_reason = ""
     full = 0  # instances that answered 450 to this call
     for _ in range(retries + 1):
-        picked = target.balancer.pick(tried)
-        if picked is None:
-            break
-        index, upstream = picked
+        result: UpstreamResponse | BaseException | None = None
+        if first is not None:
+            index, upstream, result = first
+            first = None
+        else:
+            picked = target.balancer.pick(tried)
+            if picked is None:
+                break
+            index, upstream = picked
+            if last is not None:
+                metrics.retried(service, last_reason)
+        if result is None:
+            head = encode_head(request, target, subpath, upstream.host, upstream.port, prefix)
+            try:
+                result = await pool.send(upstream.host, upstream.port, head, request.body, timeout)
+            except (UpstreamError, TimeoutError) as exc:
+                result = exc
         tried.add(index)
-        if last is not None:
-            metrics.retried(service, last_reason)
-        head = encode_head(request, target, subpath, upstream.host, upstream.port, prefix)
-        try:
-            answer = await pool.send(upstream.host, upstream.port, head, request.body, timeout)
-        except UpstreamError as exc:
-            metrics.failed(service, exc.reason)
-            log.info("instance %s %s", upstream.instance, exc)
-            if exc.sent:
+        if isinstance(result, UpstreamError):
+            metrics.failed(service, result.reason)
+            log.info("instance %s %s", upstream.instance, result)
+            if result.sent:
                 return text(
                     502,
-                    f"instance {upstream.instance} {exc}; the request may have reached its "
+                    f"instance {upstream.instance} {result}; the request may have reached its "
                     "processor, so it was not sent to another instance",
                 )
-            last, last_reason = text(502, f"instance {upstream.instance} {exc}"), exc.reason
+            last, last_reason = text(502, f"instance {upstream.instance} {result}"), result.reason
             continue
-        except TimeoutError:
+        if isinstance(result, BaseException):  # TimeoutError: the one other way a try ends
             metrics.failed(service, "timeout")
             return text(504, f"instance {upstream.instance} did not answer within {timeout:g} s")
-        headers = [(k, v) for k, v in answer.headers if k.lower() not in _NOT_RETURNED]
-        response = Response(answer.status, answer.body, headers=headers)
-        reason = RETRY_STATUSES.get(answer.status)
+        response = returned(result)
+        reason = RETRY_STATUSES.get(result.status)
         if reason is not None:
             metrics.failed(service, reason)
             last, last_reason = response, reason
-            full += answer.status == QUEUE_FULL
+            full += result.status == QUEUE_FULL
             continue
         return response
     if last is not None and full == len(tried):
@@ -129,6 +147,12 @@ async def forward(
     if last is not None:
         return last
     return text(SERVICE_UNAVAILABLE, f"service {target.name!r} has no ready instance")
+
+
+def returned(answer: UpstreamResponse) -> Response:
+    """An instance's answer as the gateway hands it on."""
+    headers = [(k, v) for k, v in answer.headers if k.lower() not in _NOT_RETURNED]
+    return Response(answer.status, answer.body, headers=headers)
 
 
 def overloaded(service: str, full: int) -> Response:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Protocol
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _REASONS.update({450: "Queue Full", 499: "Client Closed Request"})
@@ -66,8 +67,18 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
-# Answers a complete request at once on the loop, or None to leave it to the Handler.
-Immediate = Callable[[Request], Response | None]
+
+
+class Responder(Protocol):
+    """Where a deferred answer goes (see ``Immediate``): the request's connection."""
+
+    def respond(self, request: Request, response: Response) -> None: ...
+
+
+# Answers a complete request at once on the loop, or None to leave it to the Handler, or
+# DEFERRED: it will call ``responder.respond(request, answer)`` itself, later, on the loop.
+Immediate = Callable[[Request, Responder], Response | None]
+DEFERRED = Response(0)  # compared by identity
 # Sees the head of a request with a body before the body is read; a response refuses it.
 HeadCheck = Callable[[Request], Response | None]
 

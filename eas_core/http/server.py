@@ -32,8 +32,10 @@ A handler may also answer at once (``immediate``): a plain function the server c
 parser's callback, as soon as a request is complete, that returns the answer or None. An
 answer is written right there — no task, no trip round the event loop, which for a call of
 a few microseconds is most of its cost; None hands the request to the async handler as
-usual. The runtime answers its built-in endpoints and the calls of a processor running on
-the loop this way.
+usual. It may also return DEFERRED and later hand the answer to the connection's
+``respond`` from a callback of its own (the gateway does, from its upstream connection's
+parser), still with no task. The runtime answers its built-in endpoints and the calls of a
+processor running on the loop at once.
 
 A refusal is written and then the connection lingers: our side is shut for writing and
 what the client still sends is read and dropped for up to linger_timeout, so a client busy
@@ -53,6 +55,7 @@ import httptools
 
 from eas_core.http.limits import BodyBudget, Limits, open_files_limit
 from eas_core.http.messages import (  # re-exported: handlers import them from here
+    DEFERRED,
     Handler,
     HeadCheck,
     Immediate,
@@ -60,6 +63,9 @@ from eas_core.http.messages import (  # re-exported: handlers import them from h
     Response,
     retry_later,
     text,
+)
+from eas_core.http.messages import (
+    Responder as Responder,
 )
 
 log = logging.getLogger(__name__)
@@ -423,10 +429,12 @@ class HttpProtocol(asyncio.Protocol):
             immediate = self.server.immediate
             if immediate is not None and not self.write_paused:
                 try:
-                    response = immediate(request)
+                    response = immediate(request, self)
                 except Exception:
                     log.exception("handler failed for %s %s", request.method, request.path)
                     response = text(500, "internal error", close=True)
+                if response is DEFERRED:
+                    return  # busy until respond() is called
                 if response is not None:
                     if self._write_answer(request, response):
                         self._rest()  # nothing is queued behind it: the connection idles
@@ -446,13 +454,36 @@ class HttpProtocol(asyncio.Protocol):
             if not self.pipeline:
                 self._rest()
                 return
-            if self.write_paused:
-                await self._writable()
-                if self.closed:
-                    return
-            request = self.pipeline.popleft()
-            self.queued_bytes -= len(request.body)
-            self._resume_reading()
+            queued = await self._next_queued()
+            if queued is None:
+                return
+            request = queued
+
+    async def _next_queued(self) -> Request | None:
+        """The next pipelined request, once the client reads our answers (None: closed)."""
+        if self.write_paused:
+            await self._writable()
+            if self.closed:
+                return None
+        request = self.pipeline.popleft()
+        self.queued_bytes -= len(request.body)
+        self._resume_reading()
+        return request
+
+    def respond(self, request: Request, response: Response) -> None:
+        """The answer to a request its ``immediate`` deferred: written now, then the
+        requests pipelined behind it are answered in turn."""
+        if not self._write_answer(request, response):
+            return
+        if not self.pipeline:
+            self._rest()
+            return
+        asyncio.get_running_loop().create_task(self._answer_queued())
+
+    async def _answer_queued(self) -> None:
+        request = await self._next_queued()
+        if request is not None:
+            await self.answer(request)
 
     def _write_answer(self, request: Request, response: Response) -> bool:
         """Write one answer; False when the connection ends with it (or already had)."""

@@ -28,6 +28,7 @@ import asyncio
 import select
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httptools
@@ -39,6 +40,9 @@ JOIN_BELOW = 64 * 1024
 # eight u8 fields, 24 u32 and the two u64 pacing rates), counts the SYN as one byte.
 _BYTES_ACKED = struct.Struct("=Q")
 _BYTES_ACKED_AT = 120
+
+
+Done = Callable[["UpstreamResponse | BaseException"], None]
 
 
 class UpstreamError(Exception):
@@ -62,7 +66,9 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[UpstreamResponse] | None = None
+        # Told how the request in flight ended: its answer, or the error it failed with.
+        self.done: Done | None = None
+        self.timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.answering = False  # the answer to the request in flight has begun
         self.written = 0  # bytes of requests written over this connection
@@ -82,7 +88,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.poller.register(sock.fileno(), select.POLLIN | select.POLLRDHUP)
 
     def eof_received(self) -> bool | None:
-        if self.waiter is not None and not self.answering:
+        if self.done is not None and not self.answering:
             self.unreceived = self._none_acknowledged()
         return None  # close
 
@@ -102,7 +108,7 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.poller = None  # its descriptor is gone and may be reused
-        if self.waiter is None or self.waiter.done():
+        if self.done is None:
             return
         if isinstance(exc, ConnectionResetError | BrokenPipeError) and not self.answering:
             error = UpstreamError(
@@ -120,18 +126,15 @@ class UpstreamConnection(asyncio.Protocol):
                 reason="closed",
                 sent=True,
             )
-        self.waiter.set_exception(error)
+        self.settle(error)
 
     def data_received(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            if self.waiter is not None and not self.waiter.done():
-                self.waiter.set_exception(
-                    UpstreamError(
-                        f"sent a malformed response: {exc}", reason="malformed", sent=True
-                    )
-                )
+            self.settle(
+                UpstreamError(f"sent a malformed response: {exc}", reason="malformed", sent=True)
+            )
             self.close()
 
     def on_message_begin(self) -> None:
@@ -154,8 +157,18 @@ class UpstreamConnection(asyncio.Protocol):
             keep_alive=self.parser.should_keep_alive(),
         )
         self.body = []
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(response)
+        self.settle(response)
+
+    def settle(self, result: UpstreamResponse | BaseException) -> None:
+        """The request in flight ended with ``result``: tell whoever sent it, once."""
+        done = self.done
+        if done is None:
+            return
+        self.done = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        done(result)
 
     def is_reusable(self) -> bool:
         """Is this idle connection still open at the other end? Its end of stream or reset
@@ -166,9 +179,17 @@ class UpstreamConnection(asyncio.Protocol):
         # it cannot carry a request. One poll(2) with no wait, on the open descriptor.
         return not self.poller.poll(0)
 
-    async def exchange(
-        self, loop: asyncio.AbstractEventLoop, head: bytes, body: bytes, timeout: float
-    ) -> UpstreamResponse:
+    def begin(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        head: bytes,
+        body: bytes,
+        timeout: float,
+        done: Done,
+    ) -> None:
+        """Write one request; ``done`` gets its answer or error (TimeoutError after
+        ``timeout`` seconds) from the event loop. Raises UpstreamError at once (not sent)
+        when the connection is already gone."""
         transport = self.transport
         assert transport is not None
         if self.closed or transport.is_closing():  # it ended as soon as it was made
@@ -177,7 +198,6 @@ class UpstreamConnection(asyncio.Protocol):
                 reason="not_received",
                 sent=False,
             )
-        waiter = self.waiter = loop.create_future()
         self.answering = False
         self.request_start = self.written
         self.written += len(head) + len(body)
@@ -187,26 +207,37 @@ class UpstreamConnection(asyncio.Protocol):
             transport.writelines((head, body))
         if transport.is_closing():
             # The write failed at once (the peer had reset): nothing of it was taken.
-            self.waiter = None
             raise UpstreamError("reset the connection", reason="reset", sent=False)
-        # One timer on the loop that fails the waiter, rather than asyncio.timeout: that
-        # builds a context manager and reschedules per request, a tenth of a proxied call.
-        timer = loop.call_later(timeout, _expire, waiter)
+        self.done = done
+        # One timer on the loop, rather than asyncio.timeout: that builds a context manager
+        # and reschedules per request, a tenth of a proxied call.
+        self.timer = loop.call_later(timeout, self.settle, TimeoutError())
+
+    async def exchange(
+        self, loop: asyncio.AbstractEventLoop, head: bytes, body: bytes, timeout: float
+    ) -> UpstreamResponse:
+        """``begin``, awaited: the answer, or the error raised."""
+        waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
+
+        def done(result: UpstreamResponse | BaseException) -> None:
+            if waiter.done():
+                return
+            if isinstance(result, BaseException):
+                waiter.set_exception(result)
+            else:
+                waiter.set_result(result)
+
+        self.begin(loop, head, body, timeout, done)
         try:
             return await waiter
         finally:
-            timer.cancel()
-            self.waiter = None
+            if self.done is done:  # cancelled: nobody waits for this answer any more
+                self.settle(asyncio.CancelledError())
 
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.close()
-
-
-def _expire(waiter: asyncio.Future[UpstreamResponse]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 class UpstreamPool:
@@ -263,16 +294,49 @@ class UpstreamPool:
         except (TimeoutError, UpstreamError):
             conn.close()
             raise
+        self._after(key, conn, response, loop)
+        return response
+
+    def send_pooled(
+        self, host: str, port: int, head: bytes, body: bytes, timeout: float, done: Done
+    ) -> bool:
+        """``send`` without a coroutine, over an idle pooled connection: False (nothing
+        sent) when there is none, else ``done`` gets the answer or the error later."""
+        key = (host, port)
+        loop = asyncio.get_running_loop()
+        conn = self._pooled(key, loop.time())
+        if conn is None:
+            return False
+
+        def finished(result: UpstreamResponse | BaseException) -> None:
+            if isinstance(result, BaseException):
+                conn.close()
+            else:
+                self._after(key, conn, result, loop)
+            done(result)
+
+        try:
+            conn.begin(loop, head, body, timeout, finished)
+        except UpstreamError:
+            conn.close()  # it was gone: the caller takes the general path (a new one)
+            return False
+        return True
+
+    def _after(
+        self,
+        key: tuple[str, int],
+        conn: UpstreamConnection,
+        response: UpstreamResponse,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Keep an answered connection for the next request, if it can carry one."""
         if response.keep_alive and not conn.closed:
             pool = self.idle.setdefault(key, [])
             if len(pool) < self.max_idle_per_host:
                 conn.idle_since = loop.time()
                 pool.append(conn)
-            else:
-                conn.close()
-        else:
-            conn.close()
-        return response
+                return
+        conn.close()
 
     def forget(self, host: str, port: int) -> None:
         """Close the idle connections to an instance that left the route table."""

@@ -13,14 +13,14 @@ import asyncio
 import hmac
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from eas_core.auth.tokens import is_authorized_request
 from eas_core.config import RuntimeSettings
-from eas_core.http.server import Request, Response, text
+from eas_core.http.server import Request, Responder, Response, text
 from eas_core.runtime import v2
 from eas_core.runtime.admission import Admission
 from eas_core.runtime.batcher import Batcher
+from eas_core.runtime.handoff import WorkerThreads
 from eas_core.runtime.inline import InlinePolicy, declared_inline_safe
 from eas_core.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
 from eas_core.runtime.occupancy import Occupancy
@@ -40,8 +40,8 @@ from processors.base import (
     normalize_reply,
     v2_metadata,
 )
-from processors.wire.v2 import PREFIX as V2_PREFIX
-from processors.wire.v2 import route as v2_route
+from processors.wire.v2paths import PREFIX as V2_PREFIX
+from processors.wire.v2paths import route as v2_route
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class RuntimeApp:
         self.token = settings.token
         self.token_bytes = None if self.token is None else self.token.encode()
         self.deadline = settings.keepalive_ms / 1000
-        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="eas-worker")
+        self.threads = WorkerThreads(threads, name="eas-worker")
         self.occupancy = occupancy or Occupancy(threads, settings.keepalive_ms)
         self.batcher: Batcher | None = None
         # A batching worker thread holds up to a whole batch at once: the queue
@@ -85,7 +85,7 @@ class RuntimeApp:
                 raise BatchingUnsupported(refusal(processor))
             self.batcher = Batcher(
                 method,
-                self.executor,
+                self.threads,
                 self.occupancy,
                 max_size=settings.max_batch_size,
                 timeout_ms=settings.max_batch_timeout_ms,
@@ -97,7 +97,7 @@ class RuntimeApp:
         self.on_thread = self.run_timed if self.inline.allowed else self.run_processor
         self.ready = False
 
-    def immediate(self, request: Request) -> Response | None:
+    def immediate(self, request: Request, responder: Responder) -> Response | None:
         """The answer when it needs no waiting — a built-in endpoint, or a predict call while
         the processor runs on the loop — else None, and ``handle`` answers (the server's
         fast path: see ``eas_core.http.server``)."""
@@ -167,22 +167,28 @@ class RuntimeApp:
         ctx = RequestContext(
             self.service, request.path, request.query, request.headers, request.method
         )
-        job: asyncio.Future[Reply]
         if self.batcher is not None:
-            job = self.batcher.submit(request.body, ctx, started + self.deadline)
+            batched = self.batcher.submit(request.body, ctx, started + self.deadline)
+            # The slot is freed when the batch really ends, not at the caller's deadline.
+            batched.add_done_callback(self._left)
+            try:
+                async with asyncio.timeout(self.deadline):
+                    reply = await asyncio.shield(batched)
+            except TimeoutError:
+                self.metrics.answered(REQUEST_TIMEOUT, time.monotonic() - started)
+                return self.overran()
         else:
-            job = asyncio.wrap_future(self.executor.submit(self.on_thread, request.body, ctx))
-        # The slot is freed on the loop thread when the processor call really ends.
-        job.add_done_callback(self._left)
-        try:
-            # shield: a timed-out call keeps its slot until the processor really returns.
-            async with asyncio.timeout(self.deadline):
-                reply = await asyncio.shield(job)
-        except TimeoutError:
-            self.metrics.answered(REQUEST_TIMEOUT, time.monotonic() - started)
-            return text(
-                REQUEST_TIMEOUT, f"processing exceeded {self.settings.keepalive_ms} ms", close=True
-            )
+            # The slot is freed when the call really ends (``ended``), and one timer fails
+            # the wait at the deadline while the call runs on to its end.
+            job = self.threads.submit(self.on_thread, request.body, ctx, ended=self.admission.leave)
+            timer = job.get_loop().call_later(self.deadline, _expire, job)
+            try:
+                reply = await job
+            except TimeoutError:
+                self.metrics.answered(REQUEST_TIMEOUT, time.monotonic() - started)
+                return self.overran()
+            finally:
+                timer.cancel()
         self.metrics.answered(
             reply.status,
             time.monotonic() - started,
@@ -205,15 +211,18 @@ class RuntimeApp:
             self.inline.observe(elapsed, inline=True)
         if elapsed > self.deadline:  # the same answer as a call that overran on a thread
             self.metrics.answered(REQUEST_TIMEOUT, elapsed)
-            return text(
-                REQUEST_TIMEOUT, f"processing exceeded {self.settings.keepalive_ms} ms", close=True
-            )
+            return self.overran()
         self.metrics.answered(
             reply.status, elapsed, received=len(request.body), sent=len(reply.body)
         )
         if reply.headers:
             return Response(reply.status, reply.body, headers=list(reply.headers))
         return Response(reply.status, reply.body)
+
+    def overran(self) -> Response:
+        return text(
+            REQUEST_TIMEOUT, f"processing exceeded {self.settings.keepalive_ms} ms", close=True
+        )
 
     def _left(self, job: asyncio.Future[Reply]) -> None:
         self.admission.leave()
@@ -293,7 +302,12 @@ class RuntimeApp:
         return answer
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.threads.shutdown()
+
+
+def _expire(job: asyncio.Future[Reply]) -> None:
+    if not job.done():
+        job.set_exception(TimeoutError())
 
 
 def refusal(processor: object) -> str:

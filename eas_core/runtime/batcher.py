@@ -21,9 +21,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from eas_core.runtime.handoff import WorkerThreads
 from eas_core.runtime.occupancy import Occupancy
 from processors.base import BatchMethod, Reply, RequestContext, normalize_reply
 
@@ -49,7 +49,7 @@ class Batcher:
     def __init__(
         self,
         process_batch: BatchMethod,
-        executor: ThreadPoolExecutor,
+        threads: WorkerThreads,
         occupancy: Occupancy,
         *,
         max_size: int,
@@ -57,7 +57,7 @@ class Batcher:
         observe: Callable[[int], None],
     ) -> None:
         self.process_batch = process_batch
-        self.executor = executor
+        self.threads = threads
         self.occupancy = occupancy
         self.max_size = max_size
         self.timeout = timeout_ms / 1000
@@ -88,9 +88,8 @@ class Batcher:
         batch, self._pending = self._pending, []
         if not batch:
             return
-        loop = asyncio.get_running_loop()
-        job = self.executor.submit(self.run, batch)
-        job.add_done_callback(lambda done: loop.call_soon_threadsafe(self._settle, batch, done))
+        job = self.threads.submit(self.run, batch)
+        job.add_done_callback(lambda done: self._settle(batch, done))
 
     def run(self, batch: list[Waiter]) -> list[Reply]:
         """On a worker thread: one processor call for the requests still awaited."""
@@ -130,11 +129,11 @@ class Batcher:
                 replies[i] = Reply(f"TypeError: {exc}".encode(), BAD_REQUEST)
         return replies
 
-    def _settle(self, batch: list[Waiter], done: Future[list[Reply]]) -> None:
+    def _settle(self, batch: list[Waiter], done: asyncio.Future[list[Reply]]) -> None:
         """On the loop thread: hand each caller its answer."""
         try:
             replies = done.result()
-        except BaseException as exc:  # the executor shut down under it
+        except BaseException as exc:  # the batch call itself failed
             replies = [Reply(f"the batch did not run: {exc!r}".encode(), INTERNAL_ERROR)] * len(
                 batch
             )

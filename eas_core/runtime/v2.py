@@ -20,7 +20,7 @@ from typing import Any
 from eas_core import __version__
 from eas_core.http.server import Response
 from eas_core.spec.status import NOT_FOUND
-from processors.wire import v2
+from processors.wire import v2paths as v2
 
 JSON = "application/json"
 BAD_REQUEST = 400

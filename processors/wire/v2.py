@@ -24,7 +24,6 @@ the runtime answers it 400 as ``{"error": "..."}``.
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,9 +32,16 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+# The paths live apart (the runtime routes by them without loading numpy); they are part of
+# this module's interface all the same.
+from processors.wire.v2paths import MODELS as MODELS
+from processors.wire.v2paths import PREFIX as PREFIX
+from processors.wire.v2paths import Route as Route
+from processors.wire.v2paths import error_body as error_body
+from processors.wire.v2paths import is_infer as is_infer
+from processors.wire.v2paths import route as route
+
 HEADER_LENGTH = "inference-header-content-length"  # lower-case, as the HTTP kit keeps names
-PREFIX = "/v2"
-MODELS = "/v2/models/"
 
 _NUMPY: dict[str, str] = {
     "BOOL": "bool",
@@ -113,41 +119,6 @@ class ModelMetadata(_Model):
     platform: str
     inputs: list[TensorMetadata]
     outputs: list[TensorMetadata]
-
-
-@dataclass(frozen=True)
-class Route:
-    """A ``/v2/models/{model}[/versions/{version}][/{action}]`` path, split."""
-
-    model: str
-    version: str | None
-    action: str  # "" (metadata), "ready" or "infer"
-
-
-def route(path: str) -> Route | None:
-    """The parts of a model path, or None when it is not one the protocol defines."""
-    if not path.startswith(MODELS):
-        return None
-    parts = path[len(MODELS) :].split("/")
-    version = None
-    if len(parts) >= 3 and parts[1] == "versions":
-        version = parts[2]
-        parts = [parts[0], *parts[3:]]
-    if not parts[0] or version == "" or len(parts) > 2:
-        return None
-    action = parts[1] if len(parts) == 2 else ""
-    if action not in ("", "ready", "infer"):
-        return None
-    return Route(parts[0], version, action)
-
-
-def is_infer(path: str) -> bool:
-    found = route(path)
-    return found is not None and found.action == "infer"
-
-
-def error_body(message: str) -> bytes:
-    return json.dumps({"error": message}).encode()
 
 
 def datatype_of(dtype: np.dtype[Any], name: str = "tensor") -> str:

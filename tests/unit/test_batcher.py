@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from eas_core.runtime.batcher import Batcher
+from eas_core.runtime.handoff import WorkerThreads
 from eas_core.runtime.occupancy import Occupancy
 from processors.base import Reply, RequestContext
 
@@ -33,11 +33,12 @@ class Recorder:
 
 def run(recorder: Recorder, script: Callable[[Batcher], Any], **settings: int) -> Any:
     async def main() -> Any:
-        with ThreadPoolExecutor(2) as executor:
+        threads = WorkerThreads(2, name="test-worker")
+        try:
             observed: list[int] = []
             batcher = Batcher(
                 recorder,
-                executor,
+                threads,
                 Occupancy(2, 1000),
                 max_size=settings.get("max_size", 4),
                 timeout_ms=settings.get("timeout_ms", 10_000),
@@ -46,6 +47,8 @@ def run(recorder: Recorder, script: Callable[[Batcher], Any], **settings: int) -
             result = await asyncio.wait_for(script(batcher), 30)
             assert observed == [len(b) for b in recorder.batches]
             return result
+        finally:
+            threads.shutdown()
 
     return asyncio.run(main())
 

@@ -13,7 +13,15 @@ from typing import Any
 import uvloop
 
 from eas_core.http.limits import Limits
-from eas_core.http.server import HttpProtocol, HttpServer, Request, Response, text
+from eas_core.http.server import (
+    DEFERRED,
+    HttpProtocol,
+    HttpServer,
+    Request,
+    Responder,
+    Response,
+    text,
+)
 
 MiB = 1024 * 1024
 
@@ -285,7 +293,7 @@ def test_immediate_answers_keep_the_order_of_pipelined_requests_with_async_ones(
     500 that ends its connection only."""
     handled: list[str] = []
 
-    def immediate(request: Request) -> Response | None:
+    def immediate(request: Request, responder: Responder) -> Response | None:
         if request.path.startswith("/now/"):
             return text(200, request.path)
         if request.path == "/broken":
@@ -319,5 +327,42 @@ def test_immediate_answers_keep_the_order_of_pipelined_requests_with_async_ones(
         assert status == 500 and headers.get("connection") == "close"
         writer.write(get("/now/8"))  # the first connection is not disturbed
         assert (await read_answer(reader))[2] == b"/now/8"
+
+    run(scenario)
+
+
+def test_a_deferred_answer_is_written_when_given_and_the_pipeline_behind_it_follows() -> None:
+    """An immediate handler may defer (the gateway does, until its instance answers): the
+    connection answers that request when the answer is handed over, then the requests
+    pipelined behind it in order; a deferred answer for a closed connection is dropped."""
+
+    def immediate(request: Request, responder: Responder) -> Response | None:
+        if request.path.startswith("/deferred/"):
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.02, responder.respond, request, text(200, request.path))
+            return DEFERRED
+        return text(200, request.path)
+
+    async def handler(request: Request) -> Response:
+        return text(200, request.path)
+
+    async def scenario(h: Harness) -> None:
+        server = await h.start(handler, immediate=immediate)
+        reader, writer = await h.connect(server)
+        paths = ["/deferred/1", "/now/2", "/deferred/3", "/now/4"]
+        writer.write(b"".join(get(path) for path in paths))
+        answers = [await read_answer(reader) for _ in paths]
+        assert [body.decode() for _, _, body in answers] == paths
+        writer.write(get("/deferred/5"))
+        assert (await read_answer(reader))[2] == b"/deferred/5"
+
+        _, gone_writer = await h.connect(server)
+        gone_writer.write(get("/deferred/6"))
+        await asyncio.sleep(0.005)
+        gone_writer.close()
+        await asyncio.sleep(0.05)  # its answer comes after the close: nothing breaks
+        writer.write(get("/now/7"))
+        assert (await read_answer(reader))[2] == b"/now/7"
+        assert server.budget.held == 0
 
     run(scenario)
