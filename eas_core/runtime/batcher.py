@@ -7,6 +7,11 @@ runs as one ``processor.process_batch(bodies, ctxs)`` on a worker thread, and ea
 future gets its own answer. With a timeout of 0 a batch holds what arrived in the same turn
 of the event loop (requests that were read together), so a lone caller waits for nothing.
 
+While every worker thread runs a batch, the next batch is not handed over when its wait is
+over (it would only queue behind them): it keeps filling, up to ``rpc.max_batch_size``, and
+runs as soon as a thread is free. Under load batches are therefore as large as the settings
+allow — the case batching is for — while a lone request still waits at most the timeout.
+
 A batch holds one worker thread for its whole run, so a batch stuck past the deadline counts
 in ``occupancy`` exactly as a stuck single call does. Requests whose caller was already
 answered 408 while the batch waited for a thread are left out of it: nobody reads their
@@ -64,6 +69,8 @@ class Batcher:
         self.observe = observe
         self._pending: list[Waiter] = []
         self._timer: asyncio.Handle | None = None
+        self._due = False  # the pending batch's wait is over: it runs when a thread is free
+        self.running = 0  # batches on the worker threads
 
     def submit(self, body: bytes, ctx: RequestContext, deadline: float) -> asyncio.Future[Reply]:
         """Queue one request; the future resolves with its own answer."""
@@ -72,7 +79,7 @@ class Batcher:
         self._pending.append(waiter)
         if len(self._pending) >= self.max_size:
             self._flush()
-        elif self._timer is None:
+        elif self._timer is None and not self._due:
             # The first request of a batch starts its clock.
             self._timer = (
                 loop.call_later(self.timeout, self._flush)
@@ -82,14 +89,20 @@ class Batcher:
         return waiter.future
 
     def _flush(self) -> None:
+        """Hand over the pending batch (its wait is over, or it is full) if a thread is
+        free; otherwise it stays due and runs when one is."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
-        job = self.threads.submit(self.run, batch)
-        job.add_done_callback(lambda done: self._settle(batch, done))
+        self._due = bool(self._pending)
+        while self._pending and self.running < self.threads.size:
+            batch = self._pending[: self.max_size]
+            del self._pending[: self.max_size]
+            self.running += 1
+            job = self.threads.submit(self.run, batch)
+            job.add_done_callback(lambda done, batch=batch: self._settle(batch, done))
+            # What is left over (more than one batch waited) has waited long enough too.
+            self._due = bool(self._pending)
 
     def run(self, batch: list[Waiter]) -> list[Reply]:
         """On a worker thread: one processor call for the requests still awaited."""
@@ -130,7 +143,11 @@ class Batcher:
         return replies
 
     def _settle(self, batch: list[Waiter], done: asyncio.Future[list[Reply]]) -> None:
-        """On the loop thread: hand each caller its answer."""
+        """On the loop thread: hand each caller its answer, and run the next batch if one
+        waits for this thread."""
+        self.running -= 1
+        if self._due or len(self._pending) >= self.max_size:
+            self._flush()
         try:
             replies = done.result()
         except BaseException as exc:  # the batch call itself failed

@@ -38,6 +38,7 @@ class WorkerThreads:
         self._finished: deque[_Done] = deque()
         self._wake_pending = False
         self._closed = False
+        self.size = threads
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
             for i in range(threads)

@@ -5,6 +5,7 @@ method is a plain function that records what it saw."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,7 +34,7 @@ class Recorder:
 
 def run(recorder: Recorder, script: Callable[[Batcher], Any], **settings: int) -> Any:
     async def main() -> Any:
-        threads = WorkerThreads(2, name="test-worker")
+        threads = WorkerThreads(settings.get("threads", 2), name="test-worker")
         try:
             observed: list[int] = []
             batcher = Batcher(
@@ -133,3 +134,32 @@ def test_requests_past_their_deadline_are_left_out_of_the_batch() -> None:
     late, live = run(recorder, script, timeout_ms=20)
     assert late.status == 408 and live.body == b"LIVE"
     assert recorder.batches == [[b"live"]]
+
+
+def test_while_every_thread_is_busy_the_next_batch_keeps_filling() -> None:
+    """With the one worker thread held by a batch, requests arriving one by one, each after
+    the batch timeout, are not run as batches of one: they wait together and run as one
+    batch when the thread is free (and no larger than max_size)."""
+    release = threading.Event()
+
+    def answer(bodies: Sequence[bytes]) -> list[Any]:
+        if b"hold" in bodies:
+            release.wait(10)
+        return [(b.upper(), 200) for b in bodies]
+
+    recorder = Recorder(answer)
+
+    async def script(batcher: Batcher) -> list[Reply]:
+        now = time.monotonic()
+        held = batcher.submit(b"hold", CTX, now + LATER)
+        await asyncio.sleep(0.05)  # its timeout passed: it runs, holding the thread
+        later = []
+        for body in [b"a", b"b", b"c", b"d", b"e", b"f"]:
+            later.append(batcher.submit(body, CTX, now + LATER))
+            await asyncio.sleep(0.03)  # each waits longer than the timeout
+        release.set()
+        return list(await asyncio.gather(held, *later))
+
+    replies = run(recorder, script, threads=1, max_size=4, timeout_ms=10)
+    assert [r.body for r in replies] == [b"HOLD", b"A", b"B", b"C", b"D", b"E", b"F"]
+    assert recorder.batches == [[b"hold"], [b"a", b"b", b"c", b"d"], [b"e", b"f"]]
