@@ -1,0 +1,98 @@
+"""Two controllers on one PostgreSQL store: one leads, the other waits as a standby and
+takes over when the leader is killed — services, versions and tokens intact, the running
+instances adopted rather than restarted, and the gateway serving throughout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.installation import python_service, wait_for
+from tests.support.load import SteadyLoad
+from tests.support.parts import parts
+from tests.support.postgres import Cluster, postgres_cluster
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Cluster]:
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+def role(url: str) -> str:
+    answer: str = httpx.get(f"{url}/api/v1/health", timeout=2).json()["role"]
+    return answer
+
+
+def test_the_standby_controller_takes_over_when_the_leader_is_killed(
+    postgres: Cluster, tmp_path: Path
+) -> None:
+    installation = parts(tmp_path / "data", postgres.new_database(), controllers=2, gateways=1)
+    try:
+        leader = installation.controller(0)
+        standby = installation.controller(1)
+        assert (role(leader.url), role(standby.url)) == ("leader", "standby")
+        gateway = installation.gateway(0)
+
+        # The standby does nothing and says where the leader is; a balancer's probe tells them
+        # apart by status alone.
+        refused = httpx.get(f"{standby.url}/api/v2/services", timeout=2)
+        assert refused.status_code == 503
+        assert leader.url in refused.json()["message"]
+        assert httpx.get(f"{leader.url}/api/v1/leader", timeout=2).status_code == 200
+        assert httpx.get(f"{standby.url}/api/v1/leader", timeout=2).status_code == 503
+
+        client = installation.client(leader)
+        client.create_service(python_service("ha", instances=2))
+        client.wait_until_running("ha", timeout=90)
+        token = client.describe_service("ha")["AccessToken"]
+        instances = {(i.instance_name, i.start_time) for i in client.list_instances("ha")}
+        client.close()
+
+        url = f"{gateway.url}/api/predict/ha"
+        with SteadyLoad(url, token, b"echo:up", threads=2, max_seconds=120) as load:
+            load.next_calls(20)
+            killed_at = time.monotonic()
+            leader.process.kill()  # SIGKILL: no shutdown, the lease connection just ends
+            leader.process.wait()
+            wait_for(
+                lambda: httpx.get(f"{standby.url}/api/v1/leader", timeout=1).status_code == 200,
+                timeout=60,
+                interval=0.05,
+                what="the standby to take the leader lease",
+            )
+            take_over = time.monotonic() - killed_at
+            load.next_calls(20)
+
+            client = installation.client(standby)
+            assert role(standby.url) == "leader"
+            assert client.describe_service("ha")["AccessToken"] == token
+            assert [v.version for v in client.list_versions("ha")] == [1]
+            # Adopted, not restarted: the same instances, started when they were.
+            adopted = {(i.instance_name, i.start_time) for i in client.list_instances("ha")}
+            assert adopted == instances
+
+            # The new leader acts: a change goes through it and reaches the gateway.
+            client.modify_service("ha", {"metadata": {"instance": 3}})
+            client.wait_until_running("ha", timeout=90)
+            wait_for(
+                lambda: len(client.list_instances("ha")) == 3,
+                timeout=60,
+                what="the third instance",
+            )
+            load.next_calls(20)
+        client.delete_service("ha")
+        client.close()
+        answers = load.result.answers
+        failures = [a for a in answers if a[1] != 200]
+        print(
+            f"take-over {take_over:.2f}s after SIGKILL; {len(answers)} calls through the "
+            f"gateway, {len(failures)} failed"
+        )
+        assert failures == []
+    finally:
+        installation.stop()
