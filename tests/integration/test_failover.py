@@ -1,16 +1,20 @@
 """Two controllers on one PostgreSQL store: one leads, the other waits as a standby and
 takes over when the leader is killed — services, versions and tokens intact, the running
-instances adopted rather than restarted, and the gateway serving throughout."""
+instances adopted rather than restarted, and the gateway serving throughout. And two
+gateways: the SDK, given both, moves to the other when one is killed."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from eas_core.sdk.predict import PredictClient, PredictException, StringRequest
 from tests.support.installation import python_service, wait_for
 from tests.support.load import SteadyLoad
 from tests.support.parts import parts
@@ -94,5 +98,65 @@ def test_the_standby_controller_takes_over_when_the_leader_is_killed(
             f"gateway, {len(failures)} failed"
         )
         assert failures == []
+    finally:
+        installation.stop()
+
+
+def sdk_load(
+    client: PredictClient, stop: threading.Event, counts: Counter[str], max_calls: int
+) -> None:
+    for _ in range(max_calls):
+        if stop.is_set():
+            return
+        try:
+            answer = client.predict(StringRequest(b"echo:sdk")).response_data
+            counts["ok" if answer == b"sdk" else f"wrong {answer!r}"] += 1
+        except PredictException as exc:
+            counts[f"failed {exc}"] += 1
+
+
+def test_the_sdk_moves_to_the_next_gateway_when_one_is_killed(
+    postgres: Cluster, tmp_path: Path
+) -> None:
+    installation = parts(tmp_path / "data", postgres.new_database(), controllers=1, gateways=2)
+    try:
+        controller = installation.controller(0)
+        first, second = installation.gateway(0), installation.gateway(1)
+        client = installation.client(controller)
+        client.create_service(python_service("ha2"))
+        client.wait_until_running("ha2", timeout=90)
+        token = client.describe_service("ha2")["AccessToken"]
+        client.close()
+        # Each gateway has the route table and serves the service on its own.
+        for gateway in (first, second):
+            answer = httpx.post(
+                f"{gateway.url}/api/predict/ha2",
+                content=b"echo:each",
+                headers={"Authorization": token},
+                timeout=10,
+            )
+            assert (answer.status_code, answer.content) == (200, b"each")
+
+        sdk = PredictClient(f"127.0.0.1:{first.port},127.0.0.1:{second.port}", "ha2")
+        sdk.set_token(token)
+        sdk.init()
+        counts: Counter[str] = Counter()
+        stop = threading.Event()
+        callers = [
+            threading.Thread(target=sdk_load, args=(sdk, stop, counts, 3000)) for _ in range(2)
+        ]
+        for caller in callers:
+            caller.start()
+        wait_for(lambda: counts["ok"] >= 50, timeout=60, what="calls through the first gateway")
+        first.process.kill()
+        first.process.wait()
+        at_kill = counts["ok"]
+        wait_for(lambda: counts["ok"] >= at_kill + 200, timeout=60, what="calls after the kill")
+        stop.set()
+        for caller in callers:
+            caller.join(timeout=60)
+        sdk.destroy()
+        print(f"SDK calls over two gateways, one SIGKILLed after {at_kill}: {dict(counts)}")
+        assert set(counts) == {"ok"}
     finally:
         installation.stop()
