@@ -5,6 +5,8 @@ gateways: the SDK, given both, moves to the other when one is killed."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -15,7 +17,7 @@ import httpx
 import pytest
 
 from eas_core.sdk.predict import PredictClient, PredictException, StringRequest
-from tests.support.installation import python_service, wait_for
+from tests.support.installation import python_service, start_installation, wait_for
 from tests.support.load import SteadyLoad
 from tests.support.parts import parts
 from tests.support.postgres import Cluster, postgres_cluster
@@ -160,3 +162,40 @@ def test_the_sdk_moves_to_the_next_gateway_when_one_is_killed(
         assert set(counts) == {"ok"}
     finally:
         installation.stop()
+
+
+def test_eascmd_server_runs_several_gateways_each_serving_every_service(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    running = start_installation(data_dir, extra_args=["--gateways", "2"])
+    try:
+        running.client.create_service(python_service("ha3"))
+        running.client.wait_until_running("ha3", timeout=90)
+        token = running.client.describe_service("ha3")["AccessToken"]
+        second = f"http://127.0.0.1:{running.gateway_port + 1}"
+        for gateway in (running.gateway_url, second):
+            answer = wait_for(
+                lambda gateway=gateway: httpx.post(
+                    f"{gateway}/api/predict/ha3",
+                    content=b"echo:both",
+                    headers={"Authorization": token},
+                    timeout=10,
+                ),
+                timeout=30,
+                what=f"{gateway} to serve ha3",
+            )
+            assert (answer.status_code, answer.content) == (200, b"both")
+        # The second gateway is supervised like the first: killed, it is started again.
+        killed = running.pid("gateway-2")
+        os.kill(killed, signal.SIGKILL)
+        wait_for(
+            lambda: (
+                running.pid("gateway-2") != killed
+                and httpx.get(f"{second}/api/builtin/ready", timeout=1).status_code == 200
+            ),
+            timeout=60,
+            what="the second gateway to be started again",
+        )
+        running.client.delete_service("ha3")
+    finally:
+        running.stop()
