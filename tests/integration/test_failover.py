@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from eas_core.controller.store import Repository
+from eas_core.controller.store.lease import LeaderLease
 from eas_core.sdk.predict import PredictClient, PredictException, StringRequest
 from tests.support.installation import python_service, start_installation, wait_for
 from tests.support.load import SteadyLoad
@@ -199,3 +201,29 @@ def test_eascmd_server_runs_several_gateways_each_serving_every_service(tmp_path
         running.client.delete_service("ha3")
     finally:
         running.stop()
+
+
+def test_the_leader_lease_is_held_by_one_connection_at_a_time(postgres: Cluster) -> None:
+    store = postgres.new_database()
+    Repository(store).close()  # the schema, where the leader's address is announced
+    first = LeaderLease(store, "http://first:8000")
+    second = LeaderLease(store, "http://second:8000")
+    try:
+        assert first.try_acquire()
+        first.announce()
+        assert not second.try_acquire()
+        assert second.leader() == "http://first:8000"
+        assert first.alive()
+        first.release()  # as a killed leader's connection ending does
+        assert second.try_acquire()
+        second.announce()
+        assert first.leader() == "http://second:8000"
+        assert not first.try_acquire()
+    finally:
+        first.release()
+        second.release()
+
+
+def test_a_sqlite_store_has_one_controller_which_simply_holds_the_lease(tmp_path: Path) -> None:
+    lease = LeaderLease(f"sqlite:///{tmp_path / 'eas.db'}", "http://only:8000")
+    assert lease.try_acquire() and lease.alive() and not lease.shared
