@@ -151,15 +151,17 @@ def test_the_sdk_moves_to_the_next_gateway_when_one_is_killed(
         ]
         for caller in callers:
             caller.start()
-        wait_for(lambda: counts["ok"] >= 50, timeout=60, what="calls through the first gateway")
-        first.process.kill()
-        first.process.wait()
-        at_kill = counts["ok"]
-        wait_for(lambda: counts["ok"] >= at_kill + 200, timeout=60, what="calls after the kill")
-        stop.set()
-        for caller in callers:
-            caller.join(timeout=60)
-        sdk.destroy()
+        try:
+            wait_for(lambda: counts["ok"] >= 50, timeout=60, what="calls through the first gateway")
+            first.process.kill()
+            first.process.wait()
+            at_kill = counts["ok"]
+            wait_for(lambda: counts["ok"] >= at_kill + 200, timeout=60, what="calls after the kill")
+        finally:
+            stop.set()
+            for caller in callers:
+                caller.join(timeout=60)
+            sdk.destroy()
         print(f"SDK calls over two gateways, one SIGKILLed after {at_kill}: {dict(counts)}")
         assert set(counts) == {"ok"}
     finally:
