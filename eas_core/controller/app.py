@@ -231,14 +231,14 @@ def main() -> None:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = ControllerSettings()
+    # uvicorn installs its own SIGINT/SIGTERM handlers and runs the lifespan's shutdown.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     lease = LeaderLease(settings.database, settings.announced_url)
     # Nothing that acts (backend, reconciler, adoption of running instances) is built
     # before the lease is ours; until then a standby only answers where the leader is.
-    if not lease.try_acquire() and not wait_as_standby(settings, lease):
+    if not lease.try_acquire(unreachable_ok=False) and not wait_as_standby(settings, lease):
         return
     app = build_app(settings, lease)
-    # uvicorn installs its own SIGINT/SIGTERM handlers and runs the lifespan's shutdown.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     uvicorn.run(
         app,
         host=settings.host,

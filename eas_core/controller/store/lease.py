@@ -24,6 +24,7 @@ from sqlalchemy.pool import NullPool
 
 from eas_core.controller.store.repository import driver_url
 from eas_core.controller.store.tables import MetaRow
+from eas_core.errors import EASError
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +51,32 @@ class LeaderLease:
         connect_args = KEEPALIVES if self.shared else {}
         # NullPool: the lease connection is never handed back to a pool (and so never
         # reused or reset by one); a standby's failed tries leave nothing open behind.
-        self.engine: Engine = create_engine(self.url, poolclass=NullPool, connect_args=connect_args)
+        try:
+            self.engine: Engine = create_engine(
+                self.url, poolclass=NullPool, connect_args=connect_args
+            )
+        except ModuleNotFoundError as exc:
+            shown = make_url(self.url).render_as_string(hide_password=True)
+            raise EASError(
+                f"store {shown}: its database driver {exc.name} is not installed "
+                "(pip install 'openeas[postgresql]')"
+            ) from None
         self.connection: Connection | None = None
         self.held = not self.shared
 
-    def try_acquire(self) -> bool:
-        """Take the lease if no other controller holds it; True once it is ours."""
+    def try_acquire(self, *, unreachable_ok: bool = True) -> bool:
+        """Take the lease if no other controller holds it; True once it is ours. A store
+        that cannot be reached is a refusal to retry later, or, with ``unreachable_ok``
+        false (a controller's first try, so that a wrong address fails the start), an error.
+        """
         if self.held:
             return True
         try:
             connection = self.engine.connect()
         except SQLAlchemyError as exc:
+            if not unreachable_ok:
+                shown = make_url(self.url).render_as_string(hide_password=True)
+                raise EASError(f"store {shown}: cannot connect to it: {exc}") from None
             log.warning("cannot reach the store to take the leader lease: %s", exc)
             return False
         try:
