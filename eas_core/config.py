@@ -149,6 +149,23 @@ class ControllerSettings(InstallationSettings):
     alert_timeout: float = Field(default=5.0, gt=0)
     alert_tries: int = Field(default=4, ge=1, le=20)
     alert_backoff_initial: float = Field(default=1.0, gt=0)
+    # Several controllers on one PostgreSQL store: the one holding the leader lease acts,
+    # the others wait as standbys and try the lease every ``lease_retry_seconds``.
+    # ``advertise_url`` is the address the leader announces to them (and they to callers);
+    # default http://host:controller_port.
+    lease_retry_seconds: float = Field(default=1.0, gt=0)
+    advertise_url: str | None = None
+    # Every gateway the route table is pushed to (EAS_GATEWAYS='["http://h1:8080", …]');
+    # default the one gateway at http://host:gateway_port.
+    gateways: list[str] | None = None
+
+    @property
+    def announced_url(self) -> str:
+        return (self.advertise_url or self.controller_url).rstrip("/")
+
+    @property
+    def gateway_urls(self) -> list[str]:
+        return [g.rstrip("/") for g in self.gateways] if self.gateways else [self.gateway_url]
 
     @property
     def database(self) -> str:
@@ -206,6 +223,15 @@ class GatewaySettings(InstallationSettings, HttpLimitSettings):
     shadow_timeout: float = Field(default=10.0, gt=0)
     shadow_ring_size: int = Field(default=256, gt=0, le=100_000)
     shadow_body_bytes: int = Field(default=4096, ge=0)
+    # Every controller of the installation, leader and standbys
+    # (EAS_CONTROLLERS='["http://h1:8081", …]'); default the one at http://host:controller_port.
+    controllers: list[str] | None = None
+
+    @property
+    def controller_urls(self) -> list[str]:
+        if self.controllers:
+            return [c.rstrip("/") for c in self.controllers]
+        return [self.controller_url]
 
 
 class ObjectStoreSettings(_Settings):

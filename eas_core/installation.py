@@ -16,6 +16,7 @@ start them again.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -54,7 +55,9 @@ class Part:
 
 
 class Installation:
-    def __init__(self, settings: InstallationSettings) -> None:
+    def __init__(self, settings: InstallationSettings, *, gateways: int = 1) -> None:
+        """``gateways``: how many gateways to run, on gateway_port, gateway_port + 1, …;
+        the controller pushes the route table to each, and each serves every service."""
         self.settings = settings
         self.data_dir = settings.data_dir.resolve()
         self.run_dir = self.data_dir / "run"
@@ -72,6 +75,9 @@ class Installation:
             base["EAS_PUBLIC_ENDPOINT"] = settings.public_endpoint
         if settings.store:
             base["EAS_STORE"] = settings.store
+        self.gateway_ports = [settings.gateway_port + i for i in range(gateways)]
+        urls = [f"http://{settings.host}:{port}" for port in self.gateway_ports]
+        controller_env = {**base, "EAS_GATEWAYS": json.dumps(urls)}
         self.parts = [
             Part(
                 "gateway",
@@ -79,15 +85,26 @@ class Installation:
                 f"{settings.gateway_url}{PING_PATH}",
                 base,
             ),
+            *(
+                Part(
+                    f"gateway-{i + 1}",
+                    [sys.executable, "-m", "eas_core.gateway"],
+                    f"{url}{PING_PATH}",
+                    {**base, "EAS_GATEWAY_PORT": str(port)},
+                )
+                for i, (port, url) in enumerate(zip(self.gateway_ports, urls, strict=True))
+                if i > 0
+            ),
             Part(
                 "controller",
                 [sys.executable, "-m", "eas_core.controller"],
                 f"{settings.controller_url}/api/v1/health",
-                base,
+                controller_env,
             ),
         ]
         self.stopping = False
         self.gateway_socket: socket.socket | None = None
+        self.sockets: list[socket.socket] = []
 
     def start(self, on_part: Callable[[Part], None] | None = None) -> None:
         """Start the parts and wait until each answers; ``on_part`` is told of each part
@@ -103,10 +120,13 @@ class Installation:
         # while a crashed gateway is started again, callers that connect wait in the
         # socket's backlog instead of being refused.
         self.gateway_socket = listen(self.settings.host, self.settings.gateway_port)
-        fd = self.gateway_socket.fileno()
-        gateway = next(part for part in self.parts if part.name == "gateway")
-        gateway.env = {**gateway.env, "EAS_GATEWAY_FD": str(fd)}
-        gateway.pass_fds = (fd,)
+        self.sockets = [self.gateway_socket]
+        self.sockets += [listen(self.settings.host, p) for p in self.gateway_ports[1:]]
+        gateways = [part for part in self.parts if part.name.startswith("gateway")]
+        for gateway, sock in zip(gateways, self.sockets, strict=True):
+            fd = sock.fileno()
+            gateway.env = {**gateway.env, "EAS_GATEWAY_FD": str(fd)}
+            gateway.pass_fds = (fd,)
         for part in self.parts:
             self._spawn(part)
         for part in self.parts:
@@ -190,9 +210,10 @@ class Installation:
                     os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             (self.run_dir / f"{part.name}.pid").unlink(missing_ok=True)
-        if self.gateway_socket is not None:
-            self.gateway_socket.close()
-            self.gateway_socket = None
+        for sock in self.sockets:
+            sock.close()
+        self.sockets = []
+        self.gateway_socket = None
 
     def _stop_instances(self) -> None:
         try:

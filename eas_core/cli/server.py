@@ -142,6 +142,13 @@ def deploy_demo(client: ControlClient) -> Service:
     help="Also run the Dagster deployment pipelines (`dagster dev` over workspace.yaml).",
 )
 @click.option("--dagster-port", type=int, default=3000, show_default=True)
+@click.option(
+    "--gateways",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="How many gateways to run, on the gateway port and the ports after it.",
+)
 def server(
     data_dir: Path | None,
     host: str | None,
@@ -153,6 +160,7 @@ def server(
     demo: bool,
     pipelines: bool,
     dagster_port: int,
+    gateways: int,
 ) -> None:
     """Start a whole installation on this machine: controller, gateway, local instances."""
     overrides: dict[str, Any] = {
@@ -174,7 +182,7 @@ def server(
         raise click.UsageError(
             "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         ) from None
-    installation = Installation(settings)
+    installation = Installation(settings, gateways=gateways)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         installation.stopping = True
@@ -192,6 +200,8 @@ def server(
         credentials = json.loads((installation.data_dir / "credentials.json").read_text())
         output.success(f"Control API  {settings.controller_url}")
         output.success(f"Gateway      {settings.endpoint}")
+        for port in installation.gateway_ports[1:]:
+            output.success(f"Gateway      http://{settings.host}:{port}")
         output.success(f"Data         {installation.data_dir}")
         output.success(f"Logs         {installation.log_dir}")
         output.success(f"Access key   {installation.data_dir / 'credentials.json'}")

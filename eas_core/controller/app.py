@@ -7,12 +7,14 @@ import json
 import logging
 import os
 import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from eas_core import __version__
 from eas_core.artefacts import ArtefactStore
@@ -42,6 +44,7 @@ from eas_core.controller.publisher import Publisher, RoutePublishing
 from eas_core.controller.reconciler import Reconciler
 from eas_core.controller.rolls import RollPolice
 from eas_core.controller.sources import SourcePolicy
+from eas_core.controller.standby import LEADER_PATH, wait_as_standby
 from eas_core.controller.store import (
     AlertStore,
     Repository,
@@ -49,6 +52,7 @@ from eas_core.controller.store import (
     SeriesStore,
     ShadowStore,
 )
+from eas_core.controller.store.lease import LeaderLease
 from eas_core.spec.control import Health
 
 log = logging.getLogger(__name__)
@@ -85,15 +89,31 @@ def ensure_first_access_key(settings: ControllerSettings, repo: Repository) -> N
     log.warning("created the first access key; its id and secret are in %s", path)
 
 
-def build_app(settings: ControllerSettings) -> FastAPI:
-    """Every part built once, in dependency order, each handed what it uses."""
+def watch_lease(lease: LeaderLease, stopped: threading.Event, interval: float) -> None:
+    """A leader that lost its lease (its lease connection broke, so PostgreSQL released the
+    lock) may already have a successor: it stops at once, leaving its instances serving,
+    and its supervisor starts it again as a standby."""
+    while not stopped.wait(interval):
+        if not lease.alive():
+            log.critical("lost the leader lease: stopping so that only one controller acts")
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+def build_app(settings: ControllerSettings, lease: LeaderLease | None = None) -> FastAPI:
+    """Every part built once, in dependency order, each handed what it uses. ``lease`` is
+    the leader lease this process holds (main takes it before calling this); none is a
+    store only this controller uses."""
     secure_directory(settings.data_dir)
     repo = Repository(settings.database)
+    if lease is not None:
+        lease.announce()
+    stopped = threading.Event()
     ensure_first_access_key(settings, repo)
     settings.prometheus_token()  # created at the first start, for the operator to hand out
     store = ArtefactStore(settings.artefact_dir)
     backend = build_backend(settings)
-    publisher = Publisher([settings.gateway_url], settings.internal_token())
+    publisher = Publisher(settings.gateway_urls, settings.internal_token())
     desired = DesiredState(repo, max_body_bytes=settings.max_body_bytes)
     series = SeriesStore(repo.engine)
     collector = Collector(settings, series)
@@ -133,7 +153,17 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         reconciler.tick()  # adopt what runs and publish before answering anything
         reconciler.start()
         collector.start()
+        watchdog = None
+        if lease is not None and lease.shared:
+            watchdog = threading.Thread(
+                target=watch_lease,
+                args=(lease, stopped, settings.lease_retry_seconds),
+                name="lease-watch",
+                daemon=True,
+            )
+            watchdog.start()
         yield
+        stopped.set()
         collector.stop()
         reconciler.stop()
         alerting.stop()
@@ -141,6 +171,8 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         # them. Only stopping the whole installation stops them (eas_core.installation).
         backend.shutdown(stop_instances=False)
         publisher.close()
+        if lease is not None:
+            lease.release()  # only after everything that acts has stopped
 
     app = FastAPI(title="OpenEAS control API", version=__version__, lifespan=lifespan)
     app.state.settings = settings
@@ -177,7 +209,18 @@ def build_app(settings: ControllerSettings) -> FastAPI:
 
     @app.get("/api/v1/health")
     def health() -> Health:
-        return Health(status="ok", version=__version__, pid=os.getpid())
+        return Health(
+            status="ok",
+            version=__version__,
+            pid=os.getpid(),
+            role="leader",
+            leader=settings.announced_url,
+        )
+
+    @app.get(LEADER_PATH, include_in_schema=False)
+    def leader() -> JSONResponse:
+        # For a load balancer's health check: 200 here, 503 on a standby.
+        return JSONResponse({"role": "leader", "leader": settings.announced_url})
 
     return app
 
@@ -188,9 +231,14 @@ def main() -> None:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = ControllerSettings()
-    app = build_app(settings)
     # uvicorn installs its own SIGINT/SIGTERM handlers and runs the lifespan's shutdown.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    lease = LeaderLease(settings.database, settings.announced_url)
+    # Nothing that acts (backend, reconciler, adoption of running instances) is built
+    # before the lease is ours; until then a standby only answers where the leader is.
+    if not lease.try_acquire(unreachable_ok=False) and not wait_as_standby(settings, lease):
+        return
+    app = build_app(settings, lease)
     uvicorn.run(
         app,
         host=settings.host,

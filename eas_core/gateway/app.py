@@ -68,7 +68,7 @@ class GatewayApp:
         self.pool = UpstreamPool(idle_timeout=settings.upstream_idle_timeout)
         self.metrics = GatewayMetrics()
         self.waker = Waker(
-            settings.controller_url,
+            settings.controller_urls,
             internal_token,
             timeout=settings.wake_timeout,
             max_held=settings.wake_max_held,

@@ -56,7 +56,10 @@ class RouteTableHolder:
         self.loaded = True
         if persist and self.persist_path is not None:
             self.persist_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.persist_path.with_suffix(".tmp")
+            # Gateways of one installation on one machine share the data directory: each
+            # writes its own temporary file, so two replacing the table at once cannot
+            # move each other's half-written file into place.
+            tmp = self.persist_path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(table.model_dump_json())
             os.replace(tmp, self.persist_path)
         return True

@@ -34,9 +34,11 @@ def unavailable(message: str, retry_after: int) -> Response:
 
 class Waker:
     def __init__(
-        self, controller_url: str, internal_token: str, *, timeout: float, max_held: int
+        self, controllers: list[str], internal_token: str, *, timeout: float, max_held: int
     ) -> None:
-        self.controller_url = controller_url
+        # Every controller of the installation: a standby answers 503, a dead one not at
+        # all, and the next one in the list is asked.
+        self.controllers = controllers
         self.headers = {INTERNAL_TOKEN_HEADER: internal_token}
         self.timeout = timeout
         self.max_held = max_held
@@ -81,15 +83,16 @@ class Waker:
         again while the call waits."""
         if self.http is None:
             self.http = httpx.AsyncClient(timeout=5.0)
-        try:
-            answer = await self.http.post(
-                f"{self.controller_url}{WAKE_PATH}{name}", headers=self.headers
-            )
-            answer.raise_for_status()
-            return bool(answer.json().get("Waking"))
-        except (httpx.HTTPError, ValueError) as exc:
-            log.warning("cannot ask the controller to start %s: %s", name, exc)
-            return True
+        for controller in self.controllers:
+            try:
+                answer = await self.http.post(
+                    f"{controller}{WAKE_PATH}{name}", headers=self.headers
+                )
+                answer.raise_for_status()
+                return bool(answer.json().get("Waking"))
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("cannot ask the controller %s to start %s: %s", controller, name, exc)
+        return True
 
     async def close(self) -> None:
         if self.http is not None:

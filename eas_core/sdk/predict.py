@@ -5,7 +5,10 @@
     client.init()
     print(client.predict(StringRequest(b"hello")).response_data)
 
-``ENDPOINT_TYPE_GATEWAY`` (the default) sends every call to the gateway;
+``ENDPOINT_TYPE_GATEWAY`` (the default) sends every call to the gateway. The endpoint may
+name several gateways of one installation, comma-separated (``"h1:8080,h2:8080"``) or as a
+list: calls go to one of them, and a connection failure or a 502/503/504 from it moves this
+call, and the ones after it, to the next;
 ``ENDPOINT_TYPE_DIRECT`` reads the service's instances from the discovery endpoint, keeps
 the list fresh in the background and balances across them itself (weighted round robin),
 trying another instance when one fails. Requests are signed with the token exactly as the
@@ -129,7 +132,7 @@ class _Dates:
 class _Settings:
     """The setters both clients share (the eas_prediction names)."""
 
-    def __init__(self, endpoint: str = "", service_name: str = "") -> None:
+    def __init__(self, endpoint: str | list[str] = "", service_name: str = "") -> None:
         self.endpoint = endpoint
         self.service_name = service_name
         self.endpoint_type = ENDPOINT_TYPE_GATEWAY
@@ -142,8 +145,10 @@ class _Settings:
         self._pick_lock = threading.Lock()  # callers may share one client across threads
         self._known: dict[str, _Target] = {}  # by base URL; emptied when the path changes
         self._dates = _Dates()
+        # Which of several gateways calls go to first: the next one once it fails.
+        self._gateway = 0
 
-    def set_endpoint(self, endpoint: str) -> None:
+    def set_endpoint(self, endpoint: str | list[str]) -> None:
         self.endpoint = endpoint
 
     def set_service_name(self, service_name: str) -> None:
@@ -187,9 +192,28 @@ class _Settings:
     def _transport_options(self) -> dict[str, Any]:
         return {"limits": self._limits(), "socket_options": NODELAY}
 
+    def _gateways(self) -> list[str]:
+        """The gateway base URLs the endpoint names (one or several)."""
+        named = self.endpoint.split(",") if isinstance(self.endpoint, str) else self.endpoint
+        gateways = [_base_url(e) for e in named if e.strip()]
+        if not gateways:
+            raise PredictException(500, "no endpoint is set: set_endpoint('host:port')")
+        return gateways
+
+    def _failed(self, target: _Target) -> None:
+        """A gateway that failed a call is tried last from now on (calls already past it
+        do not move the choice again)."""
+        if self.is_direct:
+            return
+        with self._pick_lock:
+            gateways = self._gateways()
+            if gateways[self._gateway % len(gateways)] == target.base:
+                self._gateway = (self._gateway + 1) % len(gateways)
+
     def _discovery_url(self) -> str:
         name = self.service_name.split("/")[0]
-        return f"{_base_url(self.endpoint)}{DISCOVERY_PATH}{name}"
+        gateways = self._gateways()
+        return f"{gateways[self._gateway % len(gateways)]}{DISCOVERY_PATH}{name}"
 
     def _take_instances(self, document: dict[str, Any]) -> None:
         items = document["endpoints"]["items"]
@@ -201,9 +225,11 @@ class _Settings:
         """The target of each attempt: the gateway every time, or instances in WRR order,
         picked one attempt at a time (most calls need only the first)."""
         if not self.is_direct:
-            gateway = self._target(_base_url(self.endpoint))
-            for _ in range(self.retry_count):
-                yield gateway
+            gateways = [self._target(base) for base in self._gateways()]
+            first = self._gateway
+            # Every gateway gets a try, however few retries are set.
+            for attempt in range(max(self.retry_count, len(gateways))):
+                yield gateways[(first + attempt) % len(gateways)]
             return
         balancer = self.instances
         for attempt in range(self.retry_count):
@@ -277,7 +303,7 @@ class _Settings:
 class PredictClient(_Settings):
     """The synchronous client (a pool of keep-alive connections, thread-safe)."""
 
-    def __init__(self, endpoint: str = "", service_name: str = "") -> None:
+    def __init__(self, endpoint: str | list[str] = "", service_name: str = "") -> None:
         super().__init__(endpoint, service_name)
         self._http: httpx.Client | None = None
         self._pool: BlockingPool | None = None
@@ -328,6 +354,7 @@ class PredictClient(_Settings):
                     status, content = reply.status_code, reply.content
             except (httpx.HTTPError, UpstreamError) as exc:
                 failure = PredictException(500, f"{target.base}: {exc}")
+                self._failed(target)
                 continue
             except TimeoutError:
                 failure = PredictException(
@@ -337,6 +364,8 @@ class PredictClient(_Settings):
             result, retry = self._outcome(request, status, content)
             if retry is None:
                 return result
+            if retry.code in (502, 503):
+                self._failed(target)
             failure = retry
         raise failure
 
@@ -351,7 +380,7 @@ class PredictClient(_Settings):
 class AsyncPredictClient(_Settings):
     """The asyncio client: ``await client.init()``, ``await client.predict(request)``."""
 
-    def __init__(self, endpoint: str = "", service_name: str = "") -> None:
+    def __init__(self, endpoint: str | list[str] = "", service_name: str = "") -> None:
         super().__init__(endpoint, service_name)
         self._http: httpx.AsyncClient | None = None
         self._pool: UpstreamPool | None = None
@@ -404,6 +433,7 @@ class AsyncPredictClient(_Settings):
                     status, content = reply.status_code, reply.content
             except (httpx.HTTPError, UpstreamError) as exc:
                 failure = PredictException(500, f"{target.base}: {exc}")
+                self._failed(target)
                 continue
             except TimeoutError:
                 failure = PredictException(
@@ -413,6 +443,8 @@ class AsyncPredictClient(_Settings):
             result, retry = self._outcome(request, status, content)
             if retry is None:
                 return result
+            if retry.code in (502, 503):
+                self._failed(target)
             failure = retry
         raise failure
 

@@ -203,6 +203,11 @@ class Health(ControlModel):
     status: Literal["ok"]
     version: str
     pid: int
+    # Of several controllers on one store, the one holding the leader lease is "leader";
+    # the others are "standby" and answer only this (eas_core/controller/standby.py).
+    role: Literal["leader", "standby"] = "leader"
+    # The address the leader announced (its control API), when the store names one.
+    leader: str | None = None
 
 
 __all__ = [

@@ -37,7 +37,7 @@ from eas_core.errors import BadRequest, EASError, PayloadTooLarge, Unauthorized,
 
 PROTECTED_PREFIX = "/api/v1/"
 # Prometheus discovery takes a bearer token of its own (eas_core.controller.api.prometheus).
-OPEN_PATHS = frozenset({"/api/v1/health", "/api/v1/prometheus/targets"})
+OPEN_PATHS = frozenset({"/api/v1/health", "/api/v1/leader", "/api/v1/prometheus/targets"})
 UPLOAD_PATH = "/api/v1/artefacts"
 STATE_KEY = "access_key"
 
