@@ -44,6 +44,7 @@ from eas_core.controller.rolls import RollPolice
 from eas_core.controller.sources import SourcePolicy
 from eas_core.controller.store import (
     AlertStore,
+    GroupStore,
     Repository,
     ScalingStore,
     SeriesStore,
@@ -100,6 +101,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     scaling_store = ScalingStore(repo.engine)
     alert_store = AlertStore(repo.engine)
     shadow_store = ShadowStore(repo.engine)
+    group_store = GroupStore(repo.engine)
     alerting = Alerting(settings, repo, alert_store, series, scaling_store)
     autoscaler = Autoscaler(settings, repo, scaling_store, series)
     reconciler = Reconciler(
@@ -123,7 +125,12 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         ],
     )
     sources = SourcePolicy.from_settings(settings)
-    checks = Checks(backend.nodes, sources, native_in_public=settings.native_processors_in_public)
+    checks = Checks(
+        backend.nodes,
+        sources,
+        native_in_public=settings.native_processors_in_public,
+        created_groups=lambda: group_store.all().keys(),
+    )
     operations = Operations(
         settings, repo, store, checks, snapshot=reconciler.latest, poke=reconciler.poke
     )
@@ -153,6 +160,7 @@ def build_app(settings: ControllerSettings) -> FastAPI:
     app.state.scaling = scaling_store
     app.state.alerts = alert_store
     app.state.shadows = shadow_store
+    app.state.groups = group_store
     app.state.gateways = publisher.gateways
     app.state.autoscaler = autoscaler
     app.state.poke = reconciler.poke
