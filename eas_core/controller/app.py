@@ -132,7 +132,13 @@ def build_app(settings: ControllerSettings) -> FastAPI:
         created_groups=lambda: group_store.all().keys(),
     )
     operations = Operations(
-        settings, repo, store, checks, snapshot=reconciler.latest, poke=reconciler.poke
+        settings,
+        repo,
+        store,
+        checks,
+        snapshot=reconciler.latest,
+        poke=reconciler.poke,
+        gpu_use=lambda: collector.instance_gpu,
     )
 
     @asynccontextmanager

@@ -132,6 +132,15 @@ class Instance(ControlModel):
     start_time: OptionalTimestamp = Field(alias="StartTime")
     version: int = Field(alias="Version")
     reason: str = Field(alias="Reason", description="Why it is not ready, or last restarted.")
+    gpus: str = Field(
+        "", alias="GPUs", description="GPU indices it holds, as its CUDA_VISIBLE_DEVICES."
+    )
+    gpu_memory_mb: float = Field(
+        0, alias="GpuMemoryMB", description="GPU memory its processes hold, at the last scrape."
+    )
+    gpu_util: float = Field(
+        0, alias="GpuUtil", description="Busiest utilisation (%) of the GPUs it holds memory on."
+    )
 
 
 class VersionArtefact(ControlModel):

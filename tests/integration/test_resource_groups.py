@@ -45,6 +45,10 @@ def test_public_shows_its_node_usage_and_instances_and_cannot_be_deleted(
 ) -> None:
     installation.client.create_service(python_service(unique_name, metadata={"cpu": 2}))
     installation.client.wait_until_running(unique_name, timeout=120)
+    # No GPU on this node: the GPU columns of `w` are empty and zero, not errors.
+    [worker] = installation.eascmd_json("w", unique_name)
+    assert (worker["GPUs"], worker["GpuMemoryMB"], worker["GpuUtil"]) == ("", 0, 0)
+    assert "GpuMemoryMB" in installation.eascmd("w", unique_name).stdout
     [node] = installation.eascmd_json("resource", "li", "public")
     assert node["used_cpu"] >= 2 and node["instances"] >= 1
     table = installation.eascmd("resource", "li", "public").stdout

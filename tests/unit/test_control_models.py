@@ -66,6 +66,9 @@ INSTANCE_WIRE: dict[str, object] = {
     "StartTime": "2026-01-31T08:00:01+00:00",
     "Version": 2,
     "Reason": "exited with code 1",
+    "GPUs": "0,1",
+    "GpuMemoryMB": 1500.0,
+    "GpuUtil": 35.0,
 }
 VERSION_WIRE: dict[str, object] = {
     "Version": 1,

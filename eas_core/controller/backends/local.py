@@ -478,6 +478,7 @@ class LocalBackend:
             reason=reason,
             pid=record.pid,
             answering=answering,
+            gpus=tuple(record.gpus) if record.placed else (),
         )
 
     # -- processes -----------------------------------------------------------------------

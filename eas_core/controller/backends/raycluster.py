@@ -371,6 +371,7 @@ class RayBackend:
             started_at=datetime.fromtimestamp(started, UTC) if started else None,
             reason=reason,
             pid=state.get("pid"),
+            gpus=tuple(state.get("gpus") or ()),
         )
 
     def _no_room(self, spec: dict[str, Any], cluster: list[dict[str, Any]]) -> str:
