@@ -133,6 +133,39 @@ def test_a_new_version_rolls_under_load_with_no_failed_request(
         client.wait_until_deleted(name, timeout=120)
 
 
+def test_a_created_group_waits_for_its_first_node_then_runs_there(
+    cluster: RayCluster, on_ray: Installation
+) -> None:
+    """`resource create`, a service placed in the group Pending until a Ray node started with
+    the custom resource ``group:NAME`` joins, then Running on that node."""
+    client, name, group = on_ray.client, "ray_in_group", "ray_g1"
+    client.create_resource(group, description="joined by a ray node")
+    client.create_service(python_service(name, metadata={"resource": group}))
+    node = None
+    try:
+        reason = f"resource group {group} has no node"
+        wait_for(
+            lambda: any(reason in i.reason for i in client.list_instances(name)),
+            timeout=60,
+            interval=0.5,
+            what="Pending with the reason",
+        )
+        assert client.describe_service(name).status == "Waiting"
+        node = cluster.start_node(group, cpu=1, memory_mb=512)
+        [running] = wait_for(_ready(client, name, 1), timeout=240, interval=1, what="ready")
+        joined = client.describe_resource(group)
+        assert (joined.status, joined.services) == ("ResourceReady", [name])
+        assert [n.name for n in joined.nodes] == [running.node]
+        assert joined.nodes[0].instances == 1 and joined.nodes[0].used_cpu == pytest.approx(0.1)
+    finally:
+        client.delete_service(name)
+        client.wait_until_deleted(name, timeout=120)
+        client.delete_resource(group)
+        if node is not None:
+            node.stop()  # the cluster goes back to its two public nodes
+            cluster.nodes.remove(node)
+
+
 def test_a_stopped_worker_nodes_instances_are_placed_again_on_the_other(
     cluster: RayCluster, on_ray: Installation
 ) -> None:
@@ -148,7 +181,7 @@ def test_a_stopped_worker_nodes_instances_are_placed_again_on_the_other(
         threads = 2
         with SteadyLoad(url, token, b"echo:x", threads=threads, max_seconds=300) as load:
             load.next_calls(20)
-            worker = cluster.nodes[-1]
+            [worker] = [n for n in cluster.nodes[1:] if n.group == "public"]
             killed_at = time.monotonic()
             worker.stop()  # its `ray start` process tree, by PID
             after = wait_for(
