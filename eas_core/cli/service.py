@@ -216,6 +216,9 @@ def showworkers(context: Context, name: str, as_json: bool) -> None:
                 "Ready",
                 "StartTime",
                 "Version",
+                "GPUs",
+                "GpuMemoryMB",
+                "GpuUtil",
                 "Reason",
             ],
         )

@@ -47,6 +47,7 @@ from eas_core.controller.sources import SourcePolicy
 from eas_core.controller.standby import LEADER_PATH, wait_as_standby
 from eas_core.controller.store import (
     AlertStore,
+    GroupStore,
     Repository,
     ScalingStore,
     SeriesStore,
@@ -120,6 +121,7 @@ def build_app(settings: ControllerSettings, lease: LeaderLease | None = None) ->
     scaling_store = ScalingStore(repo.engine)
     alert_store = AlertStore(repo.engine)
     shadow_store = ShadowStore(repo.engine)
+    group_store = GroupStore(repo.engine)
     alerting = Alerting(settings, repo, alert_store, series, scaling_store)
     autoscaler = Autoscaler(settings, repo, scaling_store, series)
     reconciler = Reconciler(
@@ -143,9 +145,20 @@ def build_app(settings: ControllerSettings, lease: LeaderLease | None = None) ->
         ],
     )
     sources = SourcePolicy.from_settings(settings)
-    checks = Checks(backend.nodes, sources, native_in_public=settings.native_processors_in_public)
+    checks = Checks(
+        backend.nodes,
+        sources,
+        native_in_public=settings.native_processors_in_public,
+        created_groups=lambda: group_store.all().keys(),
+    )
     operations = Operations(
-        settings, repo, store, checks, snapshot=reconciler.latest, poke=reconciler.poke
+        settings,
+        repo,
+        store,
+        checks,
+        snapshot=reconciler.latest,
+        poke=reconciler.poke,
+        gpu_use=lambda: collector.instance_gpu,
     )
 
     @asynccontextmanager
@@ -185,6 +198,7 @@ def build_app(settings: ControllerSettings, lease: LeaderLease | None = None) ->
     app.state.scaling = scaling_store
     app.state.alerts = alert_store
     app.state.shadows = shadow_store
+    app.state.groups = group_store
     app.state.gateways = publisher.gateways
     app.state.autoscaler = autoscaler
     app.state.poke = reconciler.poke

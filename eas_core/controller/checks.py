@@ -7,9 +7,9 @@ comes back into use (`modify`, `version`): the nodes and the allow-list may have
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from eas_core.controller.backends.base import NodeInfo
+from eas_core.controller.backends.base import DEFAULT_RESOURCE_GROUP, NodeInfo
 from eas_core.controller.sources import SourcePolicy
 from eas_core.errors import InvalidDescription
 from eas_core.spec.service import Metadata, ServiceDescription, unsupported_settings
@@ -23,10 +23,13 @@ class Checks:
         sources: SourcePolicy,
         *,
         native_in_public: bool = True,
+        created_groups: Callable[[], Iterable[str]] = tuple,
     ) -> None:
-        self.nodes = nodes  # the backend's: its nodes' groups are the resource groups
+        self.nodes = nodes  # the backend's: its nodes' groups are resource groups
         self.sources = sources
         self.native_in_public = native_in_public
+        # Groups created by name (`eascmd resource create`), which may have no node yet.
+        self.created_groups = created_groups
 
     def check(self, description: ServiceDescription) -> None:
         """Processor codes and types, resource group, node sizes; every problem named."""
@@ -65,9 +68,14 @@ class Checks:
         meta = description.metadata
         everywhere = self.nodes()
         nodes = [n for n in everywhere if n.group == meta.resource]
-        if not nodes:
-            groups = ", ".join(sorted({n.group for n in everywhere})) or "none"
+        known = {DEFAULT_RESOURCE_GROUP, *self.created_groups(), *(n.group for n in everywhere)}
+        if meta.resource not in known:
+            groups = ", ".join(sorted(known))
             return [f"metadata.resource: no resource group {meta.resource!r} (have: {groups})"]
+        if not nodes:
+            # A group no node has joined yet: its instances wait Pending, saying so, until a
+            # node joins; node sizes are checked again at `modify` and `version`.
+            return []
         errors = []
         group = f"of group {meta.resource!r}"
         if not any(n.cpu >= meta.cpu for n in nodes):

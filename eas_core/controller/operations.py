@@ -10,7 +10,7 @@ change so instances follow within a tick. What the API shows of a service comes 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from eas_core.artefacts import ArtefactCache, ArtefactStore
@@ -44,6 +44,7 @@ class Operations(ServiceViews):
         *,
         snapshot: Callable[[], Snapshot],
         poke: Callable[[], None],
+        gpu_use: Callable[[], Mapping[str, Mapping[str, float]]] = dict,
     ) -> None:
         self.settings = settings
         self.repo = repo
@@ -51,6 +52,7 @@ class Operations(ServiceViews):
         self.checks = checks
         self.latest = snapshot  # what the reconciler saw last
         self.poke = poke  # run the next tick now
+        self.gpu_use = gpu_use
 
     def observed(self) -> list[ObservedInstance]:
         return self.latest().instances

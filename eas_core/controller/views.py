@@ -5,7 +5,7 @@ reconciler could not do."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from eas_core.config import ControllerSettings
 from eas_core.controller.backends.base import ObservedInstance
@@ -34,6 +34,8 @@ class ServiceViews:
     repo: Repository
     observed: Callable[[], list[ObservedInstance]]
     failures: Callable[[], dict[str, str]]
+    # Instance id → its GPU values at the collector's last round (none for one on no GPU).
+    gpu_use: Callable[[], Mapping[str, Mapping[str, float]]]
 
     def instances_of(self, name: str) -> list[ObservedInstance]:
         return [o for o in self.observed() if o.service == name]
@@ -209,6 +211,7 @@ class ServiceViews:
 
     def workers(self, name: str) -> list[Instance]:
         self.repo.get_service(name)
+        use = self.gpu_use()
         return [
             Instance(
                 instance_name=o.id,
@@ -221,6 +224,9 @@ class ServiceViews:
                 start_time=o.started_at,
                 version=o.version,
                 reason=o.reason,
+                gpus=",".join(map(str, o.gpus)),
+                gpu_memory_mb=use.get(o.id, {}).get("gpu_memory_mb", 0.0),
+                gpu_util=use.get(o.id, {}).get("gpu_util", 0.0),
             )
             for o in sorted(self.instances_of(name), key=lambda o: o.id)
         ]

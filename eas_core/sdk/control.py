@@ -29,6 +29,8 @@ from eas_core.spec.control import (
     Health,
     Instance,
     ResourceGroup,
+    ResourceGroupDetail,
+    ResourceGroupRequest,
     Service,
     ServiceLogs,
     ServiceSummary,
@@ -335,6 +337,22 @@ class ControlClient:
     def resources(self) -> list[ResourceGroup]:
         return self._call(_RESOURCE_GROUPS, "GET", "/api/v1/resources")
 
+    def create_resource(
+        self, name: str, *, description: str = "", labels: dict[str, str] | None = None
+    ) -> ResourceGroup:
+        """A resource group nodes join by its name (`eascmd resource create`)."""
+        body = ResourceGroupRequest(name=name, description=description, labels=labels or {})
+        return self._call(
+            _RESOURCE_GROUP, "POST", "/api/v1/resources", body=body.model_dump(by_alias=True)
+        )
+
+    def describe_resource(self, name: str) -> ResourceGroupDetail:
+        return self._call(_RESOURCE_GROUP_DETAIL, "GET", f"/api/v1/resources/{name}")
+
+    def delete_resource(self, name: str) -> ResourceGroup:
+        """Refused for `public` and while a service names the group; answers it as it was."""
+        return self._call(_RESOURCE_GROUP, "DELETE", f"/api/v1/resources/{name}")
+
     def health(self) -> Health:
         try:
             answer = self.http.get("/api/v1/health")
@@ -446,6 +464,8 @@ _VERSIONS = TypeAdapter(list[Version])
 _LOGS = TypeAdapter(ServiceLogs)
 _UPLOAD = TypeAdapter(Upload)
 _RESOURCE_GROUPS = TypeAdapter(list[ResourceGroup])
+_RESOURCE_GROUP = TypeAdapter(ResourceGroup)
+_RESOURCE_GROUP_DETAIL = TypeAdapter(ResourceGroupDetail)
 _HEALTH = TypeAdapter(Health)
 
 

@@ -132,6 +132,15 @@ class Instance(ControlModel):
     start_time: OptionalTimestamp = Field(alias="StartTime")
     version: int = Field(alias="Version")
     reason: str = Field(alias="Reason", description="Why it is not ready, or last restarted.")
+    gpus: str = Field(
+        "", alias="GPUs", description="GPU indices it holds, as its CUDA_VISIBLE_DEVICES."
+    )
+    gpu_memory_mb: float = Field(
+        0, alias="GpuMemoryMB", description="GPU memory its processes hold, at the last scrape."
+    )
+    gpu_util: float = Field(
+        0, alias="GpuUtil", description="Busiest utilisation (%) of the GPUs it holds memory on."
+    )
 
 
 class VersionArtefact(ControlModel):
@@ -168,6 +177,7 @@ class Node(ControlModel):
     used_gpu: int
     group: str = Field(description="The resource group the node is in.")
     labels: dict[str, str]
+    instances: int = Field(0, description="Instances placed on the node now.")
 
 
 class ResourceGroup(ControlModel):
@@ -179,6 +189,39 @@ class ResourceGroup(ControlModel):
     gpu_count: int = Field(alias="GpuCount")
     status: ResourceGroupStatus = Field(alias="Status")
     nodes: list[Node] = Field(alias="Nodes")
+    message: str = Field("", alias="Message")
+    description: str = Field("", alias="Description")
+    labels: dict[str, str] = Field(default_factory=dict, alias="Labels")
+    create_time: OptionalTimestamp = Field(
+        None, alias="CreateTime", description="Empty for a group only its nodes' labels make."
+    )
+
+
+class ResourceGroupDetail(ResourceGroup):
+    """`eascmd resource desc`: the group, and the services placed in it."""
+
+    services: list[str] = Field(alias="Services", description="Services naming this group.")
+    service_instance_count: int = Field(
+        alias="ServiceInstanceCount", description="Instances of those services, placed or not."
+    )
+
+
+# A resource group's name: it is also a Ray custom resource (`group:NAME`) and a node label.
+RESOURCE_GROUP_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
+
+
+class ResourceGroupRequest(ControlModel):
+    """`eascmd resource create`: a group that nodes join by its name."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="forbid")
+
+    name: str = Field(
+        alias="Name",
+        pattern=RESOURCE_GROUP_NAME,
+        description="Lower-case letter first, then letters, digits, '-' or '_'; at most 64.",
+    )
+    description: str = Field("", alias="Description", max_length=1024)
+    labels: dict[str, str] = Field(default_factory=dict, alias="Labels")
 
 
 class Upload(ControlModel):

@@ -26,6 +26,8 @@ class InstanceStatus(StrEnum):
 
 class ResourceGroupStatus(StrEnum):
     READY = "ResourceReady"
+    # Created, but no node has joined it yet: services placed there wait Pending.
+    NO_NODE = "ResourcePending"
 
 
 # Platform status codes of the data plane (SPEC §5).

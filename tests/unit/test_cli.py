@@ -49,7 +49,7 @@ def test_main_registers_every_command() -> None:
     assert set(cli.commands) == COMMANDS
     resource = cli.commands["resource"]
     assert isinstance(resource, click.Group)
-    assert set(resource.commands) == {"list", "list_instance"}
+    assert set(resource.commands) == {"list", "list_instance", "create", "desc", "delete"}
 
 
 def test_top_level_help_lists_each_command_once_and_whole() -> None:
@@ -65,7 +65,13 @@ def test_top_level_help_lists_each_command_once_and_whole() -> None:
 
 def test_resource_aliases_run_their_commands_but_are_not_listed() -> None:
     listed = CliRunner().invoke(cli, ["resource", "--help"]).output.split("Commands:")[1]
-    assert [line.split()[0] for line in listed.strip().splitlines()] == ["list", "list_instance"]
+    assert [line.split()[0] for line in listed.strip().splitlines()] == [
+        "create",
+        "delete",
+        "desc",
+        "list",
+        "list_instance",
+    ]
     for alias, help_line in (("ls", "List resource groups"), ("li", "The nodes of a resource")):
         result = CliRunner().invoke(cli, ["resource", alias, "--help"])
         assert result.exit_code == 0 and help_line in result.output, result.output

@@ -66,6 +66,9 @@ INSTANCE_WIRE: dict[str, object] = {
     "StartTime": "2026-01-31T08:00:01+00:00",
     "Version": 2,
     "Reason": "exited with code 1",
+    "GPUs": "0,1",
+    "GpuMemoryMB": 1500.0,
+    "GpuUtil": 35.0,
 }
 VERSION_WIRE: dict[str, object] = {
     "Version": 1,
@@ -99,8 +102,13 @@ RESOURCE_WIRE: dict[str, object] = {
             "used_gpu": 0,
             "group": "public",
             "labels": {},
+            "instances": 1,
         }
     ],
+    "Message": "Resource is ready",
+    "Description": "",
+    "Labels": {},
+    "CreateTime": "",
 }
 
 
@@ -120,6 +128,14 @@ def test_wire_json_round_trips_byte_for_byte(model: type[Service], wire: dict[st
     parsed = model.model_validate(wire)
     assert json.dumps(parsed.model_dump(by_alias=True, mode="json")) == json.dumps(wire)
     assert json.dumps(parsed.wire()) == json.dumps(wire)
+
+
+def test_a_resource_group_from_an_older_controller_still_parses() -> None:
+    """Groups answered before groups were created by name lack the newer keys."""
+    older = {k: v for k, v in RESOURCE_WIRE.items() if k in ("ResourceName", "InstanceCount")}
+    older |= {"CpuCount": 4, "GpuCount": 0, "Status": "ResourceReady", "Nodes": []}
+    group = ResourceGroup.model_validate(older)
+    assert (group.message, group.labels, group.create_time) == ("", {}, None)
 
 
 def test_fields_are_snake_case_inside_and_wire_spellings_outside() -> None:

@@ -9,15 +9,22 @@ import threading
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, text
 
-from eas_core.controller.store import Repository, ScalingStore, SeriesStore, ServiceState
+from eas_core.controller.store import (
+    GroupStore,
+    Repository,
+    ScalingStore,
+    SeriesStore,
+    ServiceState,
+)
 from eas_core.controller.store import migrate as migrations
 from eas_core.controller.store.series import FINE
 from eas_core.controller.store.tables import Base
-from eas_core.errors import EASError, NotFound
+from eas_core.errors import Conflict, EASError, NotFound
 from tests.support.postgres import Cluster
 
 # Written by the store as it was before migrations (schema version 1, tables from
@@ -125,3 +132,39 @@ def test_controllers_starting_together_on_postgresql_migrate_once(postgres: Clus
     check = Repository(url)
     assert migrations.current(check.engine) == migrations.head()
     check.close()
+
+
+def test_a_database_at_revision_0002_gains_the_resource_groups_table(store_url: str) -> None:
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        cfg = migrations.config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+    assert "resource_groups" not in inspect(engine).get_table_names()
+    engine.dispose()
+    repo = Repository(store_url)
+    try:
+        assert migrations.current(repo.engine) == migrations.head() == "0003"
+        groups = GroupStore(repo.engine)
+        groups.create("g1", description="two GPU nodes", labels={"team": "vision"})
+        assert groups.get("g1") is not None
+    finally:
+        repo.close()
+
+
+def test_resource_groups_are_created_once_listed_and_deleted(store_url: str) -> None:
+    repo = Repository(store_url)
+    try:
+        groups = GroupStore(repo.engine)
+        made = groups.create("g1", description="cpu pool", labels={"team": "search"})
+        assert (made.name, made.description, made.labels) == ("g1", "cpu pool", {"team": "search"})
+        with pytest.raises(Conflict, match="resource group 'g1' already exists"):
+            groups.create("g1", description="", labels={})
+        groups.create("a0", description="", labels={})
+        assert list(groups.all()) == ["a0", "g1"]
+        groups.delete("g1")
+        assert groups.get("g1") is None
+        with pytest.raises(NotFound, match="resource group 'g1' was not created"):
+            groups.delete("g1")
+    finally:
+        repo.close()

@@ -55,6 +55,8 @@ class ObservedInstance:
     # False while a Running instance cannot answer now (every worker stuck, or its readiness
     # probe unanswered): it leaves the route table until it answers again.
     answering: bool = True
+    # The GPU indices it holds (its CUDA_VISIBLE_DEVICES); empty on no GPU.
+    gpus: tuple[int, ...] = ()
 
     @property
     def is_ready(self) -> bool:

@@ -169,6 +169,7 @@ class LocalBackend:
             memory_mb=spec.memory_mb,
             gpu=spec.gpu,
             env=spec.env,
+            group=spec.group,
         )
         self.records[spec.id] = record
         self._try_start(record)
@@ -298,10 +299,14 @@ class LocalBackend:
         )
         self._save(record)
 
+    def _in_group(self, record: InstanceRecord) -> bool:
+        return record.group in ("", self.capacity.group)
+
     def _fits(self, record: InstanceRecord) -> bool:
         node = self._node()
         return (
-            node.used_cpu + record.cpu <= node.cpu + 1e-9
+            self._in_group(record)
+            and node.used_cpu + record.cpu <= node.cpu + 1e-9
             and node.used_memory_mb + record.memory_mb <= node.memory_mb
             and node.used_gpu + record.gpu <= node.gpu
         )
@@ -309,6 +314,10 @@ class LocalBackend:
     def _no_room(self, record: InstanceRecord) -> str:
         """Why an instance waits: what it needs, what is free, and who holds the rest — the
         service's owner can act on it (scale something down, or ask for less)."""
+        if not self._in_group(record):
+            # This backend has one node; a group it is not in has none until the operator
+            # starts a node in it.
+            return f"resource group {record.group} has no node"
         node = self._node()
         held: dict[str, float] = {}
         for other in self.records.values():
@@ -469,6 +478,7 @@ class LocalBackend:
             reason=reason,
             pid=record.pid,
             answering=answering,
+            gpus=tuple(record.gpus) if record.placed else (),
         )
 
     # -- processes -----------------------------------------------------------------------

@@ -87,6 +87,7 @@ class InstanceActor:
             "restarts": self.restarts,
             "reason": self.reason,
             "started_at": self.started_at,
+            "gpus": _visible_gpus(),
         }
 
     def describe(self) -> dict[str, Any]:
@@ -156,3 +157,9 @@ def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _visible_gpus() -> list[int]:
+    """The GPU indices Ray assigned this actor (its CUDA_VISIBLE_DEVICES)."""
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return [int(d) for d in devices.split(",") if d.strip().isdigit()]

@@ -371,6 +371,7 @@ class RayBackend:
             started_at=datetime.fromtimestamp(started, UTC) if started else None,
             reason=reason,
             pid=state.get("pid"),
+            gpus=tuple(state.get("gpus") or ()),
         )
 
     def _no_room(self, spec: dict[str, Any], cluster: list[dict[str, Any]]) -> str:
@@ -379,7 +380,7 @@ class RayBackend:
         nodes = [n for n in self._nodes(cluster) if n.group == group]
         need = f"needs {spec['cpu']:g} cpu, {spec['memory_mb']} MB, {spec['gpu']} GPU"
         if not nodes:
-            return f"waiting for room in resource group {group}: it has no nodes ({need})"
+            return f"resource group {group} has no node ({need})"
         free = "; ".join(
             f"{n.name}: {n.cpu - n.used_cpu:g} cpu, {n.memory_mb - n.used_memory_mb} MB, "
             f"{n.gpu - n.used_gpu} GPU free"

@@ -49,6 +49,9 @@ class InstanceRecord:
     # may exist though no pid says so (a new controller finds it by its environment).
     launching: bool = False
     kill_reason: str = ""  # why the backend killed it, reported once it is seen dead
+    # The resource group it must run in; "" in a record written before records named it
+    # (the node's own group, as nothing else could have placed it there).
+    group: str = ""
 
 
 RECORD_FIELDS = {f.name for f in fields(InstanceRecord)}

@@ -131,6 +131,9 @@ class Collector:
         self.pool = ThreadPoolExecutor(8, thread_name_prefix="eas-scrape")
         self.snapshot = Snapshot()
         self.previous: dict[str, Sample] = {}
+        # Instance id → its GPU values at the last round, replaced whole each round (read by
+        # `eascmd w` from API threads).
+        self.instance_gpu: dict[str, dict[str, float]] = {}
         self.gateway_previous: tuple[float, dict[str, Totals]] | None = None
         # (service, instance, metric) → [sum, count] of the coarse step that is filling.
         self.coarse: dict[tuple[str, str, str], list[float]] = {}
@@ -172,9 +175,12 @@ class Collector:
         changes: dict[str, list[tuple[Totals, float]]] = {}
         usage: dict[str, dict[str, float]] = {}
         seen: set[str] = set()
+        instance_gpu: dict[str, dict[str, float]] = {}
         for instance, sample in zip(instances, scraped, strict=True):
             seen.add(instance.id)
             on_gpu = gpu_values(sample, use) if sample is not None else {}
+            if on_gpu:
+                instance_gpu[instance.id] = on_gpu
             self._usage(instance, sample, usage, on_gpu)
             if sample is None:
                 continue
@@ -197,6 +203,7 @@ class Collector:
             points += [Point(instance.service, instance.id, m, now, v) for m, v in values.items()]
         for gone in set(self.previous) - seen:
             del self.previous[gone]
+        self.instance_gpu = instance_gpu
         for service, parts in changes.items():
             seconds = sum(s for _, s in parts) / len(parts)
             values = step_values(combined(c for c, _ in parts), seconds)

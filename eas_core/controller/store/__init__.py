@@ -1,6 +1,7 @@
 """Persistent state: SQLAlchemy tables and the repository over them."""
 
 from eas_core.controller.store.alerts import AlertStateRecord, AlertStore, DeliveryRecord
+from eas_core.controller.store.groups import GroupRecord, GroupStore
 from eas_core.controller.store.repository import Repository, ServiceRecord, VersionRecord
 from eas_core.controller.store.scaling import EventRecord, ScaleRuleRecord, ScalingStore
 from eas_core.controller.store.series import COARSE, FINE, Point, SeriesStore
@@ -14,6 +15,8 @@ __all__ = [
     "AlertStore",
     "DeliveryRecord",
     "EventRecord",
+    "GroupRecord",
+    "GroupStore",
     "Point",
     "Repository",
     "RollbackPoint",
