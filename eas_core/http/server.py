@@ -67,15 +67,9 @@ from eas_core.http.messages import (  # re-exported: handlers import them from h
 from eas_core.http.messages import (
     Responder as Responder,
 )
+from eas_core.http.names import header_name, method_name, split_target
 
 log = logging.getLogger(__name__)
-
-# Header names and methods as the server hands them on, by their bytes on the wire: most
-# requests repeat the same few, so each is decoded and lower-cased once. Bounded, because
-# the names come from callers.
-_NAMES: dict[bytes, str] = {}
-_METHODS: dict[bytes, str] = {}
-NAMES_KEPT = 512
 
 FILES_RESERVED = 64  # descriptors kept for everything but client connections
 # Reads larger than this are parsed a slice at a time (see data_received): a request's head
@@ -338,16 +332,14 @@ class HttpProtocol(asyncio.Protocol):
             or self.header_count > self.limits.max_headers
         ):
             self._stop(self._header_too_large())
-        key = _NAMES.get(name)
-        if key is None:
-            key = name.decode("latin-1").lower()
-            if len(_NAMES) < NAMES_KEPT:
-                _NAMES[name] = key
+        key = header_name(name)
         self.headers[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         server = self.server
-        request = Request(self._method(), *self._target(), self.headers, b"", True, self.peer)
+        path, query = split_target(self.url)
+        method = method_name(self.parser.get_method())
+        request = Request(method, path, query, self.headers, b"", True, self.peer)
         length = self.headers.get("content-length")
         size = int(length) if length is not None and length.isdigit() else 0
         if size > server.max_body_bytes:
@@ -371,26 +363,6 @@ class HttpProtocol(asyncio.Protocol):
         ):
             # curl sends this for bodies over 1 KiB and would otherwise wait a second.
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-
-    def _method(self) -> str:
-        raw = self.parser.get_method()
-        method = _METHODS.get(raw)
-        if method is None:
-            method = raw.decode("ascii")
-            if len(_METHODS) < NAMES_KEPT:
-                _METHODS[raw] = method
-        return method
-
-    def _target(self) -> tuple[str, str]:
-        """The request target's path and query."""
-        url = self.url
-        if url[:1] == b"/" and b"#" not in url:
-            # Origin form, what clients send: split here rather than by the general URL
-            # parser (absolute form, fragments), which builds an object per request.
-            path, _, query = url.partition(b"?")
-            return path.decode("latin-1"), query.decode("latin-1")
-        parsed = httptools.parse_url(url)
-        return parsed.path.decode("latin-1"), (parsed.query or b"").decode("latin-1")
 
     def on_body(self, chunk: bytes) -> None:
         self.body_size += len(chunk)

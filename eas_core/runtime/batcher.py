@@ -23,6 +23,7 @@ per item fail only their own request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -100,7 +101,7 @@ class Batcher:
             del self._pending[: self.max_size]
             self.running += 1
             job = self.threads.submit(self.run, batch)
-            job.add_done_callback(lambda done, batch=batch: self._settle(batch, done))
+            job.add_done_callback(functools.partial(self._settle, batch))
             # What is left over (more than one batch waited) has waited long enough too.
             self._due = bool(self._pending)
 
