@@ -198,7 +198,15 @@ class CanaryStep:
     canary: Side
     judgements: list[Judgement]
     started: float
-    decided: float
+    # When both sides were last read: the analysis reached its verdict.
+    judged: float
+    # When the pipeline reports the verdict: for a failing step, only once the canary takes
+    # no more traffic (eas_pipelines.rollout retires it first), so no caller is answered by
+    # a refused version after the verdict; otherwise the same as ``judged``.
+    decided: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.decided = self.decided or self.judged
 
     @property
     def verdict(self) -> Verdict:
@@ -213,7 +221,7 @@ class CanaryStep:
         rows = [
             f"**Canary at {self.weight}%: {self.verdict.upper()}** "
             f"({self.canary.service} vs {self.baseline.service}, "
-            f"{self.decided - self.started:.0f} s)",
+            f"{self.judged - self.started:.0f} s)",
             "",
             "| metric | baseline | canary | p-value | verdict |",
             "|---|---|---|---|---|",
@@ -248,6 +256,7 @@ class CanaryStep:
             "baseline_answers": self.baseline.requests,
             "canary_answers": self.canary.requests,
             "started": self.started,
+            "judged": self.judged,
             "decided": self.decided,
             "metrics": {
                 j.metric: {
@@ -315,7 +324,7 @@ def judge_step(
     while True:
         sleep(min(declared.interval_seconds, max(deadline - clock(), 0.0)))
         step = analyse(source, baseline, canary, weight, started, declared, clock())
-        step.decided = clock()  # the verdict is known once both sides have been read
+        step.judged = step.decided = clock()  # known once both sides have been read
         if step.verdict == "fail" or clock() >= deadline:
             log.info(f"canary {step.verdict}: {step.reason}")
             return step
@@ -345,6 +354,7 @@ class CanaryReport:
             "canary": dg.MetadataValue.md(last.table() + "\n\nSteps:\n\n" + history),
             "canary_chart": dg.MetadataValue.md(last.chart()),
             "canary_steps": dg.MetadataValue.json([s.summary() for s in self.steps]),
+            "canary_judged_at": dg.MetadataValue.timestamp(float(last.judged)),
             "canary_decided_at": dg.MetadataValue.timestamp(float(last.decided)),
         }
 

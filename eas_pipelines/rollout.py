@@ -22,6 +22,7 @@ fails to start is undone by the controller), so a dead run leaves a serving serv
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -487,8 +488,15 @@ class Rollout:
             step.verdict == "nodata" and declared.on_no_data == "continue"
         ):
             return
-        # Traffic goes back first: every second here is the canary answering callers.
+        # Traffic goes back first: every second here is the canary answering callers. The
+        # verdict is reported once that has taken effect — the release at 0 and the canary's
+        # instances stopped — so nothing the refused version answers comes after it.
         self.retire(related)
+        step.decided = time.time()
+        self.log.info(
+            f"canary {step.verdict} reported {step.decided - step.judged:.1f} s after the "
+            f"analysis: {related} retired, all traffic on {self.name}"
+        )
         raise RolloutFailed(
             "canary",
             step.reason

@@ -1,14 +1,15 @@
 """The sensors of a pipeline.
 
-    <service>_new_model    a new file under the watched store prefix → one `deploy` run for it
+    <service>_new_model    new bytes under the watched store prefix → one `deploy` run for them
     <service>_health       the live version breaks → `rollback`: judged on its real traffic from
                            the metrics API (eas_pipelines.health), or probed with the smoke
                            requests (``judge: probe``)
     <service>_run_failure  a run of this pipeline failed → POST to the declared webhook
 
-The new-model sensor remembers what it has seen in its cursor (the newest modification time
-and the keys that carry it), and names each run after the artefact's URI (``run_key``), so an
-artefact starts one deploy, however often the sensor is evaluated. On its very first
+The new-model sensor keys on content, not on file times: its cursor holds the digests of the
+artefacts it has seen (sha256 of a local file, an OSS object's ETag) and each run is named
+after the digest (``run_key``), so a model starts one deploy however often the sensor is
+evaluated, and touching a file or uploading the same bytes again starts none. On its very first
 evaluation (no cursor) it deploys only the newest artefact: the history already in the store
 is not replayed version by version.
 
@@ -55,29 +56,46 @@ def _status(enabled: bool) -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED
 
 
+# Digests the cursor remembers: a store keeps its models, but a cursor must stay small.
+CURSOR_DIGESTS = 1000
+
+
 def new_artefacts(
     found: list[StoredArtefact], cursor: str | None
 ) -> tuple[list[StoredArtefact], str]:
-    """(artefacts not seen before, oldest first; the new cursor).
+    """(artefacts whose bytes were not seen before, oldest first; the new cursor).
 
-    The cursor is the newest modification time seen and the keys that carry it: anything
-    later, or as late but not among those keys, is new. Without a cursor only the newest
-    artefact counts as new.
+    The cursor is the list of content digests seen, oldest first: touching a file, or
+    putting identical bytes under another name, brings nothing new; new bytes bring one
+    artefact (the newest of those carrying them). Without a cursor only the newest artefact
+    counts as new: the history already in the store is not replayed.
     """
 
     def order(artefact: StoredArtefact) -> tuple[float, str]:
         return artefact.modified, artefact.key
 
+    ordered = sorted(found, key=order)
     if cursor is None:
-        fresh = [max(found, key=order)] if found else []
-        t, keys = 0.0, set()
+        fresh = ordered[-1:]
+        seen: list[str] = []
     else:
-        seen = json.loads(cursor)
-        t, keys = float(seen["t"]), set(seen["keys"])
-        fresh = [a for a in found if a.modified > t or (a.modified == t and a.key not in keys)]
-    newest = max([t, *(a.modified for a in found)])
-    at_newest = {a.key for a in found if a.modified == newest} | (keys if newest == t else set())
-    return sorted(fresh, key=order), json.dumps({"t": newest, "keys": sorted(at_newest)})
+        stored = json.loads(cursor)
+        if "digests" in stored:
+            seen = list(stored["digests"])
+        else:
+            # A cursor of the time-keyed sensor this one replaced: what it had reached is
+            # seen, so upgrading deploys nothing twice.
+            reached = float(stored["t"])
+            seen = list(dict.fromkeys(a.digest for a in ordered if a.modified <= reached))
+        known = set(seen)
+        by_digest = {a.digest: a for a in ordered if a.digest not in known}
+        fresh = sorted(by_digest.values(), key=order)
+    known = set(seen)
+    for artefact in ordered:
+        if artefact.digest not in known:
+            known.add(artefact.digest)
+            seen.append(artefact.digest)
+    return fresh, json.dumps({"digests": seen[-CURSOR_DIGESTS:]})
 
 
 def build_new_model_sensor(
@@ -105,7 +123,8 @@ def build_new_model_sensor(
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
-                    run_key=artefact.uri,
+                    # The bytes name the run: one deploy per model, whatever file carries it.
+                    run_key=f"{service}:{artefact.digest}",
                     run_config=deploy_run_config(service, artefact.uri),
                     tags={SERVICE_TAG: service, "eas/trigger": "new_model"},
                 )

@@ -10,7 +10,9 @@ retrain is a new model, and a URI must never come to mean other bytes. A directo
 (a SavedModel, a model with side files) is packed into a reproducible ``.tar.gz`` first;
 the core unpacks archives when it deploys them.
 
-``list`` is what the new-model sensor watches: every file under a prefix, with its time.
+``list`` is what the new-model sensor watches: every file under a prefix, with its content
+digest — the sha256 of a local file, the ETag OSS computes from an object's bytes — so the
+sensor keys on what a model is, not on when its file was last touched.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class StoredArtefact:
     key: str
     modified: float
     size: int
+    # What the bytes are: equal digests, equal models (sha256 hex; an OSS ETag, quoted
+    # by the store's kind so the two never compare equal by accident).
+    digest: str
 
 
 class ModelStore(Protocol):
@@ -105,6 +110,28 @@ def _unique_name(path: Path, name: str) -> tuple[str, str]:
     return f"{stamp()}-{file_digest(path)[:12]}", f"{name}{suffixes}"
 
 
+# (path, size, mtime_ns) → sha256: a sensor lists its prefix every few seconds and must not
+# re-read every model each time; a file whose size and mtime are unchanged keeps its digest.
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+_DIGESTS_KEPT = 4096
+
+
+def _local_digest(path: Path, stat: os.stat_result) -> str:
+    known = (str(path), stat.st_size, stat.st_mtime_ns)
+    digest = _DIGESTS.get(known)
+    if digest is None:
+        if len(_DIGESTS) >= _DIGESTS_KEPT:
+            _DIGESTS.clear()
+        digest = _DIGESTS[known] = file_digest(path)
+    return digest
+
+
+def _etag_digest(etag: str) -> str:
+    """OSS's ETag of an object: the MD5 of its bytes for a simple upload, a hash of the
+    parts for a multipart one — the same bytes uploaded the same way give the same ETag."""
+    return "etag:" + etag.strip('"').lower()
+
+
 class InstallationModelStore:
     kind = "installation"
 
@@ -125,6 +152,7 @@ class InstallationModelStore:
                 key=named.name,
                 modified=time.time(),
                 size=named.stat().st_size,
+                digest=file_digest(named),
             )
 
     def list(self, prefix: str) -> list[StoredArtefact]:
@@ -158,11 +186,16 @@ class LocalModelStore:
             # One rename: a watcher sees the whole artefact or nothing.
             staged.rename(final)
         file = final / filename
+        return self._artefact(file)
+
+    def _artefact(self, file: Path) -> StoredArtefact:
+        stat = file.stat()
         return StoredArtefact(
             uri=str(file),
             key=file.relative_to(self.root).as_posix(),
-            modified=file.stat().st_mtime,
-            size=file.stat().st_size,
+            modified=stat.st_mtime,
+            size=stat.st_size,
+            digest=_local_digest(file, stat),
         )
 
     def list(self, prefix: str) -> list[StoredArtefact]:
@@ -174,15 +207,7 @@ class LocalModelStore:
             relative = path.relative_to(watched).parts
             if any(part.startswith(".") for part in relative):
                 continue  # files being written (temp names) are not artefacts yet
-            stat = path.stat()
-            found.append(
-                StoredArtefact(
-                    uri=str(path),
-                    key=path.relative_to(self.root).as_posix(),
-                    modified=stat.st_mtime,
-                    size=stat.st_size,
-                )
-            )
+            found.append(self._artefact(path))
         return found
 
     def service_fields(self) -> dict[str, Any]:
@@ -222,10 +247,14 @@ class OSSModelStore:
             source = _as_file(path, Path(tmp))
             unique, filename = _unique_name(source, name)
             key = self._key(unique, filename)
-            bucket.put_object_from_file(key, str(source))
+            result = bucket.put_object_from_file(key, str(source))
             size = source.stat().st_size
         return StoredArtefact(
-            uri=f"oss://{self.declared.bucket}/{key}", key=key, modified=time.time(), size=size
+            uri=f"oss://{self.declared.bucket}/{key}",
+            key=key,
+            modified=time.time(),
+            size=size,
+            digest=_etag_digest(result.etag),
         )
 
     def list(self, prefix: str) -> list[StoredArtefact]:
@@ -239,6 +268,7 @@ class OSSModelStore:
                 key=obj.key,
                 modified=float(obj.last_modified),
                 size=int(obj.size),
+                digest=_etag_digest(obj.etag),
             )
             for obj in oss2.ObjectIterator(bucket, prefix=watched)
             if not obj.key.endswith("/")

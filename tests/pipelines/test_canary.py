@@ -146,18 +146,25 @@ def test_a_bad_model_is_caught_at_the_first_canary_step_and_rolled_back(
     # 500 "broken"), or a failure of the switch itself.
     during = [(t, status, body) for t, status, body in answers if t >= started]
     by_bad = [(t, status) for t, status, body in during if body in (b"v2", b"broken")]
+    # The pipeline reports its verdict once the canary is retired; the analysis read both
+    # sides a little earlier, and the bad version answered callers in between.
     verdict = failure["canary_decided_at"] - wall_offset
+    judged = failure["canary_judged_at"] - wall_offset
     restored = max((t for t, _ in by_bad), default=started) - started
     after_verdict = sum(1 for t, _ in by_bad if t > verdict)
+    after_analysis = sum(1 for t, _ in by_bad if t > judged)
     failed = [status for _, status, body in during if status != 200]
     print(
         f"\n[{metric}] deploy start → previous version serving 100 %: {restored:.1f} s "
         f"(run ended after {ended - started:.1f} s); answered by the bad version: "
         f"{len(by_bad)}/{len(during)} = {len(by_bad) / len(during):.2%}; after the failing "
-        f"verdict: {after_verdict}; failed calls seen by callers: {len(failed)} "
+        f"verdict: {after_verdict} (after the analysis, {verdict - judged:.1f} s before it: "
+        f"{after_analysis}); failed calls seen by callers: {len(failed)} "
         f"({sorted(set(failed))})"
     )
     assert by_bad, "the bad version never answered a caller: the canary step judged nothing"
+    assert judged <= verdict
+    assert after_verdict == 0, f"{after_verdict} answers by the refused version after the verdict"
     # Calls sent once the run had ended were all answered by the previous version.
     assert all(body == b"v1" for status, body in load.result.sent_since(ended))
     assert len(by_bad) / len(during) <= 0.05

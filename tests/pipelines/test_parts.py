@@ -114,21 +114,52 @@ def test_bake_thresholds_judge_5xx_share_errors_and_latency() -> None:
     ]
 
 
-def test_the_new_model_cursor_sees_each_artefact_once() -> None:
-    def artefact(key: str, modified: float) -> StoredArtefact:
-        return StoredArtefact(uri=f"/s/{key}", key=key, modified=modified, size=1)
+def test_the_new_model_cursor_sees_each_model_once_by_its_digest() -> None:
+    def artefact(key: str, modified: float, digest: str) -> StoredArtefact:
+        return StoredArtefact(uri=f"/s/{key}", key=key, modified=modified, size=1, digest=digest)
 
-    old, a, b = artefact("old", 1.0), artefact("a", 5.0), artefact("b", 5.0)
+    old, a = artefact("old", 1.0, "d-old"), artefact("a", 5.0, "d-a")
     fresh, cursor = new_artefacts([old, a], None)
     assert fresh == [a]  # first evaluation: only the newest, history is not replayed
+    assert json.loads(cursor) == {"digests": ["d-old", "d-a"]}
     assert new_artefacts([old, a], cursor)[0] == []
-    fresh, cursor = new_artefacts([old, a, b], cursor)  # same time stamp, new key
-    assert fresh == [b]
-    late = artefact("late", 9.0)
-    fresh, cursor = new_artefacts([old, a, b, late], cursor)
-    assert fresh == [late]
-    assert new_artefacts([old, a, b, late], cursor)[0] == []
-    assert new_artefacts([], None) == ([], '{"t": 0.0, "keys": []}')
+    touched = artefact("a", 50.0, "d-a")  # a new mtime, the same bytes
+    assert new_artefacts([old, touched], cursor)[0] == []
+    copy = artefact("copy-of-a", 60.0, "d-a")  # the same bytes under another name
+    assert new_artefacts([old, a, copy], cursor)[0] == []
+    b, b_again = artefact("b", 5.0, "d-b"), artefact("b2", 7.0, "d-b")
+    fresh, cursor = new_artefacts([old, a, b, b_again], cursor)
+    assert fresh == [b_again]  # new bytes: one artefact, the newest carrying them
+    rewritten = artefact("a", 70.0, "d-a2")  # new bytes written over an old file
+    fresh, cursor = new_artefacts([old, rewritten, b, b_again], cursor)
+    assert fresh == [rewritten]
+    assert new_artefacts([old, rewritten, b, b_again], cursor)[0] == []
+    assert new_artefacts([], None) == ([], '{"digests": []}')
+    # The time-keyed cursor of earlier releases: what it had reached counts as seen.
+    assert new_artefacts([old, a, b], '{"t": 5.0, "keys": ["a"]}')[0] == []
+    assert new_artefacts([old, a, rewritten], '{"t": 5.0, "keys": ["a"]}')[0] == [rewritten]
+
+
+def test_the_local_store_digests_content_not_file_times(tmp_path: Path) -> None:
+    model = tmp_path / "model.joblib"
+    model.write_bytes(b"weights")
+    store = LocalModelStore(tmp_path / "store", "trained")
+    first, second = store.put(model, "svc"), store.put(model, "svc")
+    assert first.digest == second.digest  # identical bytes re-uploaded
+    seen, cursor = new_artefacts(store.list(""), None)
+    assert len(seen) == 1
+
+    os.utime(first.uri, (time.time() + 100, time.time() + 100))  # touched
+    assert store.list("")[0].modified != first.modified
+    assert new_artefacts(store.list(""), cursor)[0] == []
+    store.put(model, "svc")
+    assert new_artefacts(store.list(""), cursor)[0] == []
+
+    model.write_bytes(b"new weights")
+    third = store.put(model, "svc")
+    fresh, cursor = new_artefacts(store.list(""), cursor)
+    assert [a.uri for a in fresh] == [third.uri]
+    assert new_artefacts(store.list(""), cursor)[0] == []
 
 
 def test_the_local_store_gives_every_model_its_own_read_only_path(tmp_path: Path) -> None:

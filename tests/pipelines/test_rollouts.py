@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from eas_core.sdk import ServiceStatus
+from eas_core.sdk import ServiceStatus, file_digest
 from eas_pipelines.factory import build_definitions
 from eas_pipelines.jobs import deploy_run_config
 from eas_pipelines.resources import EASResource
@@ -181,7 +181,7 @@ def test_a_model_that_fails_to_load_is_rolled_back_and_the_run_fails(
     assert answer["p_1"] < 0.1
 
 
-def test_new_model_sensor_starts_one_deploy_per_new_artefact(
+def test_new_model_sensor_starts_one_deploy_per_new_model_bytes(
     installation: Installation,
     eas: EASResource,
     dagster_instance: dg.DagsterInstance,
@@ -208,17 +208,23 @@ def test_new_model_sensor_starts_one_deploy_per_new_artefact(
     first.parent.mkdir(parents=True)
     shutil.copyfile(models["good"], first)
     requests, cursor = evaluate(cursor)
-    assert [r.run_key for r in requests] == [str(first)]
+    assert [r.run_key for r in requests] == [f"{name}:{file_digest(first)}"]
     assert requests[0].run_config == deploy_run_config(name, str(first))
     assert evaluate(cursor)[0] == []  # evaluated again: nothing new, no second deploy
 
-    second = incoming / "2025-01-02" / "model.pmml"
-    second.parent.mkdir()
-    shutil.copyfile(models["good"], second)
     later = first.stat().st_mtime + 1  # as a later upload would have
-    os.utime(second, (later, later))
+    os.utime(first, (later, later))  # touched: the same bytes, nothing to deploy
+    assert evaluate(cursor)[0] == []
+    copy = incoming / "2025-01-02" / "model.pmml"  # the same bytes uploaded again
+    copy.parent.mkdir()
+    shutil.copyfile(models["good"], copy)
+    assert evaluate(cursor)[0] == []
+
+    second = incoming / "2025-01-03" / "model.pmml"  # new bytes (a valid PMML still)
+    second.parent.mkdir()
+    second.write_bytes(models["good"].read_bytes() + b"\n<!-- retrained -->\n")
     requests, cursor = evaluate(cursor)
-    assert [r.run_key for r in requests] == [str(second)]
+    assert [r.run_key for r in requests] == [f"{name}:{file_digest(second)}"]
     assert evaluate(cursor)[0] == []
 
     job = defs.resolve_job_def(f"{name}_deploy")

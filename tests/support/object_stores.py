@@ -1,8 +1,10 @@
 """Object stores on loopback for the ``oss://`` and ``s3://`` tests.
 
 S3: moto's server mode, a real S3-compatible HTTP server in a thread. OSS: a small server
-written here that speaks the part of the OSS API ``model_path`` reading uses — HEAD and GET
-of an object, ListObjects (V1) with prefix, marker and max-keys — and refuses every request
+written here that speaks the part of the OSS API ``model_path`` reading and the pipelines'
+oss model store use — HEAD, GET and a simple PUT of an object (answered with its ETag, the
+MD5 of its bytes, as OSS does), ListObjects (V1) with prefix, marker and max-keys — and
+refuses every request
 whose V1 signature does not check: ``Authorization: OSS <id>:<base64 HMAC-SHA1>`` over
 VERB, Content-MD5, Content-Type, Date, the canonicalized ``x-oss-*`` headers and the
 canonicalized resource (``/bucket/key`` plus signed sub-resources), as OSS documents it.
@@ -131,16 +133,27 @@ def _error(code: str, message: str) -> bytes:
     ).encode()
 
 
+def _etag(data: bytes) -> str:
+    """A simple upload's ETag, as OSS gives it: the upper-case MD5 hex of the bytes."""
+    return hashlib.md5(data).hexdigest().upper()
+
+
 def _handler(server: OSSServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
             pass
 
         def answer(
-            self, status: int, body: bytes = b"", content_type: str = "application/xml"
+            self,
+            status: int,
+            body: bytes = b"",
+            content_type: str = "application/xml",
+            etag: str | None = None,
         ) -> None:
             server.requests.append((self.command, self.path, status))
             self.send_response(status)
+            if etag is not None:
+                self.send_header("ETag", f'"{etag}"')
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("x-oss-request-id", "test")
@@ -169,6 +182,10 @@ def _handler(server: OSSServer) -> type[BaseHTTPRequestHandler]:
             objects = server.buckets.get(bucket)
             if objects is None:
                 return self.answer(404, _error("NoSuchBucket", f"no bucket {bucket}"))
+            if self.command == "PUT" and key:
+                length = int(self.headers.get("Content-Length") or 0)
+                objects[key] = self.rfile.read(length)
+                return self.answer(200, etag=_etag(objects[key]))
             if not key:
                 return self.list(bucket, objects, query)
             if key not in objects:
@@ -188,7 +205,7 @@ def _handler(server: OSSServer) -> type[BaseHTTPRequestHandler]:
 
             contents = "".join(
                 f"<Contents><Key>{name(k)}</Key><LastModified>2025-01-01T00:00:00.000Z"
-                f'</LastModified><ETag>"{hashlib.md5(objects[k]).hexdigest().upper()}"</ETag>'
+                f'</LastModified><ETag>"{_etag(objects[k])}"</ETag>'
                 f"<Type>Normal</Type><Size>{len(objects[k])}</Size>"
                 f"<StorageClass>Standard</StorageClass></Contents>"
                 for k in page
@@ -207,6 +224,7 @@ def _handler(server: OSSServer) -> type[BaseHTTPRequestHandler]:
 
         do_GET = route
         do_HEAD = route
+        do_PUT = route
 
     return Handler
 
