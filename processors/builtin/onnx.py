@@ -23,6 +23,7 @@ model's exact datatype (platform ``onnxruntime_onnx``).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,15 @@ class ONNXProcessor(TensorProcessor):
                 f"{', '.join(ort.get_available_providers())}); onnx_gpu needs onnxruntime-gpu"
             )
         path = find_onnx(model_entry)
+        options = ort.SessionOptions()
+        # ONNX Runtime sizes its pool to the machine's cores and pins a thread to each, past
+        # the CPUs the instance was given: it gets as many threads as it has CPUs.
+        options.intra_op_num_threads = cpu_threads()
+        options.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(path), providers=self.providers)
+            self.session = ort.InferenceSession(
+                str(path), sess_options=options, providers=self.providers
+            )
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ProcessorLoadError(
@@ -230,3 +238,12 @@ def _json_value(array: Array) -> Any:
 
 class ONNXGPUProcessor(ONNXProcessor):
     providers = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def cpu_threads() -> int:
+    """The threads a framework should use: ``OMP_NUM_THREADS`` as the instance was started
+    with (its ``cpu``), else the CPUs this process may run on."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return max(1, len(os.sched_getaffinity(0)))

@@ -216,3 +216,14 @@ def test_batched_service_answers_bit_identically_to_unbatched(
         assert metric(url, "eas_batch_size_sum", service=unique_name) == len(bodies)
         # Fewer processor calls than requests: some of them shared a batch.
         assert metric(url, "eas_batch_size_count", service=unique_name) < len(bodies)
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_onnx_runtime_uses_the_threads_the_instance_was_given(
+    model: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, threads: str
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
+    path, _ = model
+    processor = load(Case("onnx", str(path), b"", lambda body: None))
+    options = processor.session.get_session_options()  # type: ignore[attr-defined]
+    assert options.intra_op_num_threads == int(threads)

@@ -166,3 +166,15 @@ def test_instance_and_log_directories_are_private(tmp_path: Path) -> None:
             assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o700, name
     finally:
         local.shutdown(stop_instances=False)
+
+
+def test_an_instance_gets_as_many_library_threads_as_it_has_cpus() -> None:
+    from eas_core.controller.backends.local import thread_limits
+
+    assert thread_limits(1) == {
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    assert thread_limits(0.1)["OMP_NUM_THREADS"] == "1"  # a share of a CPU is one thread
+    assert thread_limits(2.5)["OMP_NUM_THREADS"] == "3"

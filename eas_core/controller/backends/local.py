@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -356,6 +357,7 @@ class LocalBackend:
         # this node's go.
         env = child_environment(
             {
+                **thread_limits(record.cpu),
                 **record.env,
                 **self.node_env,
                 "EAS_INSTANCE_ID": record.id,
@@ -575,3 +577,10 @@ def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def thread_limits(cpu: float) -> dict[str, str]:
+    """Numeric libraries size their thread pools to the machine's cores unless told: an
+    instance's are sized to its ``cpu`` (its own environment, applied after, may say more)."""
+    threads = str(max(1, math.ceil(cpu)))
+    return {"OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
