@@ -126,7 +126,9 @@ class Collector:
         self.gpu_usage = gpu_usage or (gpus.usage if gpus.detect() else None)
         self.series = series
         self.clock = clock
-        self.gateway_metrics = settings.gateway_url + METRICS_PATH
+        # Every gateway of the installation counts the calls it passed on: the service's
+        # gateway rates are their sum.
+        self.gateway_metrics = [url + METRICS_PATH for url in settings.gateway_urls]
         self.http = httpx.Client(timeout=settings.metrics_scrape_timeout)
         self.pool = ThreadPoolExecutor(8, thread_name_prefix="eas-scrape")
         self.snapshot = Snapshot()
@@ -134,7 +136,8 @@ class Collector:
         # Instance id → its GPU values at the last round, replaced whole each round (read by
         # `eascmd w` from API threads).
         self.instance_gpu: dict[str, dict[str, float]] = {}
-        self.gateway_previous: tuple[float, dict[str, Totals]] | None = None
+        # Gateway metrics URL → (when, its totals) at its last scrape.
+        self.gateway_previous: dict[str, tuple[float, dict[str, Totals]]] = {}
         # (service, instance, metric) → [sum, count] of the coarse step that is filling.
         self.coarse: dict[tuple[str, str, str], list[float]] = {}
         self.coarse_step_start: float | None = None
@@ -253,25 +256,38 @@ class Collector:
                 mine["cpu_cores"] = mine.get("cpu_cores", 0.0) + cores
 
     def _gateway(self, now: float, services: set[str]) -> list[Point]:
+        summed: dict[str, dict[str, float]] = {}
+        for url in self.gateway_metrics:
+            for service, values in self._gateway_rates(url, services).items():
+                into = summed.setdefault(service, {})
+                for metric, value in values.items():
+                    into[metric] = into.get(metric, 0.0) + value
+        return [
+            Point(service, "", metric, now, value)
+            for service, values in summed.items()
+            for metric, value in values.items()
+        ]
+
+    def _gateway_rates(self, url: str, services: set[str]) -> dict[str, dict[str, float]]:
+        """Service → its rates through one gateway since that gateway's last scrape."""
         try:
-            answer = self.http.get(self.gateway_metrics)
+            answer = self.http.get(url)
             answer.raise_for_status()
             totals = gateway_totals(answer.text)
         except (httpx.HTTPError, ValueError) as exc:
-            log.debug("cannot scrape the gateway: %s", exc)
-            return []
+            log.debug("cannot scrape the gateway at %s: %s", url, exc)
+            return {}
         at = time.monotonic()
-        before = self.gateway_previous
-        self.gateway_previous = (at, totals)
+        before = self.gateway_previous.get(url)
+        self.gateway_previous[url] = (at, totals)
         if before is None or at <= before[0]:
-            return []
-        points = []
+            return {}
+        rates = {}
         for service, current in totals.items():
             if service not in services and service not in before[1]:
                 continue  # "_unknown" and services gone: nothing to chart
-            values = gateway_values(current.delta(before[1].get(service)), at - before[0])
-            points += [Point(service, "", m, now, v) for m, v in values.items()]
-        return points
+            rates[service] = gateway_values(current.delta(before[1].get(service)), at - before[0])
+        return rates
 
     # -- the coarse tier ----------------------------------------------------------------
     def _downsample(self, now: float, points: list[Point]) -> None:
