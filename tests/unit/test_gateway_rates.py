@@ -4,6 +4,7 @@ metrics endpoints; the controller's collection round as it runs)."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,10 @@ def serving(text: Callable[[], str]) -> ThreadingHTTPServer:
     return server
 
 
+def scraped(counts: dict[str, tuple[int, int]], name: str) -> str:
+    return gateway_text(*counts[name])
+
+
 def gateway_text(ok: int, failed: int) -> str:
     return (
         "# TYPE eas_gateway_requests counter\n"
@@ -46,7 +51,7 @@ def gateway_text(ok: int, failed: int) -> str:
 
 def test_the_gateway_rates_of_a_service_are_summed_over_every_gateway(tmp_path: Path) -> None:
     counts = {"a": (0, 0), "b": (0, 0)}
-    gateways = {name: serving(lambda name=name: gateway_text(*counts[name])) for name in counts}
+    gateways = {name: serving(functools.partial(scraped, counts, name)) for name in counts}
     instance = serving(lambda: "")
     repo = Repository(f"sqlite:///{tmp_path / 'eas.db'}")
     urls = [f"http://127.0.0.1:{g.server_address[1]}" for g in gateways.values()]
