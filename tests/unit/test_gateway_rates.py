@@ -85,3 +85,13 @@ def test_the_gateway_rates_of_a_service_are_summed_over_every_gateway(tmp_path: 
             server.shutdown()
             server.server_close()
         repo.close()
+
+
+def test_prometheus_discovers_every_gateway() -> None:
+    from eas_core.controller.api.prometheus import targets
+
+    found = targets(Snapshot(), ["http://127.0.0.1:8080", "http://10.0.0.2:8081"])
+    assert [(t["targets"], t["labels"]["instance"]) for t in found] == [
+        (["127.0.0.1:8080"], "gateway"),
+        (["10.0.0.2:8081"], "gateway-2"),
+    ]

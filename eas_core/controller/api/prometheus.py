@@ -31,18 +31,21 @@ TARGETS_PATH = "/api/v1/prometheus/targets"
 router = APIRouter(responses=ERROR_RESPONSES)
 
 
-def targets(snapshot: Snapshot, gateway_url: str) -> list[dict[str, Any]]:
-    gateway = urlsplit(gateway_url)
-    found: list[dict[str, Any]] = [
-        {
-            "targets": [f"{gateway.hostname}:{gateway.port}"],
-            "labels": {
-                "eas_role": "gateway",
-                "instance": "gateway",
-                "__metrics_path__": METRICS_PATH,
-            },
-        }
-    ]
+def targets(snapshot: Snapshot, gateway_urls: list[str]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for number, url in enumerate(gateway_urls, start=1):
+        gateway = urlsplit(url)
+        found.append(
+            {
+                "targets": [f"{gateway.hostname}:{gateway.port}"],
+                "labels": {
+                    "eas_role": "gateway",
+                    # The first keeps the name it had when there was only ever one.
+                    "instance": "gateway" if number == 1 else f"gateway-{number}",
+                    "__metrics_path__": METRICS_PATH,
+                },
+            }
+        )
     for instance in sorted(snapshot.instances, key=lambda i: i.id):
         if instance.status not in (InstanceStatus.STARTING, InstanceStatus.RUNNING):
             continue
@@ -65,7 +68,7 @@ def targets(snapshot: Snapshot, gateway_url: str) -> list[dict[str, Any]]:
 
 @router.get(TARGETS_PATH)
 def prometheus_targets(request: Request) -> list[dict[str, Any]]:
-    """Every instance and the gateway as Prometheus targets. ``Authorization: Bearer`` with
+    """Every instance and every gateway as Prometheus targets. ``Authorization: Bearer`` with
     the installation's Prometheus token (``DATA_DIR/prometheus.token``)."""
     settings: ControllerSettings = request.app.state.settings
     given = request.headers.get("authorization", "")
@@ -77,4 +80,4 @@ def prometheus_targets(request: Request) -> list[dict[str, Any]]:
             "token (DATA_DIR/prometheus.token)"
         )
     latest: Callable[[], Snapshot] = request.app.state.snapshot
-    return targets(latest(), settings.gateway_url)
+    return targets(latest(), settings.gateway_urls)
