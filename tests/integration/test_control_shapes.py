@@ -46,10 +46,26 @@ INSTANCE_KEYS = [
     "StartTime",
     "Version",
     "Reason",
+    # Added after the PAI-EAS keys, in this order: what GPUs the instance holds and uses.
+    "GPUs",
+    "GpuMemoryMB",
+    "GpuUtil",
 ]
 VERSION_KEYS = ["Version", "CreateTime", "ServiceConfig", "Artefacts"]
 ARTEFACT_KEYS = ["uri", "digest", "filename", "size", "source"]
-RESOURCE_KEYS = ["ResourceName", "InstanceCount", "CpuCount", "GpuCount", "Status", "Nodes"]
+RESOURCE_KEYS = [
+    "ResourceName",
+    "InstanceCount",
+    "CpuCount",
+    "GpuCount",
+    "Status",
+    "Nodes",
+    # Added for groups a user creates.
+    "Message",
+    "Description",
+    "Labels",
+    "CreateTime",
+]
 NODE_KEYS = [
     "name",
     "ip",
@@ -61,6 +77,7 @@ NODE_KEYS = [
     "used_gpu",
     "group",
     "labels",
+    "instances",
 ]
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
 
@@ -164,7 +181,8 @@ def test_other_reads_keep_their_keys(installation: Installation, served: str) ->
     )
     assert list(upload) == ["uri", "digest", "filename", "size"]
     health = httpx.get(f"{installation.controller_url}/api/v1/health", timeout=10).json()
-    assert list(health) == ["status", "version", "pid"]
+    assert list(health) == ["status", "version", "pid", "role", "leader"]
+    assert health["role"] == "leader"  # the one controller of this installation
 
 
 def test_cli_json_is_what_the_api_sends(installation: Installation, served: str) -> None:
