@@ -76,7 +76,7 @@ def canary_document(name: str, store: Path) -> dict[str, Any]:
         },
         "train": "tests.pipelines.training:train_flaky",
         "store": {"kind": "local", "path": str(store)},
-        "smoke_tests": {"requests": [{"name": "ping", "body": "ping"}]},
+        "smoke_tests": {"requests": [{"name": "smoke", "body": "smoke"}]},
         "rollout": {
             "strategy": "blue_green",
             "steps": [5, 25, 50, 100],

@@ -24,6 +24,10 @@ class CanaryProcessor(allspark.BaseProcessor):
         if delay:
             time.sleep(delay / 1000)
         every = self.model.get("error_every", 0)
+        # The pipeline's smoke ping ("smoke") always passes, as a model broken only on real
+        # traffic does; callers' calls are counted, and every error_every-th of them fails.
+        if data == b"smoke":
+            return self.model["label"].encode(), 200
         with self.lock:
             self.calls += 1
             broken = every > 0 and self.calls % every == 0
