@@ -8,6 +8,7 @@ instances.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,23 @@ def declare(tmp_path: Path) -> Callable[[dict[str, Any]], PipelineDeclaration]:
         return parse_declaration(document, base_dir=tmp_path)
 
     return make
+
+
+def dagster_environment(
+    home: Path, declarations: Path, installation: Installation
+) -> dict[str, str]:
+    """The environment of a Dagster process (webserver, daemon) serving this project's
+    pipelines against ``installation``: none of this process's EAS_/DAGSTER_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EAS_", "DAGSTER_"))}
+    env.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "EAS_PIPELINES_DIR": str(declarations),
+            "EAS_PIPELINES_ENDPOINT": installation.controller_url,
+            "EAS_PIPELINES_ACCESS_KEY_ID": installation.client.key.id,
+            "EAS_PIPELINES_ACCESS_KEY_SECRET": installation.client.key.secret,
+            "EAS_PIPELINES_GATEWAY": installation.gateway_url,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
+    )
+    return env

@@ -21,7 +21,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from eas_pipelines.declaration import PipelineDeclaration
 from eas_pipelines.factory import build_definitions
-from tests.pipelines.conftest import REPO
+from tests.pipelines.conftest import REPO, dagster_environment
 from tests.pipelines.test_canary import (  # the module's installation, started once more here
     canary_document,
     canary_model,
@@ -49,17 +49,7 @@ def home(tmp_path: Path) -> Path:
 
 
 def serve(home: Path, declarations: Path, installation: Installation) -> tuple[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EAS_", "DAGSTER_"))}
-    env.update(
-        {
-            "DAGSTER_HOME": str(home),
-            "EAS_PIPELINES_DIR": str(declarations),
-            "EAS_PIPELINES_ENDPOINT": installation.controller_url,
-            "EAS_PIPELINES_ACCESS_KEY_ID": installation.client.key.id,
-            "EAS_PIPELINES_ACCESS_KEY_SECRET": installation.client.key.secret,
-            "EAS_PIPELINES_GATEWAY": installation.gateway_url,
-        }
-    )
+    env = dagster_environment(home, declarations, installation)
     port = free_port()
     command = [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port)]
     with open(home / "webserver.log", "wb") as log:

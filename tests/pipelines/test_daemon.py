@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from eas_pipelines.jobs import deploy_run_config
-from tests.pipelines.conftest import REPO, flaky_document
+from tests.pipelines.conftest import REPO, dagster_environment, flaky_document
 from tests.pipelines.training import flaky_model
 from tests.support.installation import Installation, wait_for
 
@@ -58,18 +58,7 @@ def start_daemon(
         "working_directory": str(REPO),
     }
     workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": location}]}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EAS_", "DAGSTER_"))}
-    env.update(
-        {
-            "DAGSTER_HOME": str(home),
-            "EAS_PIPELINES_DIR": str(declarations),
-            "EAS_PIPELINES_ENDPOINT": installation.controller_url,
-            "EAS_PIPELINES_ACCESS_KEY_ID": installation.client.key.id,
-            "EAS_PIPELINES_ACCESS_KEY_SECRET": installation.client.key.secret,
-            "EAS_PIPELINES_GATEWAY": installation.gateway_url,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        }
-    )
+    env = dagster_environment(home, declarations, installation)
     with log.open("wb") as out:
         # A session of its own: the code server and run workers the daemon starts are its
         # children, and stopping the daemon's group stops exactly what this test started.
