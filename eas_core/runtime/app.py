@@ -10,13 +10,15 @@ a batch (``batcher``) — under the deadline (408) → answer. The Open Inferenc
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import time
+from collections.abc import Callable
 
 from eas_core.auth.tokens import is_authorized_request
 from eas_core.config import RuntimeSettings
-from eas_core.http.server import Request, Responder, Response, text
+from eas_core.http.server import DEFERRED, Request, Responder, Response, text
 from eas_core.runtime import v2
 from eas_core.runtime.admission import Admission
 from eas_core.runtime.batcher import Batcher
@@ -104,14 +106,19 @@ class RuntimeApp:
         path = request.path
         if path.startswith(BUILTIN_PREFIX):
             return self.builtin(path[len(BUILTIN_PREFIX) :])
-        if not self.inline.inline or path.startswith(V2_PREFIX):
+        if path.startswith(V2_PREFIX):
             return None
         if not self.is_authorized(request):
             return text(UNAUTHORIZED, "invalid or missing token")
         refusal = self.refusal()
         if refusal is not None:
             return refusal
-        return self.predict_inline(request, time.monotonic())
+        started = time.monotonic()
+        if self.inline.inline:
+            return self.predict_inline(request, started)
+        # On a worker thread: answered from the call's own callback, with no task per call.
+        self.start_call(request, started, functools.partial(responder.respond, request))
+        return DEFERRED
 
     async def handle(self, request: Request) -> Response:
         path = request.path
@@ -164,38 +171,24 @@ class RuntimeApp:
         started = time.monotonic()
         if self.inline.inline:
             return self.predict_inline(request, started)
+        answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self.start_call(request, started, functools.partial(_resolve, answer))
+        return await answer
+
+    def start_call(self, request: Request, started: float, deliver: Deliver) -> None:
+        """Run an admitted call on a worker thread — alone, or in a batch — and ``deliver``
+        its answer on the loop: the processor's, or 408 at the deadline while the call runs
+        on. Its admission slot is freed when the call really ends, not at the deadline."""
         ctx = RequestContext(
             self.service, request.path, request.query, request.headers, request.method
         )
+        job: asyncio.Future[Reply]
         if self.batcher is not None:
-            batched = self.batcher.submit(request.body, ctx, started + self.deadline)
-            # The slot is freed when the batch really ends, not at the caller's deadline.
-            batched.add_done_callback(self._left)
-            try:
-                async with asyncio.timeout(self.deadline):
-                    reply = await asyncio.shield(batched)
-            except TimeoutError:
-                self.metrics.answered(REQUEST_TIMEOUT, time.monotonic() - started)
-                return self.overran()
+            job = self.batcher.submit(request.body, ctx, started + self.deadline)
+            job.add_done_callback(self._left)
         else:
-            # The slot is freed when the call really ends (``ended``), and one timer fails
-            # the wait at the deadline while the call runs on to its end.
             job = self.threads.submit(self.on_thread, request.body, ctx, ended=self.admission.leave)
-            timer = job.get_loop().call_later(self.deadline, _expire, job)
-            try:
-                reply = await job
-            except TimeoutError:
-                self.metrics.answered(REQUEST_TIMEOUT, time.monotonic() - started)
-                return self.overran()
-            finally:
-                timer.cancel()
-        self.metrics.answered(
-            reply.status,
-            time.monotonic() - started,
-            received=len(request.body),
-            sent=len(reply.body),
-        )
-        return Response(reply.status, reply.body, headers=list(reply.headers))
+        job.add_done_callback(_PendingCall(self, len(request.body), started, deliver, job).settle)
 
     def predict_inline(self, request: Request, started: float) -> Response:
         """Run the call on the loop itself (``inline``): no hand-off, no wake-ups. Its slot
@@ -305,9 +298,58 @@ class RuntimeApp:
         self.threads.shutdown()
 
 
-def _expire(job: asyncio.Future[Reply]) -> None:
-    if not job.done():
-        job.set_exception(TimeoutError())
+Deliver = Callable[[Response], object]
+
+
+def _resolve(answer: asyncio.Future[Response], response: Response) -> None:
+    if not answer.done():  # its waiter may have been cancelled (the server stopping)
+        answer.set_result(response)
+
+
+class _PendingCall:
+    """One call on a worker thread, from its start to its caller's answer: the processor's
+    reply, or 408 when the deadline comes first (then the reply, later, is dropped)."""
+
+    __slots__ = ("app", "deliver", "received", "started", "timer")
+
+    def __init__(
+        self,
+        app: RuntimeApp,
+        received: int,
+        started: float,
+        deliver: Deliver,
+        job: asyncio.Future[Reply],
+    ) -> None:
+        self.app = app
+        self.received = received
+        self.started = started
+        self.deliver: Deliver | None = deliver
+        self.timer = job.get_loop().call_later(app.deadline, self.expire)
+
+    def expire(self) -> None:
+        deliver, self.deliver = self.deliver, None
+        if deliver is not None:
+            self.app.metrics.answered(REQUEST_TIMEOUT, time.monotonic() - self.started)
+            deliver(self.app.overran())
+
+    def settle(self, job: asyncio.Future[Reply]) -> None:
+        deliver, self.deliver = self.deliver, None
+        if deliver is None:  # answered 408 already
+            return
+        self.timer.cancel()
+        try:
+            reply = job.result()
+        except BaseException as exc:  # the hand-off itself failed, not the processor
+            log.error("a call on a worker thread did not run: %r", exc)
+            deliver(text(500, "internal error", close=True))
+            return
+        self.app.metrics.answered(
+            reply.status,
+            time.monotonic() - self.started,
+            received=self.received,
+            sent=len(reply.body),
+        )
+        deliver(Response(reply.status, reply.body, headers=list(reply.headers)))
 
 
 def refusal(processor: object) -> str:

@@ -22,7 +22,6 @@ model's exact datatype (platform ``onnxruntime_onnx``).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,7 +43,7 @@ from processors.builtin.tensor import (
     Outputs,
     TensorProcessor,
 )
-from processors.wire import tensors, v2
+from processors.wire import jsonwire, tensors, v2
 from processors.wire import tf_request_pb2 as pb
 
 # ONNX Runtime's type strings → wire codes.
@@ -154,7 +153,7 @@ class ONNXProcessor(TensorProcessor):
 
     def _parse_json(self, body: bytes) -> Call:
         try:
-            document = json.loads(body)
+            document = jsonwire.loads(body)
         except ValueError as exc:
             raise BadRequest(f"malformed JSON body: {exc}") from None
         if not isinstance(document, dict) or not isinstance(document.get("inputs"), dict):
@@ -173,7 +172,7 @@ class ONNXProcessor(TensorProcessor):
 
         def answer(outputs: Outputs) -> Answer:
             document = {"outputs": {name: _json_value(outputs[name]) for name in wanted}}
-            return json.dumps(document).encode(), OK
+            return jsonwire.dumps(document), OK
 
         return binding.call(answer)
 
@@ -233,7 +232,7 @@ def _json_value(array: Array) -> Any:
     if array.dtype.kind == "f" and array.dtype != np.float64:
         # float32 → float64 is exact, so the JSON number is the model's value to the bit.
         array = array.astype(np.float64)
-    return array.tolist()
+    return array  # written by jsonwire.dumps, without a detour through Python lists
 
 
 class ONNXGPUProcessor(ONNXProcessor):
