@@ -7,9 +7,10 @@ through the gateway (``/api/predict/<service>``). A description the installation
 a built-in processor code it does not serve yet — skips the row with the installation's own
 message. The ``rpc.batching`` rows deploy the same model with server-side batching on.
 
-Lifecycle: cold start (``create`` → Running of the echo service, median of 5) and memory
-(RSS of gateway, controller and instances after a deploy, and 10 s after 10 version
-switches).
+Lifecycle, for the echo service and for a TorchScript model on ``pytorch_cpu_1.6`` (the
+heavy framework loaded; skipped where PyTorch is not installed): cold start (``create`` →
+Running, median of 5) and memory (RSS of gateway, controller and instances after a deploy,
+and 10 s after 10 version switches).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,7 @@ class Deployed:
 
 @dataclass
 class Lifecycle:
+    service: str  # what was deployed, as the results name it
     cold_start_s: list[float] = field(default_factory=list)
     rss_after_deploy: dict[str, float] = field(default_factory=dict)  # MB per part
     rss_after_switches: dict[str, float] = field(default_factory=dict)
@@ -140,20 +143,38 @@ def rss_mb(installation: Installation) -> dict[str, float]:
     return result
 
 
-def lifecycle(installation: Installation, *, cold_starts: int, switches: int) -> Lifecycle:
-    """Cold starts of the echo service, then memory after a deploy and after switches."""
+def torch_description(name: str, model: Path) -> dict[str, Any]:
+    """A TorchScript model (examples/pytorch/make_model.py) on the built-in PyTorch processor."""
+    return {
+        "name": name,
+        "processor": "pytorch_cpu_1.6",
+        "model_path": str(model),
+        "metadata": {"instance": 1, "cpu": 1, "memory": 2000},
+    }
+
+
+def lifecycle(
+    installation: Installation,
+    service: str,
+    describe: Callable[[str], dict[str, Any]],
+    *,
+    cold_starts: int,
+    switches: int,
+) -> Lifecycle:
+    """Cold starts of the service ``describe(name)`` gives, then memory after a deploy and
+    after version switches."""
     client = installation.client
-    figures = Lifecycle()
+    figures = Lifecycle(service)
     for index in range(cold_starts):
         name = f"bench_cold_{index}"
         started = time.monotonic()
-        client.create_service(description("echo", name, None, None))
+        client.create_service(describe(name))
         client.wait_until_running(name, timeout=RUNNING_TIMEOUT, poll=0.02)
         figures.cold_start_s.append(time.monotonic() - started)
-        _say(f"cold start {index + 1}/{cold_starts}: {figures.cold_start_s[-1]:.2f} s")
+        _say(f"{service}: cold start {index + 1}/{cold_starts}: {figures.cold_start_s[-1]:.2f} s")
         remove(installation, name)
     name = "bench_switch"
-    deploy(installation, description("echo", name, None, None))
+    deploy(installation, describe(name))
     time.sleep(2)  # the first route-table push and health probes settle
     figures.rss_after_deploy = rss_mb(installation)
     # A second version: a changed model_config is a new version of the same processor.
@@ -165,7 +186,8 @@ def lifecycle(installation: Installation, *, cold_starts: int, switches: int) ->
         client.switch_version(name, target)
         client.wait_until_running(name, timeout=RUNNING_TIMEOUT, poll=0.1, version=target)
         figures.switch_s.append(time.monotonic() - started)
-        _say(f"version switch {index + 1}/{switches} → {target}: {figures.switch_s[-1]:.2f} s")
+        took = figures.switch_s[-1]
+        _say(f"{service}: version switch {index + 1}/{switches} → {target}: {took:.2f} s")
     figures.switches = switches
     time.sleep(10)
     figures.rss_after_switches = rss_mb(installation)

@@ -119,18 +119,29 @@ def flagged(entries: list[Entry]) -> list[str]:
     return lines
 
 
-def lifecycle_section(figures: Lifecycle | None) -> list[str]:
-    if figures is None:
+def lifecycle_section(services: list[Lifecycle]) -> list[str]:
+    if not services:
         return []
+    lines = ["## OpenEAS: cold start and memory", ""]
+    for figures in services:
+        lines += _service_lifecycle(figures)
+    lines += [
+        "`instances` is every process under the controller (the instance and its worker "
+        "processes); `gateway` includes its children.",
+        "",
+    ]
+    return lines
+
+
+def _service_lifecycle(figures: Lifecycle) -> list[str]:
     cold = ", ".join(f"{s:.2f}" for s in figures.cold_start_s)
     switches = ", ".join(f"{s:.1f}" for s in figures.switch_s)
     parts = ("gateway", "controller", "instances", "total")
     return [
-        "## OpenEAS: cold start and memory",
+        f"### {figures.service}",
         "",
-        f"- cold start of the echo service (`create` → Running, polled every 20 ms), "
-        f"median of {len(figures.cold_start_s)}: **{figures.cold_start_median:.2f} s** "
-        f"(each: {cold})",
+        f"- cold start (`create` → Running, polled every 20 ms), median of "
+        f"{len(figures.cold_start_s)}: **{figures.cold_start_median:.2f} s** (each: {cold})",
         f"- {figures.switches} version switches (1 ↔ 2, each waited until the new version "
         f"serves): {switches} s",
         "",
@@ -143,15 +154,12 @@ def lifecycle_section(figures: Lifecycle | None) -> list[str]:
         + " | ".join(_n(figures.rss_after_switches.get(p, math.nan), 1) for p in parts)
         + " |",
         "",
-        "`instances` is every process under the controller (the echo instance and its "
-        "worker processes); `gateway` includes its children.",
-        "",
     ]
 
 
 def render(
     results: dict[str, list[Entry]],
-    lifecycle: Lifecycle | None,
+    lifecycle: list[Lifecycle],
     settings: Settings,
     context: dict[str, Any],
 ) -> str:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -249,10 +250,10 @@ def run_openeas(
     return entries
 
 
-def run_all(settings: Settings, wrk: str) -> tuple[dict[str, list[Entry]], Any]:
-    """Every workload's entries, and OpenEAS's lifecycle figures (None when not measured)."""
+def run_all(settings: Settings, wrk: str) -> tuple[dict[str, list[Entry]], list[openeas.Lifecycle]]:
+    """Every workload's entries, and OpenEAS's lifecycle figures (none when not measured)."""
     results: dict[str, list[Entry]] = {}
-    lifecycle = None
+    lifecycle: list[openeas.Lifecycle] = []
     with tempfile.TemporaryDirectory(prefix="eas-bench-") as tmp:
         work = Path(tmp)
         _say("making the models (bench/models.py)")
@@ -271,9 +272,42 @@ def run_all(settings: Settings, wrk: str) -> tuple[dict[str, list[Entry]], Any]:
                 entries += run_openeas(workload, models, settings, wrk, work)
             results[workload] = entries
         if settings.lifecycle:
-            _say("lifecycle: cold starts and memory")
-            with openeas_installation(work / "lifecycle") as installation:
-                lifecycle = openeas.lifecycle(
-                    installation, cold_starts=settings.cold_starts, switches=settings.switches
-                )
+            lifecycle = measure_lifecycle(settings, work)
     return results, lifecycle
+
+
+def measure_lifecycle(settings: Settings, work: Path) -> list[openeas.Lifecycle]:
+    """Cold starts and memory of the echo service, then of a PyTorch model (where the
+    project's environment has PyTorch: examples/pytorch/make_model.py makes it)."""
+    services: list[tuple[str, Callable[[str], dict[str, Any]]]] = [
+        ("echo", lambda name: openeas.description("echo", name, None, None))
+    ]
+    model = work / "torch" / "model.pt"
+    model.parent.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "pytorch" / "make_model.py"), str(model)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if made.returncode == 0:
+        services.append(
+            ("PyTorch (pytorch_cpu_1.6)", partial(openeas.torch_description, model=model))
+        )
+    else:
+        _say(f"lifecycle: no PyTorch model ({made.stderr.strip().splitlines()[-1:]}); echo only")
+    figures: list[openeas.Lifecycle] = []
+    for label, describe in services:
+        _say(f"lifecycle: cold starts and memory of {label}")
+        with openeas_installation(work / f"lifecycle-{len(figures)}") as installation:
+            figures.append(
+                openeas.lifecycle(
+                    installation,
+                    label,
+                    describe,
+                    cold_starts=settings.cold_starts,
+                    switches=settings.switches,
+                )
+            )
+    return figures

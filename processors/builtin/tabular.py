@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from processors.base import ProcessorLoadError, RequestContext
-from processors.wire import v2
+from processors.wire import jsonwire, v2
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,14 @@ def error_body(message: str) -> bytes:
 
 def dumps(document: Any) -> bytes:
     """Compact JSON, as PAI-EAS answers (``[{"p_0":0.99,"p_1":0.01}]``)."""
-    return json.dumps(document, separators=(",", ":")).encode()
+    return jsonwire.dumps(document)
 
 
 def parse_records(body: bytes) -> tuple[list[Any], bool]:
     """``(records, single)``: each record is a dict or a list; ``single`` when the body was
     one object rather than a list."""
     try:
-        document = json.loads(body)
+        document = jsonwire.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"the body must be JSON, a list of records: {exc}") from None
     if isinstance(document, dict):
