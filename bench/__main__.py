@@ -27,7 +27,7 @@ from bench.catalog import PEER_LIST, Batch
 from bench.report import render
 from bench.run import Settings, run_all
 from bench.tools import MLSERVER, PEERS, REPO, ensure_debian, ensure_venv, tool_version, versions
-from bench.workloads import WORKLOADS
+from bench.workloads import MLP_LAYERS, WORKLOADS, mlp_layers
 
 RESULTS = REPO / "bench" / "results"
 
@@ -44,6 +44,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
     parser.add_argument("--max-requests", type=int, default=1_000_000, help="answers per run")
     parser.add_argument("--quick", action="store_true", help="1 × 3 s per row, short lifecycle")
+    parser.add_argument(
+        "--mlp-layers",
+        type=mlp_layers,
+        default=MLP_LAYERS,
+        help="the mlp workload's widths, input first (default 64,1024,1024,10)",
+    )
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument("--max-batch-timeout-ms", type=float, default=50.0)
     parser.add_argument("--cold-starts", type=int, default=5)
@@ -148,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         lifecycle=not args.no_lifecycle,
         cold_starts=args.cold_starts,
         switches=args.switches,
+        mlp_layers=args.mlp_layers,
     )
     started = time.monotonic()
     results, lifecycle = run_all(settings, tools["wrk"])

@@ -186,7 +186,8 @@ def render(
         "",
     ]
     for workload, entries in results.items():
-        lines += [f"## {WORKLOADS[workload].title}", ""]
+        layers = "-".join(str(width) for width in settings.mlp_layers)
+        lines += [f"## {WORKLOADS[workload].title.format(layers=layers)}", ""]
         lines += summary(workload, entries)
         lines += [""]
         skipped = [e for e in entries if e.skipped]

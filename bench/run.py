@@ -28,7 +28,7 @@ from bench.catalog import PEER_LIST, Batch, Peer, launch
 from bench.installation import Installation, running
 from bench.load import Request, Row, measure
 from bench.tools import PEERS, REPO
-from bench.workloads import WORKLOADS, check, fixed_answer, request
+from bench.workloads import MLP_LAYERS, WORKLOADS, check, fixed_answer, request
 from eas_core.errors import EASError
 
 
@@ -44,6 +44,7 @@ class Settings:
     lifecycle: bool = True
     cold_starts: int = 5
     switches: int = 10
+    mlp_layers: tuple[int, ...] = MLP_LAYERS
 
 
 @dataclass
@@ -78,11 +79,12 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def make_models(work: Path) -> Models:
+def make_models(work: Path, mlp_layers: tuple[int, ...]) -> Models:
     """The workloads' models, made by bench/models.py in the peers' virtualenv."""
     out = work / "models"
+    layers = ",".join(str(width) for width in mlp_layers)
     subprocess.run(
-        [str(PEERS.python), "-m", "bench.models", str(out)],
+        [str(PEERS.python), "-m", "bench.models", str(out), "--mlp-layers", layers],
         check=True,
         timeout=600,
         cwd=REPO,
@@ -194,10 +196,10 @@ def openeas_installation(work: Path, models: Path | None = None) -> Iterator[Ins
 def run_openeas(
     workload: str, models: Models, settings: Settings, wrk: str, work: Path
 ) -> list[Entry]:
-    """OpenEAS direct and through the gateway, for ``workload`` (the MLP with and without
+    """OpenEAS direct and through the gateway, for ``workload`` (the models with and without
     ``rpc.batching``), on an installation started for this workload alone."""
     variants: list[Batch | None] = [None]
-    if workload == "mlp":
+    if workload in ("mlp", "heart"):
         variants.append(settings.batch)
     entries: list[Entry] = []
     _say(f"{workload}: starting an OpenEAS installation")
@@ -257,7 +259,7 @@ def run_all(settings: Settings, wrk: str) -> tuple[dict[str, list[Entry]], list[
     with tempfile.TemporaryDirectory(prefix="eas-bench-") as tmp:
         work = Path(tmp)
         _say("making the models (bench/models.py)")
-        models = make_models(work)
+        models = make_models(work, settings.mlp_layers)
         for workload in settings.workloads:
             entries: list[Entry] = []
             for peer in PEER_LIST:

@@ -37,10 +37,21 @@ class Workload:
     concurrency: tuple[int, ...]
 
 
+MLP_LAYERS = (64, 1024, 1024, 10)  # the mlp workload's widths unless --mlp-layers says
+
+
+def mlp_layers(text: str) -> tuple[int, ...]:
+    """``64,1024,1024,10``: the widths, input first; the input stays 64 wide (the request)."""
+    layers = tuple(int(v) for v in text.split(","))
+    if len(layers) < 2 or layers[0] != MLP_LAYERS[0] or min(layers) < 1:
+        raise ValueError(f"want {MLP_LAYERS[0]},<width>,…,<outputs>, got {text}")
+    return layers
+
+
 WORKLOADS = {
     "echo": Workload("echo", "echo of 100 bytes", (1, 32)),
     "heart": Workload("heart", "heart-disease logistic regression, one JSON record", (1, 32)),
-    "mlp": Workload("mlp", "MLP 64-1024-1024-10 on ONNX Runtime, one row", (1, 32, 64)),
+    "mlp": Workload("mlp", "MLP {layers} on ONNX Runtime, one row", (1, 32, 64)),
 }
 
 
