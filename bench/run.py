@@ -300,16 +300,19 @@ def measure_lifecycle(settings: Settings, work: Path) -> list[openeas.Lifecycle]
     else:
         _say(f"lifecycle: no PyTorch model ({made.stderr.strip().splitlines()[-1:]}); echo only")
     figures: list[openeas.Lifecycle] = []
-    for label, describe in services:
+    for index, (label, describe) in enumerate(services):
         _say(f"lifecycle: cold starts and memory of {label}")
-        with openeas_installation(work / f"lifecycle-{len(figures)}") as installation:
-            figures.append(
-                openeas.lifecycle(
+        with openeas_installation(work / f"lifecycle-{index}", model.parent) as installation:
+            try:
+                measured = openeas.lifecycle(
                     installation,
                     label,
                     describe,
                     cold_starts=settings.cold_starts,
                     switches=settings.switches,
                 )
-            )
+            except EASError as exc:  # the rows measured so far are still written
+                _say(f"lifecycle of {label} failed: {exc}")
+                continue
+            figures.append(measured)
     return figures
