@@ -26,6 +26,8 @@ from eas_core.runtime.workers import report_failure
 from eas_core.spec.instance import ArtefactSpec, BootSpec
 
 BOOT_FAILED = 4
+# A built-in processor's command: run in this interpreter rather than exec'd (see main).
+BUILTIN = (sys.executable, "-m", "eas_core.runtime.builtin")
 
 
 def _inside(root: Path, relative: str, field: str) -> Path:
@@ -77,7 +79,7 @@ def prepare(
     if spec.processor_type in ("cpp", "java"):
         return _native(spec, tree, env)
     if spec.processor_code:
-        return [sys.executable, "-m", "eas_core.runtime.builtin"], child_environment(env), None
+        return [*BUILTIN], child_environment(env), None
     raise EASError(f"processor_type: {spec.processor_type!r} is not supported by this runtime")
 
 
@@ -115,6 +117,15 @@ def main(argv: list[str]) -> None:
         sys.exit(BOOT_FAILED)
     if cwd is not None:
         os.chdir(cwd)
+    if tuple(command) == BUILTIN:
+        # Same interpreter, same code: go on in this process rather than start a fresh one
+        # that imports the settings and pydantic again (a few hundred ms of a cold start).
+        os.environ.clear()
+        os.environ.update(env)
+        from eas_core.runtime import builtin
+
+        builtin.main()
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(command[0], command, env)

@@ -5,10 +5,13 @@ another directory (another machine) boots the same spec."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from eas_core.artefacts import ArtefactCache, ArtefactStore
@@ -18,7 +21,7 @@ from eas_core.errors import EASError
 from eas_core.runtime.boot import prepare
 from eas_core.spec.instance import BootSpec, boot_spec
 from eas_core.spec.service import parse_description
-from tests.support.installation import PROCESSORS
+from tests.support.installation import PROCESSORS, free_port, wait_for
 
 MAX_BYTES = 64 * 1024 * 1024
 
@@ -111,3 +114,65 @@ def test_a_boot_spec_written_with_controller_paths_still_boots(tmp_path: Path) -
         "max_artefact_bytes": 1,
     }
     assert BootSpec.model_validate(older) == spec
+
+
+def test_a_builtin_processor_goes_on_in_the_boot_process(tmp_path: Path) -> None:
+    """No second interpreter: the boot process itself serves (its command line still names
+    the boot module), with the model fetched from the node's store."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "identity.onnx"))
+    description = parse_description(
+        {
+            "name": "booted",
+            "processor": "onnx",
+            "model_path": str(tmp_path / "identity.onnx"),
+            "metadata": {"instance": 1},
+        }
+    )
+    store = ArtefactStore(tmp_path / "artefacts")
+    cache = ArtefactCache(tmp_path / "cache", max_bytes=MAX_BYTES)
+    artefacts = snapshot_packages(description, store, max_bytes=MAX_BYTES, cache=cache)
+    spec_path = tmp_path / "boot.json"
+    spec_path.write_text(boot_spec(description, version=1, artefacts=artefacts).model_dump_json())
+    port = free_port()
+    env = {
+        **os.environ,
+        "EAS_ARTEFACT_STORE": str(store.root),
+        "EAS_CACHE_DIR": str(tmp_path / "node-cache"),
+        "EAS_PROCESSOR": "onnx",
+        "EAS_SERVICE_NAME": "booted",
+        "EAS_HOST": "127.0.0.1",
+        "EAS_PORT": str(port),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eas_core.runtime.boot", str(spec_path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(f"{base}/api/builtin/ready"), 60, 0.05, "the instance")
+        answer = httpx.post(f"{base}/api/predict/booted", json={"inputs": {"x": [[1.5, -2.0]]}})
+        assert answer.json() == {"outputs": {"y": [[1.5, -2.0]]}}
+        assert b"eas_core.runtime.boot" in Path(f"/proc/{process.pid}/cmdline").read_bytes()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
