@@ -110,15 +110,9 @@ class RuntimeApp:
             return None
         if not self.is_authorized(request):
             return text(UNAUTHORIZED, "invalid or missing token")
-        refusal = self.refusal()
-        if refusal is not None:
-            return refusal
-        started = time.monotonic()
-        if self.inline.inline:
-            return self.predict_inline(request, started)
-        # On a worker thread: answered from the call's own callback, with no task per call.
-        self.start_call(request, started, functools.partial(responder.respond, request))
-        return DEFERRED
+        # On a worker thread the call is answered from its own callback: no task per call.
+        answer = self.admit(request, functools.partial(responder.respond, request))
+        return DEFERRED if answer is None else answer
 
     async def handle(self, request: Request) -> Response:
         path = request.path
@@ -165,15 +159,21 @@ class RuntimeApp:
         return None
 
     async def predict(self, request: Request) -> Response:
+        waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        answer = self.admit(request, functools.partial(_resolve, waiter))
+        return await waiter if answer is None else answer
+
+    def admit(self, request: Request, deliver: Deliver) -> Response | None:
+        """An authorized predict call: its answer now (refused, or run on the loop), or None
+        when it went to a worker thread and ``deliver`` will get the answer."""
         refusal = self.refusal()
         if refusal is not None:
             return refusal
         started = time.monotonic()
         if self.inline.inline:
             return self.predict_inline(request, started)
-        answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self.start_call(request, started, functools.partial(_resolve, answer))
-        return await answer
+        self.start_call(request, started, deliver)
+        return None
 
     def start_call(self, request: Request, started: float, deliver: Deliver) -> None:
         """Run an admitted call on a worker thread — alone, or in a batch — and ``deliver``
@@ -205,9 +205,11 @@ class RuntimeApp:
         if elapsed > self.deadline:  # the same answer as a call that overran on a thread
             self.metrics.answered(REQUEST_TIMEOUT, elapsed)
             return self.overran()
-        self.metrics.answered(
-            reply.status, elapsed, received=len(request.body), sent=len(reply.body)
-        )
+        return self.answered(reply, elapsed, len(request.body))
+
+    def answered(self, reply: Reply, elapsed: float, received: int) -> Response:
+        """The processor's reply as the caller gets it, counted in the answer metrics."""
+        self.metrics.answered(reply.status, elapsed, received=received, sent=len(reply.body))
         if reply.headers:
             return Response(reply.status, reply.body, headers=list(reply.headers))
         return Response(reply.status, reply.body)
@@ -343,13 +345,7 @@ class _PendingCall:
             log.error("a call on a worker thread did not run: %r", exc)
             deliver(text(500, "internal error", close=True))
             return
-        self.app.metrics.answered(
-            reply.status,
-            time.monotonic() - self.started,
-            received=self.received,
-            sent=len(reply.body),
-        )
-        deliver(Response(reply.status, reply.body, headers=list(reply.headers)))
+        deliver(self.app.answered(reply, time.monotonic() - self.started, self.received))
 
 
 def refusal(processor: object) -> str:

@@ -224,11 +224,8 @@ def _json_array(value: object, code: int, name: str) -> Array:
     return raw.astype(dtype)
 
 
-def _json_value(array: Array) -> Any:
-    if array.dtype.kind == "O":
-        return np.vectorize(
-            lambda v: v.decode(errors="replace") if isinstance(v, bytes) else v, otypes=[object]
-        )(array).tolist()
+def _json_value(array: Array) -> Array:
+    # String tensors too are written by jsonwire.dumps (bytes decoded, as text).
     if array.dtype.kind == "f" and array.dtype != np.float64:
         # float32 → float64 is exact, so the JSON number is the model's value to the bit.
         array = array.astype(np.float64)
